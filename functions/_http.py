@@ -1,0 +1,90 @@
+"""Conversions between Azure Functions HTTP objects and the core's :mod:`sanscouture.web` values.
+
+This module and the blueprints are the only code that imports ``azure.functions``. Every handler is
+wrapped by :func:`endpoint`, the one place that turns an escaped exception into a response: an
+:class:`~sanscouture.errors.OAuthError` becomes its JSON error, anything else a logged 500 that
+shows no stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import azure.functions as func
+
+from sanscouture.errors import OAuthError
+from sanscouture.errors import ServerError
+from sanscouture.web import NO_STORE
+from sanscouture.web import Request
+from sanscouture.web import Response
+from sanscouture.web import first_values
+from sanscouture.web import parse_form
+
+log = logging.getLogger("sanscouture.http")
+
+Handler = Callable[[Request], Response]
+
+
+def to_request(req: func.HttpRequest) -> Request:
+    body = req.get_body() or b""
+    headers = {key.lower(): value for key, value in req.headers.items()}
+    form, repeated_form = parse_form(body, headers.get("content-type"))
+    query_pairs = [(key, value) for key, value in req.params.items()]
+    query, _ = first_values(query_pairs)
+    return Request(
+        method=req.method.upper(),
+        url=req.url,
+        headers=headers,
+        query=query,
+        form=form,
+        body=body,
+        route_params=dict(req.route_params or {}),
+        repeated=repeated_form,
+    )
+
+
+def to_http_response(response: Response) -> func.HttpResponse:
+    content_type = response.header("Content-Type") or "text/plain; charset=utf-8"
+    mimetype = content_type.split(";")[0].strip()
+    http_response = func.HttpResponse(body=response.body, status_code=response.status, mimetype=mimetype)
+    for name, value in response.headers:
+        if name.lower() == "content-type":
+            continue
+        # werkzeug Headers.add keeps repeated names (several Set-Cookie headers).
+        http_response.headers.add(name, value)
+    http_response.headers["Content-Type"] = content_type
+    return http_response
+
+
+def error_response(error: OAuthError) -> Response:
+    """The JSON error of RFC 6749 5.2 / RFC 6750 3, never cached."""
+    headers = dict(NO_STORE)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = f'Bearer error="{error.error}"'
+    return Response.json(error.body(), status=error.status, headers=headers)
+
+
+def endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Adapt a core handler to an Azure Functions HTTP handler, with the last-resort error handling."""
+
+    # No functools.wraps: the Functions worker reads the signature (the binding is named ``req``),
+    # and wraps() would make it see the core handler's signature instead.
+    def run(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            response = handler(to_request(req))
+        except OAuthError as error:
+            log.warning(
+                "request refused",
+                extra={"error": error.error, "error_detail": error.detail, "route": handler.__name__},
+            )
+            response = error_response(error)
+        except Exception:
+            log.exception("unexpected failure", extra={"route": handler.__name__})
+            response = error_response(ServerError())
+        return to_http_response(response)
+
+    run.__name__ = handler.__name__
+    run.__qualname__ = handler.__qualname__
+    run.__doc__ = handler.__doc__
+    return run

@@ -1,0 +1,54 @@
+"""Composition root: builds the adapters once per worker from the settings, lazily.
+
+Nothing is built at import time (cold start stays short and a bad setting surfaces as a clear 503
+naming it, not as a worker that fails to index its functions). Any number of instances can serve any
+request: nothing here holds state beyond caches.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+from sanscouture.adapters.tables import Tables
+from sanscouture.settings import Settings
+
+
+@dataclass
+class Services:
+    """The collaborators of the core for one worker."""
+
+    settings: Settings
+
+    @cached_property
+    def tables(self) -> Tables:
+        if self.settings.tables_connection_string:
+            return Tables.from_connection_string(self.settings.tables_connection_string)
+        from azure.identity import ManagedIdentityCredential  # only in Azure
+
+        credential = ManagedIdentityCredential(client_id=self.settings.entra_managed_identity_client_id)
+        assert self.settings.tables_endpoint  # enforced by Settings.from_env
+        return Tables.from_endpoint(self.settings.tables_endpoint, credential)
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The worker's Services, built on first use from the environment."""
+    global _services
+    if _services is None:
+        with _lock:
+            if _services is None:
+                _services = Services(Settings.from_env(os.environ))
+    return _services
+
+
+def reset() -> None:
+    """Forget the built services (tests that change the environment)."""
+    global _services
+    with _lock:
+        _services = None

@@ -1,0 +1,286 @@
+"""Azure Table Storage: one :class:`TableStore` per table of DESIGN.md, expiry-aware and single-use aware.
+
+Table Storage has no per-entity TTL, so every transient row carries ``expires_at`` (UTC epoch seconds):
+readers treat an expired row as absent and :meth:`TableStore.sweep` deletes them. Single use relies on
+optimistic concurrency: :meth:`TableStore.consume` deletes the row with ``If-Match: <ETag>``, so of
+many concurrent consumers exactly one gets the row (REST "Delete Entity": 412 when the ETag changed,
+404 when it is gone).
+
+Values are stored as entity properties so that an administrator can read them in Storage Explorer;
+dicts and lists are JSON-encoded in a property whose name ends with ``__json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError
+from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
+from azure.data.tables import TableServiceClient
+from azure.data.tables import UpdateMode
+
+from sanscouture.errors import StorageUnavailableError
+
+# The tables of DESIGN.md ("State").
+TABLE_NAMES: tuple[str, ...] = ("journeys", "codes", "sessions", "bindings", "audit", "jti", "tokens")
+
+_JSON_SUFFIX = "__json"
+_RESERVED = frozenset({"PartitionKey", "RowKey", "Timestamp", "etag", "expires_at"})
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One entity as the core sees it: keys, values, ETag and expiry (None = until removed)."""
+
+    partition: str
+    row: str
+    data: Mapping[str, Any]
+    etag: str
+    expires_at: float | None = None
+
+
+def _encode(data: Mapping[str, Any]) -> dict[str, Any]:
+    entity: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _RESERVED or key.endswith(_JSON_SUFFIX):
+            raise ValueError(f"{key!r} is a reserved property name")
+        if isinstance(value, (dict, list, tuple)):
+            entity[key + _JSON_SUFFIX] = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            # Stored as Edm.Int64 whatever its size, so that epoch seconds and counters round-trip.
+            entity[key] = (value, "Edm.Int64")
+        elif value is not None:
+            entity[key] = value
+    return entity
+
+
+def _decode(entity: Mapping[str, Any]) -> Row:
+    data: dict[str, Any] = {}
+    for key, value in entity.items():
+        if key in _RESERVED:
+            continue
+        if key.endswith(_JSON_SUFFIX):
+            data[key[: -len(_JSON_SUFFIX)]] = json.loads(value)
+        elif hasattr(value, "value") and type(value).__name__ == "EntityProperty":
+            data[key] = value.value
+        else:
+            data[key] = value
+    expires_at = entity.get("expires_at")
+    if hasattr(expires_at, "value"):
+        expires_at = expires_at.value
+    return Row(
+        partition=entity["PartitionKey"],
+        row=entity["RowKey"],
+        data=data,
+        etag=entity.metadata["etag"] if hasattr(entity, "metadata") else "",
+        expires_at=float(expires_at) if expires_at is not None else None,
+    )
+
+
+@contextmanager
+def _translate_outage(table: str) -> Iterator[None]:
+    """Turn connection failures and 5xx answers into StorageUnavailableError (-> 503)."""
+    try:
+        yield
+    except (ResourceNotFoundError, ResourceExistsError):
+        raise
+    except HttpResponseError as error:
+        if error.status_code is not None and error.status_code < 500 and error.status_code != 408:
+            raise
+        raise StorageUnavailableError(detail=f"table {table}: HTTP {error.status_code}") from error
+    except AzureError as error:
+        raise StorageUnavailableError(detail=f"table {table}: {type(error).__name__}") from error
+
+
+class TableStore:
+    """Expiry-aware access to one table (see module docstring)."""
+
+    def __init__(self, client: TableClient, clock: Clock = time.time) -> None:
+        self._client = client
+        self._clock = clock
+        self.name = client.table_name
+
+    def save(self, partition: str, row: str, data: Mapping[str, Any], expires_in: float | None) -> None:
+        """Create or replace a row; ``expires_in`` seconds from now, or None for a lasting row."""
+        entity = self._entity(partition, row, data, expires_in)
+        with _translate_outage(self.name):
+            self._client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def insert(self, partition: str, row: str, data: Mapping[str, Any], expires_in: float | None) -> bool:
+        """Create a row only if none exists (a live one); False when one is already there.
+
+        An expired row in the way is removed first, so that it does not block a new one.
+        """
+        entity = self._entity(partition, row, data, expires_in)
+        with _translate_outage(self.name):
+            try:
+                self._client.create_entity(entity)
+                return True
+            except ResourceExistsError:
+                pass
+            existing = self._get(partition, row)
+            if existing is None or not self._expired(existing):
+                return False
+            try:
+                self._client.delete_entity(
+                    partition, row, etag=existing.etag, match_condition=MatchConditions.IfNotModified
+                )
+                self._client.create_entity(entity)
+                return True
+            except (ResourceExistsError, ResourceNotFoundError, HttpResponseError) as error:
+                if isinstance(error, HttpResponseError) and error.status_code not in (404, 409, 412):
+                    raise
+                return False
+
+    def find(self, partition: str, row: str) -> Row | None:
+        """The row, or None when it is absent or expired."""
+        with _translate_outage(self.name):
+            found = self._get(partition, row)
+        if found is None or self._expired(found):
+            return None
+        return found
+
+    def replace(self, current: Row, data: Mapping[str, Any], expires_in: float | None) -> Row | None:
+        """Replace ``current`` only if nobody changed it since it was read; None if somebody did."""
+        entity = self._entity(current.partition, current.row, data, expires_in)
+        with _translate_outage(self.name):
+            try:
+                metadata = self._client.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=current.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceNotFoundError, HttpResponseError) as error:
+                if isinstance(error, ResourceNotFoundError) or error.status_code == 412:
+                    return None
+                raise
+        return Row(current.partition, current.row, dict(data), metadata["etag"], entity.get("expires_at"))
+
+    def consume(self, partition: str, row: str) -> Row | None:
+        """Read and delete a row atomically: exactly one of concurrent callers gets it, others None."""
+        with _translate_outage(self.name):
+            found = self._get(partition, row)
+            if found is None:
+                return None
+            try:
+                self._client.delete_entity(
+                    partition, row, etag=found.etag, match_condition=MatchConditions.IfNotModified
+                )
+            except (ResourceNotFoundError, HttpResponseError) as error:
+                if isinstance(error, ResourceNotFoundError) or error.status_code in (404, 412):
+                    return None
+                raise
+        return None if self._expired(found) else found
+
+    def delete(self, partition: str, row: str) -> bool:
+        """Delete a row whatever its state; False if it was not there."""
+        with _translate_outage(self.name):
+            try:
+                self._client.delete_entity(partition, row)
+            except ResourceNotFoundError:
+                return False
+        return True
+
+    def partition(self, partition: str) -> list[Row]:
+        """Every live row of one partition."""
+        with _translate_outage(self.name):
+            entities = list(
+                self._client.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
+            )
+        rows = [_decode(entity) for entity in entities]
+        return [row for row in rows if not self._expired(row)]
+
+    def sweep(self) -> int:
+        """Delete every expired row; returns how many were removed."""
+        now = self._clock()
+        removed = 0
+        with _translate_outage(self.name):
+            expired = self._client.query_entities(
+                "expires_at lt @now", parameters={"now": float(now)}, select=["PartitionKey", "RowKey"]
+            )
+            for entity in expired:
+                try:
+                    self._client.delete_entity(entity["PartitionKey"], entity["RowKey"])
+                    removed += 1
+                except ResourceNotFoundError:
+                    pass
+        return removed
+
+    def ping(self) -> None:
+        """One cheap request that proves the table answers (used by /health)."""
+        with _translate_outage(self.name):
+            next(iter(self._client.query_entities("PartitionKey eq ''", results_per_page=1)), None)
+
+    def _get(self, partition: str, row: str) -> Row | None:
+        try:
+            return _decode(self._client.get_entity(partition, row))
+        except ResourceNotFoundError:
+            return None
+
+    def _expired(self, row: Row) -> bool:
+        return row.expires_at is not None and row.expires_at <= self._clock()
+
+    def _entity(
+        self, partition: str, row: str, data: Mapping[str, Any], expires_in: float | None
+    ) -> dict[str, Any]:
+        entity = _encode(data)
+        entity["PartitionKey"] = partition
+        entity["RowKey"] = row
+        if expires_in is not None:
+            entity["expires_at"] = float(self._clock() + expires_in)
+        return entity
+
+
+class Tables:
+    """The broker's tables, created lazily from one service client (one per worker)."""
+
+    def __init__(self, service: TableServiceClient, clock: Clock = time.time) -> None:
+        self._service = service
+        self._clock = clock
+        self._stores: dict[str, TableStore] = {}
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str, clock: Clock = time.time) -> Tables:
+        return cls(TableServiceClient.from_connection_string(connection_string, **_CLIENT_OPTIONS), clock)
+
+    @classmethod
+    def from_endpoint(cls, endpoint: str, credential: Any, clock: Clock = time.time) -> Tables:
+        return cls(TableServiceClient(endpoint=endpoint, credential=credential, **_CLIENT_OPTIONS), clock)
+
+    def __getitem__(self, name: str) -> TableStore:
+        if name not in TABLE_NAMES:
+            raise KeyError(f"unknown table {name!r}")
+        store = self._stores.get(name)
+        if store is None:
+            store = TableStore(self._service.get_table_client(name), self._clock)
+            self._stores[name] = store
+        return store
+
+    def create_all(self) -> None:
+        """Create the tables that do not exist yet (sandbox and tests; Bicep does it in Azure)."""
+        with _translate_outage("*"):
+            for name in TABLE_NAMES:
+                self._service.create_table_if_not_exists(name)
+
+
+# A sign-in must not hang on a dead storage account: fail fast, retry little, answer 503.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 3,
+    "read_timeout": 10,
+    "retry_total": 2,
+    "retry_backoff_factor": 0.2,
+}

@@ -1,0 +1,290 @@
+"""Every app setting of the broker, read in one place and validated once.
+
+The names are the contract shared with ``local.settings.json.example`` and the Bicep templates
+(``infra/bicep``): a test checks that the three agree. A missing or malformed setting stops the
+worker with a :class:`SettingsError` that names it, instead of failing later inside a request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from urllib.parse import urlsplit
+
+from sanscouture.models import Client
+
+PREFIX = "BROKER_"
+
+# Every setting the code reads, with whether it is required. Bicep must set exactly these
+# (plus the platform's own names); tests/infra checks it.
+SETTING_NAMES: tuple[str, ...] = (
+    "BROKER_ISSUER",
+    "BROKER_CLIENTS",
+    "BROKER_ENTRA_AUTHORITY",
+    "BROKER_ENTRA_CLIENT_ID",
+    "BROKER_ENTRA_CLIENT_SECRET",
+    "BROKER_ENTRA_MANAGED_IDENTITY_CLIENT_ID",
+    "BROKER_ENTRA_ALLOWED_TENANTS",
+    "BROKER_ENTRA_REQUIRED_ACRS",
+    "BROKER_ENTRA_MAX_AUTH_AGE",
+    "BROKER_PSC_DISCOVERY_URL",
+    "BROKER_PSC_CLIENT_ID",
+    "BROKER_PSC_CLIENT_SECRET",
+    "BROKER_TABLES_ENDPOINT",
+    "BROKER_TABLES_CONNECTION_STRING",
+    "BROKER_KEYVAULT_URL",
+    "BROKER_SIGNING_KEY_NAME",
+    "BROKER_SIGNING_KEY_FILE",
+    "BROKER_SHOW_MIRE",
+    "BROKER_SESSION_MAX_AGE",
+    "BROKER_SESSION_IDLE_TIMEOUT",
+    "BROKER_ACCESS_TOKEN_TTL",
+    "BROKER_CA_BUNDLE",
+)
+
+# Settings that only make sense on a developer machine: Bicep never sets them.
+SANDBOX_ONLY_SETTINGS: frozenset[str] = frozenset(
+    {
+        "BROKER_ENTRA_CLIENT_SECRET",
+        "BROKER_TABLES_CONNECTION_STRING",
+        "BROKER_SIGNING_KEY_FILE",
+        "BROKER_CA_BUNDLE",
+    }
+)
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+_SHA256_SECRET = re.compile(r"^sha256:[0-9a-f]{64}$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message starts with the setting's name."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.setting = name
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The broker's configuration, immutable once parsed (one instance per worker)."""
+
+    issuer: str
+    clients: tuple[Client, ...]
+    entra_authority: str
+    entra_client_id: str
+    entra_allowed_tenants: frozenset[str]
+    psc_discovery_url: str
+    psc_client_id: str
+    psc_client_secret: str = field(repr=False)
+    entra_client_secret: str | None = field(default=None, repr=False)
+    entra_managed_identity_client_id: str | None = None
+    entra_required_acrs: tuple[str, ...] = ()
+    entra_max_auth_age: int = 4 * 3600
+    tables_endpoint: str | None = None
+    tables_connection_string: str | None = field(default=None, repr=False)
+    keyvault_url: str | None = None
+    signing_key_name: str | None = None
+    signing_key_file: str | None = None
+    show_mire: bool = False
+    session_max_age: int = 4 * 3600
+    session_idle_timeout: int = 30 * 60
+    access_token_ttl: int = 120
+    ca_bundle: str | None = None
+
+    def client(self, client_id: str) -> Client | None:
+        """The registered client with this ``client_id``, or None."""
+        for client in self.clients:
+            if client.client_id == client_id:
+                return client
+        return None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Parse and validate the settings; raise :class:`SettingsError` naming the first bad one."""
+        reader = _Reader(env)
+        issuer = reader.https_url("BROKER_ISSUER").rstrip("/")
+        settings = cls(
+            issuer=issuer,
+            clients=parse_clients(reader.required("BROKER_CLIENTS"), "BROKER_CLIENTS"),
+            entra_authority=reader.https_url("BROKER_ENTRA_AUTHORITY").rstrip("/"),
+            entra_client_id=reader.required("BROKER_ENTRA_CLIENT_ID"),
+            entra_client_secret=reader.optional("BROKER_ENTRA_CLIENT_SECRET"),
+            entra_managed_identity_client_id=reader.optional("BROKER_ENTRA_MANAGED_IDENTITY_CLIENT_ID"),
+            entra_allowed_tenants=frozenset(reader.guid_list("BROKER_ENTRA_ALLOWED_TENANTS")),
+            entra_required_acrs=tuple(reader.word_list("BROKER_ENTRA_REQUIRED_ACRS")),
+            entra_max_auth_age=reader.seconds("BROKER_ENTRA_MAX_AUTH_AGE", 4 * 3600),
+            psc_discovery_url=reader.https_url("BROKER_PSC_DISCOVERY_URL"),
+            psc_client_id=reader.required("BROKER_PSC_CLIENT_ID"),
+            psc_client_secret=reader.required("BROKER_PSC_CLIENT_SECRET"),
+            tables_endpoint=reader.optional_https_url("BROKER_TABLES_ENDPOINT"),
+            tables_connection_string=reader.optional("BROKER_TABLES_CONNECTION_STRING"),
+            keyvault_url=reader.optional_https_url("BROKER_KEYVAULT_URL"),
+            signing_key_name=reader.optional("BROKER_SIGNING_KEY_NAME"),
+            signing_key_file=reader.optional("BROKER_SIGNING_KEY_FILE"),
+            show_mire=reader.boolean("BROKER_SHOW_MIRE"),
+            session_max_age=reader.seconds("BROKER_SESSION_MAX_AGE", 4 * 3600),
+            session_idle_timeout=reader.seconds("BROKER_SESSION_IDLE_TIMEOUT", 30 * 60),
+            access_token_ttl=reader.seconds("BROKER_ACCESS_TOKEN_TTL", 120),
+            ca_bundle=reader.optional("BROKER_CA_BUNDLE"),
+        )
+        _check_exactly_one(
+            env,
+            "BROKER_ENTRA_CLIENT_SECRET",
+            "BROKER_ENTRA_MANAGED_IDENTITY_CLIENT_ID",
+            settings.entra_client_secret,
+            settings.entra_managed_identity_client_id,
+        )
+        _check_exactly_one(
+            env,
+            "BROKER_TABLES_ENDPOINT",
+            "BROKER_TABLES_CONNECTION_STRING",
+            settings.tables_endpoint,
+            settings.tables_connection_string,
+        )
+        _check_exactly_one(
+            env, "BROKER_KEYVAULT_URL", "BROKER_SIGNING_KEY_FILE", settings.keyvault_url, settings.signing_key_file
+        )
+        if settings.keyvault_url and not settings.signing_key_name:
+            raise SettingsError("BROKER_SIGNING_KEY_NAME", "is required with BROKER_KEYVAULT_URL")
+        if not settings.entra_allowed_tenants:
+            raise SettingsError("BROKER_ENTRA_ALLOWED_TENANTS", "list at least one tenant id")
+        return settings
+
+
+def _check_exactly_one(env: Mapping[str, str], name_a: str, name_b: str, a: object, b: object) -> None:
+    if a and b:
+        raise SettingsError(name_a, f"set either {name_a} or {name_b}, not both")
+    if not a and not b:
+        raise SettingsError(name_a, f"is required (or {name_b})")
+
+
+class _Reader:
+    """Typed accessors over the environment; each raises SettingsError with the name."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def optional(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise SettingsError(name, "is required")
+        return value
+
+    def https_url(self, name: str) -> str:
+        value = self.required(name)
+        _check_https(name, value)
+        return value
+
+    def optional_https_url(self, name: str) -> str | None:
+        value = self.optional(name)
+        if value is not None:
+            _check_https(name, value)
+        return value
+
+    def word_list(self, name: str) -> list[str]:
+        value = self.optional(name) or ""
+        return [item for item in re.split(r"[,\s]+", value) if item]
+
+    def guid_list(self, name: str) -> list[str]:
+        items = self.word_list(name)
+        for item in items:
+            if not _GUID.match(item):
+                raise SettingsError(name, f"{item!r} is not a tenant id (GUID)")
+        return [item.lower() for item in items]
+
+    def seconds(self, name: str, default: int) -> int:
+        value = self.optional(name)
+        if value is None:
+            return default
+        if not value.isdigit() or int(value) <= 0:
+            raise SettingsError(name, f"must be a positive number of seconds, not {value!r}")
+        return int(value)
+
+    def boolean(self, name: str) -> bool:
+        value = (self.optional(name) or "false").lower()
+        if value not in ("true", "false", "1", "0"):
+            raise SettingsError(name, f"must be true or false, not {value!r}")
+        return value in ("true", "1")
+
+
+def _check_https(name: str, value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise SettingsError(name, f"must be an https URL, not {value!r}")
+
+
+def parse_clients(raw: str, name: str) -> tuple[Client, ...]:
+    """Parse a JSON list of RFC 7591 client metadata into :class:`Client` objects."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise SettingsError(name, f"is not valid JSON ({error.msg} at position {error.pos})") from None
+    if not isinstance(data, list) or not data:
+        raise SettingsError(name, "must be a non-empty JSON list of client metadata objects")
+    clients = tuple(_parse_client(item, f"{name}[{index}]") for index, item in enumerate(data))
+    ids = [client.client_id for client in clients]
+    duplicates = sorted({client_id for client_id in ids if ids.count(client_id) > 1})
+    if duplicates:
+        raise SettingsError(name, f"client_id {duplicates[0]!r} is registered twice")
+    return clients
+
+
+def _parse_client(item: Any, where: str) -> Client:
+    if not isinstance(item, dict):
+        raise SettingsError(where, "must be a JSON object")
+    client_id = item.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        raise SettingsError(where, "client_id is required")
+    where = f"{where} ({client_id})"
+    redirect_uris = _uri_list(item, "redirect_uris", where, required=True)
+    post_logout = _uri_list(item, "post_logout_redirect_uris", where, required=False)
+    method = item.get("token_endpoint_auth_method", "client_secret_basic")
+    if method not in AUTH_METHODS:
+        raise SettingsError(where, f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
+    secret = item.get("client_secret")
+    if method == "private_key_jwt":
+        if not item.get("jwks") and not item.get("jwks_uri"):
+            raise SettingsError(where, "private_key_jwt needs jwks or jwks_uri")
+        if item.get("jwks") and not isinstance(item["jwks"], dict):
+            raise SettingsError(where, "jwks must be a JSON Web Key Set object")
+    else:
+        if not isinstance(secret, str) or not secret:
+            raise SettingsError(where, f"{method} needs client_secret")
+        if secret.startswith("sha256:") and not _SHA256_SECRET.match(secret):
+            raise SettingsError(where, "client_secret 'sha256:' must be followed by 64 lowercase hex digits")
+    scope = item.get("scope", "openid scope_all")
+    if not isinstance(scope, str):
+        raise SettingsError(where, "scope must be a space-separated string")
+    return Client(
+        client_id=client_id,
+        client_secret=secret if isinstance(secret, str) else None,
+        redirect_uris=redirect_uris,
+        post_logout_redirect_uris=post_logout,
+        token_endpoint_auth_method=method,
+        jwks=item.get("jwks"),
+        jwks_uri=item.get("jwks_uri"),
+        scope=tuple(scope.split()),
+        client_name=str(item.get("client_name") or client_id),
+    )
+
+
+def _uri_list(item: dict[str, Any], key: str, where: str, *, required: bool) -> tuple[str, ...]:
+    value = item.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(uri, str) for uri in value):
+        raise SettingsError(where, f"{key} must be a list of URIs")
+    if required and not value:
+        raise SettingsError(where, f"{key} must list at least one URI")
+    for uri in value:
+        parts = urlsplit(uri)
+        if not parts.scheme or not parts.netloc or parts.fragment:
+            raise SettingsError(where, f"{key}: {uri!r} is not an absolute URI without fragment")
+    return tuple(value)

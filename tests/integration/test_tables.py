@@ -1,0 +1,139 @@
+"""The Table Storage adapter against Azurite: expiry, single use, conditional insert, outages."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from sandbox import azurite
+from sandbox.servers import free_port
+from sanscouture.adapters.tables import TABLE_NAMES
+from sanscouture.adapters.tables import Tables
+from sanscouture.errors import StorageUnavailableError
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+def tables(azurite_server: azurite.Azurite, clock: Clock) -> Tables:
+    tables = Tables.from_connection_string(azurite_server.connection_string, clock)
+    tables.create_all()
+    return tables
+
+
+def key() -> str:
+    return uuid.uuid4().hex
+
+
+def test_create_all_creates_every_table_of_the_design(tables: Tables) -> None:
+    tables.create_all()  # idempotent
+    for name in TABLE_NAMES:
+        assert tables[name].partition("nothing-here") == []
+
+
+def test_saved_row_round_trips_values_of_every_kind(tables: Tables) -> None:
+    pk = key()
+    data = {"text": "Médecin", "count": 2**40, "flag": True, "nested": {"a": [1, "b"]}, "items": ["x"]}
+    tables["journeys"].save(pk, "r", data, expires_in=60)
+    row = tables["journeys"].find(pk, "r")
+    assert row is not None
+    assert dict(row.data) == data
+    assert row.expires_at == pytest.approx(1_800_000_060.0)
+
+
+def test_row_past_expires_at_is_not_returned_by_find(tables: Tables, clock: Clock) -> None:
+    pk = key()
+    tables["codes"].save(pk, "r", {"v": 1}, expires_in=60)
+    clock.now += 61
+    try:
+        assert tables["codes"].find(pk, "r") is None
+        assert tables["codes"].consume(pk, "r") is None
+    finally:
+        clock.now -= 61
+
+
+def test_lasting_row_has_no_expiry(tables: Tables, clock: Clock) -> None:
+    pk = key()
+    tables["bindings"].save(pk, "oid", {"sub": "f:x:1"}, expires_in=None)
+    clock.now += 10**7
+    try:
+        row = tables["bindings"].find(pk, "oid")
+        assert row is not None and row.expires_at is None
+    finally:
+        clock.now -= 10**7
+
+
+def test_fifty_concurrent_consumes_of_one_row_let_exactly_one_succeed(tables: Tables) -> None:
+    pk = key()
+    tables["codes"].save(pk, "code", {"client_id": "demo"}, expires_in=60)
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(lambda _: tables["codes"].consume(pk, "code"), range(50)))
+    winners = [result for result in results if result is not None]
+    assert len(winners) == 1
+    assert winners[0].data["client_id"] == "demo"
+    assert tables["codes"].find(pk, "code") is None
+
+
+def test_insert_refuses_to_overwrite_a_live_row(tables: Tables) -> None:
+    pk = key()
+    assert tables["bindings"].insert(pk, "oid", {"sub": "first"}, expires_in=None) is True
+    assert tables["bindings"].insert(pk, "oid", {"sub": "second"}, expires_in=None) is False
+    row = tables["bindings"].find(pk, "oid")
+    assert row is not None and row.data["sub"] == "first"
+
+
+def test_insert_replaces_an_expired_row(tables: Tables, clock: Clock) -> None:
+    pk = key()
+    tables["sessions"].save(pk, "s", {"v": "old"}, expires_in=10)
+    clock.now += 11
+    try:
+        assert tables["sessions"].insert(pk, "s", {"v": "new"}, expires_in=10) is True
+        row = tables["sessions"].find(pk, "s")
+        assert row is not None and row.data["v"] == "new"
+    finally:
+        clock.now -= 11
+
+
+def test_replace_is_refused_when_the_row_changed_since_it_was_read(tables: Tables) -> None:
+    pk = key()
+    tables["journeys"].save(pk, "j", {"step": "entra"}, expires_in=60)
+    first = tables["journeys"].find(pk, "j")
+    assert first is not None
+    assert tables["journeys"].replace(first, {"step": "pairing"}, expires_in=60) is not None
+    assert tables["journeys"].replace(first, {"step": "stale"}, expires_in=60) is None
+    row = tables["journeys"].find(pk, "j")
+    assert row is not None and row.data["step"] == "pairing"
+
+
+def test_sweep_deletes_only_expired_rows(tables: Tables, clock: Clock) -> None:
+    pk = key()
+    tables["jti"].save(pk, "old", {}, expires_in=5)
+    tables["jti"].save(pk, "new", {}, expires_in=500)
+    tables["jti"].save(pk, "forever", {}, expires_in=None)
+    clock.now += 6
+    try:
+        assert tables["jti"].sweep() >= 1
+        assert {row.row for row in tables["jti"].partition(pk)} == {"new", "forever"}
+    finally:
+        clock.now -= 6
+
+
+def test_unreachable_storage_raises_storage_unavailable() -> None:
+    dead = Tables.from_connection_string(azurite.connection_string(free_port()))
+    with pytest.raises(StorageUnavailableError) as raised:
+        dead["codes"].find("p", "r")
+    assert raised.value.error == "temporarily_unavailable"
+    assert raised.value.status == 503

@@ -1,0 +1,113 @@
+"""settings.py refuses a missing or malformed setting with a message that names it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sanscouture.settings import Settings
+from sanscouture.settings import SettingsError
+
+TENANT = "11111111-2222-3333-4444-555555555555"
+
+
+def valid_env(**overrides: str) -> dict[str, str]:
+    env = {
+        "BROKER_ISSUER": "https://broker.example/",
+        "BROKER_CLIENTS": json.dumps(
+            [
+                {
+                    "client_id": "portail",
+                    "client_secret": "sha256:" + "a" * 64,
+                    "redirect_uris": ["https://sn.example/callback"],
+                },
+                {
+                    "client_id": "jwt-app",
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks_uri": "https://sn2.example/jwks",
+                    "redirect_uris": ["https://sn2.example/cb"],
+                },
+            ]
+        ),
+        "BROKER_ENTRA_AUTHORITY": f"https://login.microsoftonline.com/{TENANT}",
+        "BROKER_ENTRA_CLIENT_ID": "app-id",
+        "BROKER_ENTRA_MANAGED_IDENTITY_CLIENT_ID": "mi-id",
+        "BROKER_ENTRA_ALLOWED_TENANTS": TENANT,
+        "BROKER_PSC_DISCOVERY_URL": "https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet/.well-known/wallet-openid-configuration",
+        "BROKER_PSC_CLIENT_ID": "psc-client",
+        "BROKER_PSC_CLIENT_SECRET": "psc-secret",
+        "BROKER_TABLES_ENDPOINT": "https://account.table.core.windows.net",
+        "BROKER_KEYVAULT_URL": "https://vault.vault.azure.net",
+        "BROKER_SIGNING_KEY_NAME": "broker-signing-key",
+    }
+    env.update(overrides)
+    return {key: value for key, value in env.items() if value != "<unset>"}
+
+
+def test_a_complete_environment_parses() -> None:
+    settings = Settings.from_env(valid_env())
+    assert settings.issuer == "https://broker.example"
+    assert [client.client_id for client in settings.clients] == ["portail", "jwt-app"]
+    assert settings.client("jwt-app").token_endpoint_auth_method == "private_key_jwt"
+    assert settings.entra_allowed_tenants == frozenset({TENANT})
+    assert settings.entra_max_auth_age == 4 * 3600
+    assert settings.session_idle_timeout == 30 * 60
+
+
+def test_secrets_do_not_appear_in_repr() -> None:
+    assert "psc-secret" not in repr(Settings.from_env(valid_env()))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named", "says"),
+    [
+        ({"BROKER_ISSUER": "<unset>"}, "BROKER_ISSUER", "is required"),
+        ({"BROKER_ISSUER": "http://broker.example"}, "BROKER_ISSUER", "https URL"),
+        ({"BROKER_CLIENTS": "[{"}, "BROKER_CLIENTS", "not valid JSON"),
+        ({"BROKER_CLIENTS": "[]"}, "BROKER_CLIENTS", "non-empty"),
+        ({"BROKER_CLIENTS": '[{"client_id":"a","client_secret":"s"}]'}, "BROKER_CLIENTS[0] (a)", "redirect_uris"),
+        (
+            {"BROKER_CLIENTS": '[{"client_id":"a","redirect_uris":["https://a/cb"]}]'},
+            "BROKER_CLIENTS[0] (a)",
+            "needs client_secret",
+        ),
+        (
+            {"BROKER_CLIENTS": '[{"client_id":"a","client_secret":"sha256:zz","redirect_uris":["https://a/cb"]}]'},
+            "BROKER_CLIENTS[0] (a)",
+            "64 lowercase hex",
+        ),
+        (
+            {"BROKER_CLIENTS": '[{"client_id":"a","token_endpoint_auth_method":"private_key_jwt",'
+             '"redirect_uris":["https://a/cb"]}]'},
+            "BROKER_CLIENTS[0] (a)",
+            "jwks",
+        ),
+        (
+            {"BROKER_CLIENTS": '[{"client_id":"a","client_secret":"s","redirect_uris":["https://a/cb#frag"]}]'},
+            "BROKER_CLIENTS[0] (a)",
+            "without fragment",
+        ),
+        ({"BROKER_ENTRA_ALLOWED_TENANTS": "not-a-guid"}, "BROKER_ENTRA_ALLOWED_TENANTS", "GUID"),
+        ({"BROKER_ENTRA_ALLOWED_TENANTS": ""}, "BROKER_ENTRA_ALLOWED_TENANTS", "at least one"),
+        ({"BROKER_ENTRA_MAX_AUTH_AGE": "-5"}, "BROKER_ENTRA_MAX_AUTH_AGE", "positive number"),
+        ({"BROKER_ENTRA_CLIENT_SECRET": "s"}, "BROKER_ENTRA_CLIENT_SECRET", "not both"),
+        ({"BROKER_ENTRA_MANAGED_IDENTITY_CLIENT_ID": ""}, "BROKER_ENTRA_CLIENT_SECRET", "is required"),
+        ({"BROKER_TABLES_ENDPOINT": ""}, "BROKER_TABLES_ENDPOINT", "is required"),
+        ({"BROKER_SIGNING_KEY_NAME": ""}, "BROKER_SIGNING_KEY_NAME", "is required"),
+        ({"BROKER_SHOW_MIRE": "perhaps"}, "BROKER_SHOW_MIRE", "true or false"),
+        ({"BROKER_PSC_CLIENT_SECRET": "<unset>"}, "BROKER_PSC_CLIENT_SECRET", "is required"),
+    ],
+)
+def test_a_bad_setting_is_refused_with_its_name(overrides: dict[str, str], named: str, says: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(valid_env(**overrides))
+    message = str(raised.value)
+    assert message.startswith(named + ":")
+    assert says in message
+
+
+def test_a_duplicate_client_id_is_refused() -> None:
+    clients = json.dumps([{"client_id": "a", "client_secret": "s", "redirect_uris": ["https://a/cb"]}] * 2)
+    with pytest.raises(SettingsError, match=r"^BROKER_CLIENTS: client_id 'a' is registered twice"):
+        Settings.from_env(valid_env(BROKER_CLIENTS=clients))
