@@ -24,9 +24,175 @@ class Client:
 
 
 @dataclass(frozen=True)
+class Row:
+    """One entity as the core sees it: keys, values, ETag and expiry (None = until removed)."""
+
+    partition: str
+    row: str
+    data: Mapping[str, Any]
+    etag: str
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
 class DependencyStatus:
     """The readiness of one dependency, as reported by ``/health``."""
 
     name: str
     ok: bool
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """A validated RP authorization request (OIDC Core 3.1.2.1), kept in the journey row."""
+
+    client_id: str
+    redirect_uri: str
+    scope: tuple[str, ...]
+    code_challenge: str
+    code_challenge_method: str = "S256"
+    state: str | None = None
+    nonce: str | None = None
+    prompt: frozenset[str] = frozenset()
+    max_age: int | None = None
+    login_hint: str | None = None
+    acr_values: tuple[str, ...] = ()
+    id_token_hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": list(self.scope),
+            "code_challenge": self.code_challenge,
+            "code_challenge_method": self.code_challenge_method,
+            "state": self.state,
+            "nonce": self.nonce,
+            "prompt": sorted(self.prompt),
+            "max_age": self.max_age,
+            "login_hint": self.login_hint,
+            "acr_values": list(self.acr_values),
+            "id_token_hint": self.id_token_hint,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuthorizationRequest:
+        return cls(
+            client_id=data["client_id"],
+            redirect_uri=data["redirect_uri"],
+            scope=tuple(data["scope"]),
+            code_challenge=data["code_challenge"],
+            code_challenge_method=data.get("code_challenge_method", "S256"),
+            state=data.get("state"),
+            nonce=data.get("nonce"),
+            prompt=frozenset(data.get("prompt") or ()),
+            max_age=data.get("max_age"),
+            login_hint=data.get("login_hint"),
+            acr_values=tuple(data.get("acr_values") or ()),
+            id_token_hint=data.get("id_token_hint"),
+        )
+
+
+@dataclass(frozen=True)
+class PscIdentity:
+    """A national identity proven through Pro Santé Connect: its ``sub`` and userinfo claims.
+
+    ``claims`` is PSC's userinfo JSON as received (``SubjectNameID``, ``SubjectRefPro``,
+    ``otherIds``, ...); the broker's own ``/userinfo`` serves it back, so relying parties see exactly
+    what PSC would have given them.
+    """
+
+    sub: str
+    subject_name_id: str
+    given_name: str
+    family_name: str
+    auth_mode: str
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sub": self.sub,
+            "subject_name_id": self.subject_name_id,
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "auth_mode": self.auth_mode,
+            "claims": dict(self.claims),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PscIdentity:
+        return cls(
+            sub=data["sub"],
+            subject_name_id=data["subject_name_id"],
+            given_name=data.get("given_name", ""),
+            family_name=data.get("family_name", ""),
+            auth_mode=data.get("auth_mode", ""),
+            claims=data.get("claims") or {},
+        )
+
+    @classmethod
+    def from_userinfo(cls, userinfo: Mapping[str, Any]) -> PscIdentity:
+        return cls(
+            sub=str(userinfo["sub"]),
+            subject_name_id=str(userinfo.get("SubjectNameID") or userinfo.get("preferred_username") or ""),
+            given_name=str(userinfo.get("given_name") or ""),
+            family_name=str(userinfo.get("family_name") or ""),
+            auth_mode=str(userinfo.get("authMode") or ""),
+            claims=dict(userinfo),
+        )
+
+    @property
+    def masked_national_id(self) -> str:
+        """The national identifier with all but its last 4 characters hidden (for logs and audit)."""
+        value = self.subject_name_id
+        return "*" * max(len(value) - 4, 0) + value[-4:]
+
+
+@dataclass(frozen=True)
+class CodeGrant:
+    """What an authorization code stands for (row of the ``codes`` table, keyed by the code's hash).
+
+    ``grant_id`` names everything issued from the code, so that a replayed code can revoke it
+    (RFC 6749 4.1.2, OIDC conformance ``oidcc-codereuse-30seconds``).
+    """
+
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    scope: tuple[str, ...]
+    identity: PscIdentity
+    auth_time: int
+    sid: str
+    nonce: str | None = None
+    acr: str = "eidas1"
+    amr: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "code_challenge": self.code_challenge,
+            "scope": list(self.scope),
+            "identity": self.identity.to_dict(),
+            "auth_time": self.auth_time,
+            "sid": self.sid,
+            "nonce": self.nonce,
+            "acr": self.acr,
+            "amr": list(self.amr),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CodeGrant:
+        return cls(
+            client_id=data["client_id"],
+            redirect_uri=data["redirect_uri"],
+            code_challenge=data["code_challenge"],
+            scope=tuple(data["scope"]),
+            identity=PscIdentity.from_dict(data["identity"]),
+            auth_time=int(data["auth_time"]),
+            sid=data["sid"],
+            nonce=data.get("nonce"),
+            acr=data.get("acr", "eidas1"),
+            amr=tuple(data.get("amr") or ()),
+        )

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
@@ -31,6 +30,7 @@ from azure.data.tables import TableServiceClient
 from azure.data.tables import UpdateMode
 
 from sanscouture.errors import StorageUnavailableError
+from sanscouture.models import Row
 
 # The tables of DESIGN.md ("State").
 TABLE_NAMES: tuple[str, ...] = ("journeys", "codes", "sessions", "bindings", "audit", "jti", "tokens")
@@ -39,17 +39,6 @@ _JSON_SUFFIX = "__json"
 _RESERVED = frozenset({"PartitionKey", "RowKey", "Timestamp", "etag", "expires_at"})
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class Row:
-    """One entity as the core sees it: keys, values, ETag and expiry (None = until removed)."""
-
-    partition: str
-    row: str
-    data: Mapping[str, Any]
-    etag: str
-    expires_at: float | None = None
 
 
 def _encode(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,16 +123,13 @@ class TableStore:
             existing = self._get(partition, row)
             if existing is None or not self._expired(existing):
                 return False
-            try:
-                self._client.delete_entity(
-                    partition, row, etag=existing.etag, match_condition=MatchConditions.IfNotModified
-                )
-                self._client.create_entity(entity)
-                return True
-            except (ResourceExistsError, ResourceNotFoundError, HttpResponseError) as error:
-                if isinstance(error, HttpResponseError) and error.status_code not in (404, 409, 412):
-                    raise
+            if not self._delete_if_unchanged(existing):
                 return False
+            try:
+                self._client.create_entity(entity)
+            except ResourceExistsError:
+                return False
+            return True
 
     def find(self, partition: str, row: str) -> Row | None:
         """The row, or None when it is absent or expired."""
@@ -174,26 +160,16 @@ class TableStore:
         """Read and delete a row atomically: exactly one of concurrent callers gets it, others None."""
         with _translate_outage(self.name):
             found = self._get(partition, row)
-            if found is None:
+            if found is None or not self._delete_if_unchanged(found):
                 return None
-            try:
-                self._client.delete_entity(
-                    partition, row, etag=found.etag, match_condition=MatchConditions.IfNotModified
-                )
-            except (ResourceNotFoundError, HttpResponseError) as error:
-                if isinstance(error, ResourceNotFoundError) or error.status_code in (404, 412):
-                    return None
-                raise
         return None if self._expired(found) else found
 
     def delete(self, partition: str, row: str) -> bool:
         """Delete a row whatever its state; False if it was not there."""
+        statuses: list[int] = []
         with _translate_outage(self.name):
-            try:
-                self._client.delete_entity(partition, row)
-            except ResourceNotFoundError:
-                return False
-        return True
+            self._client.delete_entity(partition, row, raw_response_hook=_record_status(statuses))
+        return statuses[-1:] != [404]
 
     def partition(self, partition: str) -> list[Row]:
         """Every live row of one partition."""
@@ -225,6 +201,27 @@ class TableStore:
         with _translate_outage(self.name):
             next(iter(self._client.query_entities("PartitionKey eq ''", results_per_page=1)), None)
 
+    def _delete_if_unchanged(self, current: Row) -> bool:
+        """Delete with ``If-Match: <ETag>``; True only for the one caller whose delete removed it.
+
+        The SDK swallows a 404 on delete (idempotent delete), so the status is read from the raw
+        response: 404 (already gone) and 412 (changed meanwhile) both mean somebody else won.
+        """
+        statuses: list[int] = []
+        try:
+            self._client.delete_entity(
+                current.partition,
+                current.row,
+                etag=current.etag,
+                match_condition=MatchConditions.IfNotModified,
+                raw_response_hook=_record_status(statuses),
+            )
+        except HttpResponseError as error:
+            if error.status_code in (404, 412):
+                return False
+            raise
+        return statuses[-1:] == [204]
+
     def _get(self, partition: str, row: str) -> Row | None:
         try:
             return _decode(self._client.get_entity(partition, row))
@@ -243,6 +240,13 @@ class TableStore:
         if expires_in is not None:
             entity["expires_at"] = float(self._clock() + expires_in)
         return entity
+
+
+def _record_status(statuses: list[int]) -> Callable[[Any], None]:
+    def hook(response: Any) -> None:
+        statuses.append(response.http_response.status_code)
+
+    return hook
 
 
 class Tables:

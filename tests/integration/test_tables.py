@@ -137,3 +137,10 @@ def test_unreachable_storage_raises_storage_unavailable() -> None:
         dead["codes"].find("p", "r")
     assert raised.value.error == "temporarily_unavailable"
     assert raised.value.status == 503
+
+
+def test_delete_says_whether_the_row_was_there(tables: Tables) -> None:
+    pk = key()
+    tables["bindings"].save(pk, "oid", {"sub": "x"}, expires_in=None)
+    assert tables["bindings"].delete(pk, "oid") is True
+    assert tables["bindings"].delete(pk, "oid") is False
