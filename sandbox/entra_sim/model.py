@@ -1,0 +1,302 @@
+"""The Entra simulator's configuration, parsed authorize requests, errors and in-memory state."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from typing import Generic
+from typing import NamedTuple
+from typing import TypeVar
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+
+from flask import Response
+
+from sandbox.entra_sim.personas import HOSPITAL_TENANT_ID
+from sandbox.entra_sim.personas import PERSONAS
+from sandbox.entra_sim.personas import TENANT_DOMAINS
+from sandbox.entra_sim.personas import EntraPersona
+
+AZURE_AD_TOKEN_EXCHANGE = "api://AzureADTokenExchange"
+"""The audience Entra expects in a managed-identity assertion used as a federated credential."""
+
+DEFAULT_IDENTITY_HEADER = "sandbox-identity-header"
+"""What the sim expects in ``X-IDENTITY-HEADER``; set the same value in ``IDENTITY_HEADER``."""
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_PROMPTS = ("", "login", "none", "select_account", "consent")
+
+
+class FederatedCredential(NamedTuple):
+    """A federated identity credential of an app registration (a plain triple works too)."""
+
+    issuer: str
+    subject: str
+    audience: str = AZURE_AD_TOKEN_EXCHANGE
+
+
+@dataclass(frozen=True)
+class AppRegistration:
+    """An application registered in the simulated directory (multi-tenant, consented everywhere)."""
+
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    redirect_uris: tuple[str, ...] = ()
+    federated_credentials: tuple[FederatedCredential, ...] = ()
+
+
+@dataclass(frozen=True)
+class ManagedIdentity:
+    """The user-assigned managed identity served by ``/msi/token``."""
+
+    client_id: str
+    principal_id: str
+    tenant: str = HOSPITAL_TENANT_ID
+
+    def federated_credential(self, base_url: str) -> FederatedCredential:
+        """The credential to add to an app so that this identity's tokens authenticate it."""
+        return FederatedCredential(f"{base_url.rstrip('/')}/{self.tenant}/v2.0", self.principal_id)
+
+
+@dataclass(frozen=True)
+class EntraSimConfig:
+    """Everything the simulator knows: apps, the managed identity, the users."""
+
+    apps: tuple[AppRegistration, ...]
+    managed_identity: ManagedIdentity | None = None
+    identity_header: str = field(default=DEFAULT_IDENTITY_HEADER, repr=False)
+    personas: tuple[EntraPersona, ...] = PERSONAS
+
+
+SANDBOX_MANAGED_IDENTITY = ManagedIdentity(
+    client_id="7e3b1c52-94d0-4f6a-b8e1-2c5d9a0f4b67", principal_id="d1c4e8a2-5f7b-4c39-9e06-8a2b3c4d5e6f"
+)
+"""The Function App's user-assigned identity, as the sandbox simulates it."""
+
+
+def sandbox_config(
+    client_id: str,
+    client_secret: str | None,
+    redirect_uris: tuple[str, ...],
+    *,
+    base_url: str | None = None,
+    managed_identity: ManagedIdentity = SANDBOX_MANAGED_IDENTITY,
+) -> EntraSimConfig:
+    """The broker's app registration and the default personas.
+
+    With ``base_url`` the app also trusts ``managed_identity`` as a federated credential, as the
+    Bicep deployment sets it up in Azure.
+    """
+    credentials = (managed_identity.federated_credential(base_url),) if base_url else ()
+    app = AppRegistration(client_id, client_secret, tuple(redirect_uris), credentials)
+    return EntraSimConfig(apps=(app,), managed_identity=managed_identity)
+
+
+@dataclass(frozen=True)
+class AuthRequest:
+    """A validated authorize request, kept while the user chooses and inside the code."""
+
+    tenant: str
+    client_id: str
+    redirect_uri: str
+    response_mode: str
+    state: str
+    nonce: str
+    scope: str
+    code_challenge: str
+    code_challenge_method: str
+    acrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """One sign-in: who, when (``auth_time``) and the Entra session id (``sid``)."""
+
+    persona_id: str
+    auth_time: int
+    sid: str
+
+
+class SimError(Exception):
+    """An OAuth error with an AADSTS code, sent to the redirect_uri or as a token error body."""
+
+    def __init__(self, error: str, code: int, message: str, status: int = 400) -> None:
+        super().__init__(f"{error}: AADSTS{code}")
+        self.error, self.code, self.message, self.status = error, code, message, status
+
+    @property
+    def description(self) -> str:
+        # Entra appends trace and correlation ids to every description.
+        return (f"AADSTS{self.code}: {self.message} Trace ID: {uuid.uuid4()} "
+                f"Correlation ID: {uuid.uuid4()} Timestamp: {datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}")
+
+    def redirect_params(self, state: str) -> dict[str, str]:
+        params = {"error": self.error, "error_description": self.description}
+        return {**params, "state": state} if state else params
+
+    def token_response(self) -> Response:
+        return token_error(self.status, self.error, self.code, self.message)
+
+
+def token_error(status: int, error: str, code: int, message: str) -> Response:
+    """Entra's JSON error body (RFC 6749 5.2 plus ``error_codes``, ``trace_id``...)."""
+    exc = SimError(error, code, message, status)
+    body = {"error": error, "error_description": exc.description, "error_codes": [code],
+            "timestamp": f"{datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}", "trace_id": str(uuid.uuid4()),
+            "correlation_id": str(uuid.uuid4())}
+    return Response(json.dumps(body), status=status, content_type="application/json",
+                    headers={"Cache-Control": "no-store"})
+
+
+def redirect_to(uri: str, params: dict[str, str]) -> Response:
+    """A bodiless 302 to ``uri`` with ``params`` added to its query (no HTML, not even a stub)."""
+    separator = "&" if urlsplit(uri).query else "?"
+    response = Response(status=302, headers={"Location": f"{uri}{separator}{urlencode(params)}" if params else uri})
+    del response.headers["Content-Type"]
+    return response
+
+
+def resolve_tenant(tenant: str, config: EntraSimConfig) -> str | None:
+    """``organizations``/``common`` as is, a known tenant GUID, or the GUID of a verified domain."""
+    if tenant in ("organizations", "common"):
+        return tenant
+    known = {p.tid for p in config.personas} | set(TENANT_DOMAINS.values())
+    if config.managed_identity is not None:
+        known.add(config.managed_identity.tenant)
+    lowered = tenant.lower()
+    if _GUID.match(lowered) and lowered in known:
+        return lowered
+    return TENANT_DOMAINS.get(lowered)
+
+
+def discovery_document(base: str, tenant: str, tid: str) -> dict[str, object]:
+    """OpenID configuration of ``/{tenant}/v2.0``: Entra's shape, limited to what the sim implements."""
+    multi = tenant in ("organizations", "common")
+    path = f"{base}/{tenant if multi else tid}"
+    return {
+        # Multi-tenant authorities publish a templated issuer; tokens carry the tenant-specific one.
+        "issuer": f"{base}/{{tenantid}}/v2.0" if multi else f"{base}/{tid}/v2.0",
+        "authorization_endpoint": f"{path}/oauth2/v2.0/authorize",
+        "token_endpoint": f"{path}/oauth2/v2.0/token",
+        "jwks_uri": f"{path}/discovery/v2.0/keys",
+        "end_session_endpoint": f"{path}/oauth2/v2.0/logout",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "code_challenge_methods_supported": ["plain", "S256"],
+        "claims_parameter_supported": True,
+        "request_uri_parameter_supported": False,
+        "claims_supported": [
+            "sub", "iss", "aud", "exp", "iat", "nbf", "auth_time", "acrs", "nonce",
+            "preferred_username", "name", "tid", "oid", "sid", "uti", "ver",
+        ],
+        "tenant_region_scope": "EU",
+        "cloud_instance_name": "sandbox.local",
+    }
+
+
+def parse_authorize(tenant: str, params: dict[str, str]) -> tuple[AuthRequest, str, int | None]:
+    """Check what can go back to the redirect_uri; return the request, ``prompt`` and ``max_age``."""
+    if params.get("response_type") != "code":
+        raise SimError("unsupported_response_type", 700054,
+                       f"response_type '{params.get('response_type', '')}' is not enabled for the application.")
+    if params.get("response_mode", "query") not in ("query", "form_post"):
+        raise SimError("invalid_request", 900144, "The simulator supports response_mode query and form_post.")
+    challenge = params.get("code_challenge", "")
+    method = params.get("code_challenge_method", "") or ("plain" if challenge else "")
+    if method not in ("", "plain", "S256"):
+        raise SimError("invalid_request", 501491, "Invalid code_challenge_method, use S256 or plain.")
+    prompt = params.get("prompt", "")
+    if prompt not in _PROMPTS:
+        raise SimError("invalid_request", 90023, f"Invalid prompt value '{prompt}'.")
+    max_age: int | None = None
+    if params.get("max_age", "") != "":
+        if not params["max_age"].isdigit():
+            raise SimError("invalid_request", 90100, "max_age must be a non-negative integer.")
+        max_age = int(params["max_age"])
+    return (
+        AuthRequest(
+            tenant=tenant,
+            client_id=params["client_id"],
+            redirect_uri=params["redirect_uri"],
+            response_mode=params.get("response_mode") or "query",
+            state=params.get("state", ""),
+            nonce=params.get("nonce", ""),
+            scope=params.get("scope", ""),
+            code_challenge=challenge,
+            code_challenge_method=method,
+            acrs=_requested_acrs(params.get("claims", "")),
+        ),
+        prompt,
+        max_age,
+    )
+
+
+def _requested_acrs(claims: str) -> tuple[str, ...]:
+    """The auth context values asked in ``claims`` (``{"id_token":{"acrs":{"value"|"values":...}}}``)."""
+    if not claims:
+        return ()
+    try:
+        parsed = json.loads(claims)
+    except ValueError as exc:
+        raise SimError("invalid_request", 90100, "The claims parameter is not valid JSON.") from exc
+    requests = [parsed.get(target) for target in ("id_token", "access_token")] if isinstance(parsed, dict) else []
+    values: list[str] = []
+    for requested in requests:
+        acrs = requested.get("acrs") if isinstance(requested, dict) else None
+        if isinstance(acrs, dict):
+            found = [acrs["value"]] if "value" in acrs else acrs.get("values", [])
+            values += [v for v in found if isinstance(v, str) and v not in values]
+    return tuple(values)
+
+
+T = TypeVar("T")
+
+
+class Store(Generic[T]):
+    """The simulator's memory: codes (single use), refresh tokens, Windows sessions, pending logins."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._codes: dict[str, T] = {}
+        self._redeemed: set[str] = set()
+        self._pending: dict[str, AuthRequest] = {}
+        self.refresh_tokens: dict[str, T] = {}
+        self.sessions: dict[str, Authentication] = {}
+        self.last_authorize: dict[str, str] | None = None
+
+    def remember_authorize(self, params: dict[str, str]) -> None:
+        self.last_authorize = dict(params)
+
+    def put_code(self, code: str, grant: T) -> None:
+        with self._lock:
+            self._codes[code] = grant
+
+    def pop_code(self, code: str) -> tuple[T | None, bool]:
+        """The grant of ``code`` exactly once; the flag says a miss is a replay."""
+        with self._lock:
+            grant = self._codes.pop(code, None)
+            if grant is not None:
+                self._redeemed.add(code)
+                return grant, False
+            return None, code in self._redeemed
+
+    def add_pending(self, req: AuthRequest) -> str:
+        request_id = secrets.token_urlsafe(24)
+        with self._lock:
+            self._pending[request_id] = req
+        return request_id
+
+    def pop_pending(self, request_id: str) -> AuthRequest | None:
+        with self._lock:
+            return self._pending.pop(request_id, None)

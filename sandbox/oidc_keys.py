@@ -1,0 +1,117 @@
+"""Signing keys for the simulators: a key set with ``kid``s, rollover, JWKS export, RS256 tokens; PKCE.
+
+Both simulators sign with :class:`KeySet`. Rotation adds a key that signs from then on and keeps the
+older ones published, the way Entra ID and Keycloak roll keys over, so a relying party that caches
+the JWKS must re-fetch it when it meets an unknown ``kid``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515 section 2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def jwk_thumbprint(public_jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 thumbprint of an RSA public JWK: a stable, content-derived ``kid``."""
+    canonical = json.dumps(
+        {"e": public_jwk["e"], "kty": "RSA", "n": public_jwk["n"]}, separators=(",", ":"), sort_keys=True
+    )
+    return b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One RSA key pair and its ``kid``."""
+
+    kid: str
+    private_key: rsa.RSAPrivateKey = field(repr=False)
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+        return cls(kid=jwk_thumbprint(public), private_key=private_key)
+
+    def public_jwk(self) -> dict[str, str]:
+        public = RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": public["n"], "e": public["e"]}
+
+
+class KeySet:
+    """Thread-safe set of signing keys: the newest signs, every key stays in the JWKS."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: list[SigningKey] = [SigningKey.generate()]
+
+    @property
+    def current(self) -> SigningKey:
+        with self._lock:
+            return self._keys[-1]
+
+    def rotate(self) -> SigningKey:
+        """Add a new key that signs from now on; the older keys stay published (rollover)."""
+        key = SigningKey.generate()
+        with self._lock:
+            self._keys.append(key)
+        return key
+
+    def kids(self) -> list[str]:
+        with self._lock:
+            return [key.kid for key in self._keys]
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public JWK Set, newest key first (as Entra lists its current key first)."""
+        with self._lock:
+            return {"keys": [key.public_jwk() for key in reversed(self._keys)]}
+
+    def sign(self, claims: Mapping[str, Any], *, typ: str = "JWT") -> str:
+        """An RS256 JWS of ``claims`` with the current key's ``kid`` in the header."""
+        key = self.current
+        return jwt.encode(dict(claims), key.private_key, algorithm="RS256", headers={"kid": key.kid, "typ": typ})
+
+    def verify(
+        self,
+        token: str,
+        *,
+        audience: str | None = None,
+        issuer: str | None = None,
+        verify_exp: bool = True,
+    ) -> dict[str, Any]:
+        """Claims of a token this set signed; raises ``jwt.InvalidTokenError`` otherwise."""
+        kid = jwt.get_unverified_header(token).get("kid")
+        with self._lock:
+            key = next((k for k in self._keys if k.kid == kid), None)
+        if key is None:
+            raise jwt.InvalidTokenError(f"unknown kid {kid!r}")
+        return jwt.decode(
+            token,
+            key.private_key.public_key(),
+            algorithms=["RS256"],
+            audience=audience,
+            issuer=issuer,
+            options={"verify_aud": audience is not None, "verify_exp": verify_exp},
+            leeway=60,
+        )
+
+
+def pkce_matches(verifier: str, challenge: str, method: str) -> bool:
+    """RFC 7636 4.6: does ``code_verifier`` match the stored challenge (``S256`` or ``plain``)?"""
+    computed = b64url(hashlib.sha256(verifier.encode()).digest()) if method == "S256" else verifier
+    return hmac.compare_digest(computed.encode(), challenge.encode())

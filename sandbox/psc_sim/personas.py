@@ -1,0 +1,225 @@
+"""Pro Santé Connect identities of the simulator, with the userinfo shape PSC returns.
+
+Claim names, nesting and value formats follow the BAS samples in the reference (section 1.7); the
+people, identifiers and the hospital are fictitious. idNat = ``8`` + RPPS number (11 digits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+SUB_PREFIX = "f:550dc1c8-d97b-4b1e-ac8c-8eb4471cf9dd:"
+"""Keycloak federated-user prefix seen in every BAS ``sub``."""
+
+CARD = "CARD"
+"""``authMode`` observed for a CPS card login."""
+
+MOBILE = "MOBILE"
+"""``authMode`` for e-CPS: NOT documented in the reference (no e-CPS sample was found); a guess."""
+
+ROLE_OID = "1.2.250.1.213.1.1.5.5"
+SECTEUR_OID = "1.2.250.1.71.4.2.4"
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One ``SubjectRefPro.exercices[].activities[]`` item; PSC sends every key, empty when unknown."""
+
+    codeModeExercice: str = ""
+    codeSecteurDactivite: str = ""
+    codeSectionPharmacien: str = ""
+    codeRole: str = ""
+    codeGenreActivite: str = ""
+    numeroSiretSite: str = ""
+    numeroSirenSite: str = ""
+    numeroFinessSite: str = ""
+    numeroFinessetablissementJuridique: str = ""
+    identifiantTechniqueDeLaStructure: str = ""
+    raisonSocialeSite: str = ""
+    enseigneCommercialeSite: str = ""
+    complementDestinataire: str = ""
+    complementPointGeographique: str = ""
+    numeroVoie: str = ""
+    indiceRepetitionVoie: str = ""
+    codeTypeDeVoie: str = ""
+    libelleVoie: str = ""
+    mentionDistribution: str = ""
+    bureauCedex: str = ""
+    codePostal: str = ""
+    codeCommune: str = ""
+    codePays: str = ""
+    telephone: str = ""
+    telephone2: str = ""
+    telecopie: str = ""
+    adresseEMail: str = ""
+    codeDepartement: str = ""
+    ancienIdentifiantDeLaStructure: str = ""
+    autoriteDenregistrement: str = ""
+
+
+@dataclass(frozen=True)
+class Exercice:
+    """One ``SubjectRefPro.exercices[]`` item (a profession exercised)."""
+
+    codeProfession: str
+    codeCategorieProfessionnelle: str
+    codeCiviliteDexercice: str
+    nomDexercice: str
+    prenomDexercice: str
+    codeTypeSavoirFaire: str
+    codeSavoirFaire: str
+    activities: tuple[Activity, ...]
+
+
+@dataclass(frozen=True)
+class PscPersona:
+    """A health professional as PSC knows them; ``userinfo()`` gives the PSC claims."""
+
+    id: str
+    label: str
+    id_nat: str
+    auth_mode: str
+    given_name: str
+    family_name: str
+    code_civilite: str
+    exercices: tuple[Exercice, ...] = field(repr=False)
+
+    @property
+    def sub(self) -> str:
+        return SUB_PREFIX + self.id_nat
+
+    def public(self) -> dict[str, str]:
+        """The JSON shape of ``GET /personas``."""
+        return {
+            "id": self.id, "label": self.label, "SubjectNameID": self.id_nat, "authMode": self.auth_mode,
+            "sub": self.sub, "given_name": self.given_name, "family_name": self.family_name,
+        }
+
+    def userinfo(self) -> dict[str, Any]:
+        """Userinfo with scope ``scope_all``: the claim names and shapes of the BAS samples."""
+        first = self.exercices[0]
+        site = first.activities[0]
+        return {
+            "sub": self.sub,
+            "preferred_username": self.id_nat,
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "email_verified": False,
+            "SubjectNameID": self.id_nat,
+            "SubjectOrganization": site.raisonSocialeSite,
+            "SubjectOrganizationID": site.identifiantTechniqueDeLaStructure,
+            "SubjectRole": [f"{e.codeProfession}^{ROLE_OID}" for e in self.exercices],
+            "SubjectRefPro": {
+                "codeCivilite": self.code_civilite,
+                "exercices": [dataclasses.asdict(e) for e in self.exercices],
+            },
+            "Secteur_Activite": f"{site.codeSecteurDactivite}^{SECTEUR_OID}",
+            "PSI_Locale": "1.2.250.1.213.1.3.1.1",
+            # The samples show this value for a CPS card; the e-CPS value is not documented either.
+            "Palier_Authentification": "APPPRIP3^1.2.250.1.213.1.5.1.1.1",
+            "Mode_Acces_Raison": "",
+            "Acces_Regulation_Medicale": "FAUX",
+            "UITVersion": "1.0",
+            "otherIds": [{"identifiant": self.id_nat, "origine": "RPPS", "qualite": 1}],
+            "authMode": self.auth_mode,
+        }
+
+
+def _chu(**overrides: str) -> Activity:
+    """A salaried activity at the fictitious teaching hospital the sandbox is about."""
+    values = {
+        "codeModeExercice": "S",
+        "codeSecteurDactivite": "SA01",
+        "numeroFinessSite": "990000011",
+        "numeroFinessetablissementJuridique": "990000003",
+        "identifiantTechniqueDeLaStructure": "F990000011",
+        "raisonSocialeSite": "CHU EXEMPLE",
+        "numeroVoie": "1",
+        "codeTypeDeVoie": "R",
+        "libelleVoie": "DE L'HOPITAL",
+        "bureauCedex": "75013 PARIS",
+        "codePostal": "75013",
+        "codeCommune": "75113",
+        "codePays": "99000",
+        "codeDepartement": "75",
+        "ancienIdentifiantDeLaStructure": "1990000011",
+        "autoriteDenregistrement": "CNOM/CNOM/ARS",
+        **overrides,
+    }
+    return Activity(**values)
+
+
+PERSONAS: tuple[PscPersona, ...] = (
+    PscPersona(
+        id="medecin-cps",
+        label="Médecin, carte CPS",
+        id_nat="810100000001",
+        auth_mode=CARD,
+        given_name="CLAIRE",
+        family_name="MARTIN",
+        code_civilite="MME",
+        exercices=(Exercice("10", "C", "DR", "MARTIN", "CLAIRE", "S", "SM26", (_chu(),)),),
+    ),
+    PscPersona(
+        id="infirmier-ecps",
+        label="Infirmier, e-CPS",
+        id_nat="810100000002",
+        auth_mode=MOBILE,
+        given_name="THOMAS",
+        family_name="BERNARD",
+        code_civilite="M",
+        exercices=(
+            Exercice("60", "C", "", "BERNARD", "THOMAS", "", "", (_chu(autoriteDenregistrement="ONI/ONI/ARS"),)),
+        ),
+    ),
+    PscPersona(
+        id="pharmacien-cps",
+        label="Pharmacienne hospitalière, carte CPS",
+        id_nat="810100000003",
+        auth_mode=CARD,
+        given_name="SOPHIE",
+        family_name="LEFEVRE",
+        code_civilite="MME",
+        exercices=(
+            Exercice(
+                "21", "C", "DR", "LEFEVRE", "SOPHIE", "", "",
+                (_chu(codeSectionPharmacien="H", autoriteDenregistrement="CNOP/CNOP/ARS"),),
+            ),
+        ),
+    ),
+    PscPersona(
+        # The shared-workstation case: a colleague signs in on the secretary's session.
+        id="medecin2-cps",
+        label="Second médecin (poste partagé), carte CPS",
+        id_nat="810100000004",
+        auth_mode=CARD,
+        given_name="NICOLAS",
+        family_name="MOREAU",
+        code_civilite="M",
+        exercices=(
+            Exercice(
+                "10", "C", "DR", "MOREAU", "NICOLAS", "S", "SM26",
+                (
+                    _chu(),
+                    _chu(
+                        codeModeExercice="L", codeSecteurDactivite="SA07", numeroFinessSite="",
+                        numeroFinessetablissementJuridique="", identifiantTechniqueDeLaStructure="R104410",
+                        raisonSocialeSite="CABINET DU DR MOREAU", libelleVoie="DES LILAS", numeroVoie="12",
+                        bureauCedex="75020 PARIS", codePostal="75020", codeCommune="75120",
+                        ancienIdentifiantDeLaStructure="481010000000406", autoriteDenregistrement="CNOM/CNOM/CNOM",
+                    ),
+                ),
+            ),
+        ),
+    ),
+)
+
+
+def find_persona(hint: str | None, personas: tuple[PscPersona, ...] = PERSONAS) -> PscPersona | None:
+    """The persona named by a ``login_hint``: its id or its national identifier."""
+    if not hint:
+        return None
+    return next((p for p in personas if hint.strip() in (p.id, p.id_nat)), None)

@@ -1,0 +1,376 @@
+"""The Entra ID simulator driven by MSAL (unchanged) over HTTPS, as the broker will drive it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import ssl
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+
+import jwt
+import msal
+import pytest
+import requests
+
+from sandbox.entra_sim import AZURE_AD_TOKEN_EXCHANGE
+from sandbox.entra_sim import DEFAULT_IDENTITY_HEADER
+from sandbox.entra_sim import HOSPITAL_TENANT_ID
+from sandbox.entra_sim import OTHER_TENANT_ID
+from tests.sandbox.conftest import ENTRA_CLIENT_ID
+from tests.sandbox.conftest import ENTRA_SECRET
+from tests.sandbox.conftest import FIC_CLIENT_ID
+from tests.sandbox.conftest import MANAGED_IDENTITY
+from tests.sandbox.conftest import REDIRECT_URI
+from tests.sandbox.conftest import STRANGER_CLIENT_ID
+
+# MSAL nudges towards form_post; these tests read the code from the 302 on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended:UserWarning")
+
+ACRS_C1 = json.dumps({"id_token": {"acrs": {"essential": True, "value": "c1"}}})
+
+
+def confidential_app(entra_url: str, client_id: str = ENTRA_CLIENT_ID, credential: Any = ENTRA_SECRET,
+                     ) -> msal.ConfidentialClientApplication:
+    """The authority form the broker uses: ``authority`` + ``instance_discovery=False``."""
+    return msal.ConfidentialClientApplication(
+        client_id, client_credential=credential, authority=f"{entra_url}/organizations", instance_discovery=False
+    )
+
+
+def auth_response(response: requests.Response) -> dict[str, str]:
+    """The parameters of the authorize redirect back to the client."""
+    assert response.status_code == 302, response.text[:500]
+    assert "text/html" not in response.headers.get("Content-Type", "")
+    location = response.headers["Location"]
+    assert location.startswith(REDIRECT_URI + "?")
+    return dict(parse_qsl(urlsplit(location).query))
+
+
+def sign_in(app: msal.ConfidentialClientApplication, browser: requests.Session, **flow: Any) -> dict[str, Any]:
+    """One auth code flow with no page (``login_hint`` or SSO), redeemed by MSAL."""
+    started = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, **flow)
+    response = browser.get(started["auth_uri"], allow_redirects=False)
+    return app.acquire_token_by_auth_code_flow(started, auth_response(response))
+
+
+def verify(entra_url: str, token: str, audience: str = ENTRA_CLIENT_ID) -> dict[str, Any]:
+    """What the broker must do: signature against the JWKS, tenant-specific issuer, audience."""
+    context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+    keys = jwt.PyJWKClient(f"{entra_url}/organizations/discovery/v2.0/keys", cache_jwk_set=False, ssl_context=context)
+    tid = jwt.decode(token, options={"verify_signature": False})["tid"]
+    return jwt.decode(
+        token, keys.get_signing_key_from_jwt(token), algorithms=["RS256"], audience=audience,
+        issuer=f"{entra_url}/{tid}/v2.0",
+    )
+
+
+def test_discovery_for_organizations_has_the_templated_issuer(entra_url: str) -> None:
+    config = requests.get(f"{entra_url}/organizations/v2.0/.well-known/openid-configuration", timeout=10).json()
+    assert config["issuer"] == f"{entra_url}/{{tenantid}}/v2.0"
+    assert config["authorization_endpoint"] == f"{entra_url}/organizations/oauth2/v2.0/authorize"
+    assert config["token_endpoint"] == f"{entra_url}/organizations/oauth2/v2.0/token"
+    assert config["jwks_uri"] == f"{entra_url}/organizations/discovery/v2.0/keys"
+    assert config["end_session_endpoint"] == f"{entra_url}/organizations/oauth2/v2.0/logout"
+    assert config["token_endpoint_auth_methods_supported"] == [
+        "client_secret_post", "private_key_jwt", "client_secret_basic"
+    ]
+    assert config["subject_types_supported"] == ["pairwise"]
+    assert config["claims_parameter_supported"] is True
+    assert config["id_token_signing_alg_values_supported"] == ["RS256"]
+
+
+def test_discovery_for_a_tenant_guid_or_domain_is_tenant_specific(entra_url: str) -> None:
+    for tenant in (HOSPITAL_TENANT_ID, "chu-exemple.fr"):
+        config = requests.get(f"{entra_url}/{tenant}/v2.0/.well-known/openid-configuration", timeout=10).json()
+        assert config["issuer"] == f"{entra_url}/{HOSPITAL_TENANT_ID}/v2.0"
+        assert config["token_endpoint"] == f"{entra_url}/{HOSPITAL_TENANT_ID}/oauth2/v2.0/token"
+    unknown = requests.get(f"{entra_url}/nowhere.example/v2.0/.well-known/openid-configuration", timeout=10)
+    assert unknown.status_code == 400
+    assert unknown.json()["error"] == "invalid_tenant"
+    for path in ("/discovery/v2.0/keys", "/common/discovery/v2.0/keys", f"/{OTHER_TENANT_ID}/discovery/v2.0/keys"):
+        assert requests.get(entra_url + path, timeout=10).json()["keys"]
+
+
+def test_msal_code_flow_with_a_secret_gives_a_verifiable_v2_id_token(entra_url: str) -> None:
+    result = sign_in(confidential_app(entra_url), requests.Session(), login_hint="cpx")
+    assert "id_token" in result, result
+    claims = verify(entra_url, result["id_token"])
+    assert claims["tid"] == HOSPITAL_TENANT_ID
+    assert claims["oid"] == "5b2f8c1e-3a47-4d90-8e6b-1c2d3e4f5a61"
+    assert claims["sub"] != claims["oid"]  # pairwise
+    assert claims["preferred_username"] == "claire.martin@chu-exemple.fr"
+    assert claims["name"] == "Dr Claire Martin"
+    assert claims["ver"] == "2.0"
+    assert claims["nonce"] == result["id_token_claims"]["nonce"]
+    assert abs(claims["auth_time"] - time.time()) < 60
+    assert claims["sid"] and claims["uti"] and claims["nbf"] <= claims["iat"] < claims["exp"]
+    assert "amr" not in claims and "acrs" not in claims
+    assert result["access_token"] and result["token_type"] == "Bearer" and result["refresh_token"]
+
+
+def test_msal_oidc_authority_form_also_passes_the_issuer_check(entra_url: str) -> None:
+    app = msal.ConfidentialClientApplication(
+        ENTRA_CLIENT_ID, client_credential=ENTRA_SECRET, oidc_authority=f"{entra_url}/organizations/v2.0"
+    )
+    result = sign_in(app, requests.Session(), login_hint="fido2")
+    assert verify(entra_url, result["id_token"])["preferred_username"] == "sophie.lefevre@chu-exemple.fr"
+
+
+def test_tenant_authority_refuses_a_user_of_another_tenant(entra_url: str) -> None:
+    app = msal.ConfidentialClientApplication(
+        ENTRA_CLIENT_ID, client_credential=ENTRA_SECRET, authority=f"{entra_url}/{HOSPITAL_TENANT_ID}",
+        instance_discovery=False,
+    )
+    signed_in = sign_in(app, requests.Session(), login_hint="cpx")
+    assert verify(entra_url, signed_in["id_token"])["tid"] == HOSPITAL_TENANT_ID
+    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, login_hint="other-tenant")
+    refused = requests.get(flow["auth_uri"], allow_redirects=False, timeout=10)
+    assert refused.status_code == 400 and "AADSTS50020" in refused.text
+    other = sign_in(confidential_app(entra_url), requests.Session(), login_hint="amelie.durand@clinique-voisine.fr")
+    assert verify(entra_url, other["id_token"])["tid"] == OTHER_TENANT_ID  # organizations lets it through
+
+
+def test_login_page_then_windows_sso_without_any_page(entra_url: str) -> None:
+    app, browser = confidential_app(entra_url), requests.Session()
+    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI)
+    page = browser.get(flow["auth_uri"], allow_redirects=False)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert '<html lang="fr">' in page.text and "Windows Hello Entreprise" in page.text
+    assert not re.search(r'(src|href)="https?://', page.text)  # no external assets
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+    request_id = re.search(r'name="request_id" value="([^"]+)"', page.text)
+    assert action and request_id
+    chosen = browser.post(
+        entra_url + action.group(1), data={"request_id": request_id.group(1), "persona": "whfb-sso"},
+        allow_redirects=False,
+    )
+    first = app.acquire_token_by_auth_code_flow(flow, auth_response(chosen))
+    assert first["id_token_claims"]["preferred_username"] == "thomas.bernard@chu-exemple.fr"
+
+    again = sign_in(app, browser)  # no login_hint, no prompt: the PRT answers
+    assert again["id_token_claims"]["oid"] == first["id_token_claims"]["oid"]
+    assert again["id_token_claims"]["auth_time"] == first["id_token_claims"]["auth_time"]
+    silent = sign_in(app, browser, prompt="none")
+    assert silent["id_token_claims"]["auth_time"] == first["id_token_claims"]["auth_time"]
+
+
+def test_a_non_sso_persona_leaves_no_session(entra_url: str) -> None:
+    app, browser = confidential_app(entra_url), requests.Session()
+    sign_in(app, browser, login_hint="cpx")
+    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI)
+    assert browser.get(flow["auth_uri"], allow_redirects=False).status_code == 200  # the page again
+
+
+def test_prompt_none_without_a_session_is_login_required(entra_url: str) -> None:
+    app = confidential_app(entra_url)
+    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, prompt="none", state="xyz")
+    params = auth_response(requests.get(flow["auth_uri"], allow_redirects=False, timeout=10))
+    assert params["error"] == "login_required" and params["state"] == "xyz"
+    assert params["error_description"].startswith("AADSTS50058")
+    assert app.acquire_token_by_auth_code_flow(flow, params)["error"] == "login_required"
+
+
+def test_prompt_login_and_max_age_force_a_fresh_authentication(entra_url: str) -> None:
+    app, browser = confidential_app(entra_url), requests.Session()
+    first = sign_in(app, browser, login_hint="whfb-sso")["id_token_claims"]["auth_time"]
+    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, prompt="login")
+    assert browser.get(flow["auth_uri"], allow_redirects=False).status_code == 200  # page despite the session
+    time.sleep(1.1)
+    relogin = sign_in(app, browser, login_hint="whfb-sso", prompt="login")["id_token_claims"]["auth_time"]
+    assert relogin > first
+    assert sign_in(app, browser, login_hint="whfb-sso")["id_token_claims"]["auth_time"] == relogin  # SSO reuse
+    time.sleep(1.1)
+    assert sign_in(app, browser, login_hint="whfb-sso", max_age=0)["id_token_claims"]["auth_time"] > relogin
+    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, max_age=0)
+    assert browser.get(flow["auth_uri"], allow_redirects=False).status_code == 200  # too old: the page
+
+
+@pytest.mark.parametrize(
+    ("persona", "claims", "expected"),
+    [
+        ("cpx", ACRS_C1, ["c1"]),
+        ("fido2", json.dumps({"id_token": {"acrs": {"essential": True, "values": ["c1", "c2"]}}}), ["c1", "c2"]),
+        ("password", ACRS_C1, None),  # non-compliant: Conditional Access does not grant the context
+        ("cpx", None, None),  # not requested: not present
+    ],
+)
+def test_acrs_only_when_requested_and_compliant(
+    entra_url: str, persona: str, claims: str | None, expected: list[str] | None
+) -> None:
+    result = sign_in(confidential_app(entra_url), requests.Session(), login_hint=persona, claims_challenge=claims)
+    assert verify(entra_url, result["id_token"]).get("acrs") == expected
+
+
+def test_unknown_client_or_redirect_uri_gets_an_error_page_never_a_redirect(entra_url: str) -> None:
+    authorize = f"{entra_url}/organizations/oauth2/v2.0/authorize"
+    cases = [
+        ({"client_id": ENTRA_CLIENT_ID, "redirect_uri": "https://evil.example/cb"}, "AADSTS50011"),
+        ({"client_id": "unknown-app", "redirect_uri": REDIRECT_URI}, "AADSTS700016"),
+    ]
+    for params, code in cases:
+        query = urlencode({**params, "response_type": "code", "scope": "openid", "login_hint": "cpx"})
+        response = requests.get(f"{authorize}?{query}", allow_redirects=False, timeout=10)
+        assert response.status_code == 400 and "Location" not in response.headers and code in response.text
+
+
+def raw_code_flow(entra_url: str, browser: requests.Session, client_id: str = ENTRA_CLIENT_ID,
+                  method: str = "S256", **extra: str) -> dict[str, str]:
+    """An authorize request by hand; returns the code and the PKCE verifier."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode() if method == "S256" else verifier
+    query = urlencode({
+        "client_id": client_id, "response_type": "code", "redirect_uri": REDIRECT_URI,
+        "scope": "openid profile offline_access", "state": "s", "nonce": "n",
+        "code_challenge": challenge, "code_challenge_method": method, **extra,
+    })
+    response = browser.get(f"{entra_url}/organizations/oauth2/v2.0/authorize?{query}", allow_redirects=False)
+    return {"code": auth_response(response)["code"], "verifier": verifier}
+
+
+def redeem(entra_url: str, code: str, verifier: str, auth: tuple[str, str] | None = None,
+           **form: str) -> requests.Response:
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier, **form}
+    return requests.post(f"{entra_url}/organizations/oauth2/v2.0/token", data=data, auth=auth, timeout=10)
+
+
+def test_token_endpoint_basic_auth_single_use_codes_and_pkce(entra_url: str) -> None:
+    browser = requests.Session()
+    grant = raw_code_flow(entra_url, browser, login_hint="cpx")
+    ok = redeem(entra_url, grant["code"], grant["verifier"], auth=(ENTRA_CLIENT_ID, ENTRA_SECRET))
+    assert ok.status_code == 200 and ok.headers["Cache-Control"] == "no-store"
+    assert verify(entra_url, ok.json()["id_token"])["nonce"] == "n"
+    replay = redeem(entra_url, grant["code"], grant["verifier"], auth=(ENTRA_CLIENT_ID, ENTRA_SECRET))
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert replay.json()["error_codes"] == [54005]
+
+    grant = raw_code_flow(entra_url, browser, login_hint="cpx")
+    wrong = redeem(entra_url, grant["code"], "not-the-verifier", client_id=ENTRA_CLIENT_ID, client_secret=ENTRA_SECRET)
+    assert wrong.json()["error"] == "invalid_grant" and "AADSTS501481" in wrong.json()["error_description"]
+
+    grant = raw_code_flow(entra_url, browser, method="plain", login_hint="cpx")
+    bad_secret = redeem(entra_url, grant["code"], grant["verifier"], auth=(ENTRA_CLIENT_ID, "wrong"))
+    assert bad_secret.status_code == 401 and bad_secret.json()["error"] == "invalid_client"
+    grant = raw_code_flow(entra_url, browser, method="plain", login_hint="cpx")
+    plain = redeem(entra_url, grant["code"], grant["verifier"], client_id=ENTRA_CLIENT_ID, client_secret=ENTRA_SECRET)
+    assert plain.status_code == 200, plain.text
+
+    refreshed = requests.post(
+        f"{entra_url}/organizations/oauth2/v2.0/token",
+        data={"grant_type": "refresh_token", "refresh_token": plain.json()["refresh_token"]},
+        auth=(ENTRA_CLIENT_ID, ENTRA_SECRET), timeout=10,
+    )
+    assert verify(entra_url, refreshed.json()["id_token"])["auth_time"] == verify(
+        entra_url, plain.json()["id_token"]
+    )["auth_time"]
+
+
+def test_form_post_response_mode(entra_url: str) -> None:
+    query = urlencode({"client_id": ENTRA_CLIENT_ID, "response_type": "code", "redirect_uri": REDIRECT_URI,
+                       "scope": "openid", "state": "st", "response_mode": "form_post", "login_hint": "cpx"})
+    page = requests.get(f"{entra_url}/organizations/oauth2/v2.0/authorize?{query}", timeout=10)
+    assert page.status_code == 200 and f'action="{REDIRECT_URI}"' in page.text
+    assert re.search(r'name="code" value="[^"]+"', page.text) and 'name="state" value="st"' in page.text
+
+
+def test_logout_returns_to_a_registered_uri_but_keeps_the_windows_session(entra_url: str) -> None:
+    app, browser = confidential_app(entra_url), requests.Session()
+    sign_in(app, browser, login_hint="whfb-sso")
+    logout = f"{entra_url}/organizations/oauth2/v2.0/logout"
+    done = browser.get(logout, params={"post_logout_redirect_uri": REDIRECT_URI, "state": "s"}, allow_redirects=False)
+    assert done.status_code == 302 and done.headers["Location"] == f"{REDIRECT_URI}?state=s"
+    unknown = browser.get(logout, params={"post_logout_redirect_uri": "https://evil.example/"}, allow_redirects=False)
+    assert unknown.status_code == 200 and "Location" not in unknown.headers
+    assert sign_in(app, browser)["id_token_claims"]["preferred_username"] == "thomas.bernard@chu-exemple.fr"
+
+
+def test_key_rotation_keeps_the_old_kid_published(entra_url: str) -> None:
+    app = confidential_app(entra_url)
+    before = sign_in(app, requests.Session(), login_hint="cpx")["id_token"]
+    rotated = requests.post(f"{entra_url}/_sim/rotate-keys", timeout=10).json()
+    kids = [key["kid"] for key in requests.get(f"{entra_url}/discovery/v2.0/keys", timeout=10).json()["keys"]]
+    assert jwt.get_unverified_header(before)["kid"] in kids and rotated["kid"] in kids
+    after = sign_in(app, requests.Session(), login_hint="cpx")["id_token"]
+    assert jwt.get_unverified_header(after)["kid"] == rotated["kid"]
+    assert verify(entra_url, before)["oid"] == verify(entra_url, after)["oid"]
+
+
+def test_last_authorize_shows_what_the_client_sent(entra_url: str) -> None:
+    app = confidential_app(entra_url)
+    flow = app.initiate_auth_code_flow(
+        [], redirect_uri=REDIRECT_URI, prompt="login", max_age=600, login_hint="cpx", domain_hint="chu-exemple.fr",
+        claims_challenge=ACRS_C1,
+    )
+    requests.get(flow["auth_uri"], allow_redirects=False, timeout=10)
+    seen = requests.get(f"{entra_url}/_sim/last-authorize", timeout=10).json()
+    assert seen["prompt"] == "login" and seen["max_age"] == "600" and seen["login_hint"] == "cpx"
+    assert seen["domain_hint"] == "chu-exemple.fr" and json.loads(seen["claims"]) == json.loads(ACRS_C1)
+    assert seen["code_challenge_method"] == "S256" and seen["client_id"] == ENTRA_CLIENT_ID
+
+
+def test_personas(entra_url: str) -> None:
+    personas = {p["id"]: p for p in requests.get(f"{entra_url}/personas", timeout=10).json()}
+    assert {"cpx", "whfb-sso", "fido2", "password", "other-tenant"} <= set(personas)
+    for persona in personas.values():
+        assert {"id", "label", "tid", "oid", "method", "sso", "compliant", "preferred_username", "name"} <= set(persona)
+    assert personas["whfb-sso"]["sso"] is True and personas["whfb-sso"]["method"] == "whfb"
+    assert personas["password"]["compliant"] is False
+    assert personas["other-tenant"]["tid"] == OTHER_TENANT_ID and personas["other-tenant"]["compliant"] is True
+
+
+@pytest.fixture
+def managed_identity(entra_url: str, monkeypatch: pytest.MonkeyPatch) -> msal.ManagedIdentityClient:
+    """MSAL's App Service managed identity, pointed at the simulator through the platform variables."""
+    for name in ("IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"{entra_url}/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", DEFAULT_IDENTITY_HEADER)
+    return msal.ManagedIdentityClient(
+        msal.UserAssignedManagedIdentity(client_id=MANAGED_IDENTITY.client_id), http_client=requests.Session()
+    )
+
+
+def test_managed_identity_token_for_the_token_exchange_audience(
+    entra_url: str, managed_identity: msal.ManagedIdentityClient
+) -> None:
+    result = managed_identity.acquire_token_for_client(resource=AZURE_AD_TOKEN_EXCHANGE)
+    assert "access_token" in result, result
+    claims = verify(entra_url, result["access_token"], audience=AZURE_AD_TOKEN_EXCHANGE)
+    assert claims["iss"] == f"{entra_url}/{HOSPITAL_TENANT_ID}/v2.0"
+    assert claims["sub"] == MANAGED_IDENTITY.principal_id
+    assert result["expires_in"] > 3600
+
+
+def test_managed_identity_endpoint_checks_header_and_identity(entra_url: str) -> None:
+    params = {"resource": AZURE_AD_TOKEN_EXCHANGE, "api-version": "2019-08-01", "client_id": MANAGED_IDENTITY.client_id}
+    endpoint = f"{entra_url}/msi/token"
+    assert requests.get(endpoint, params=params, timeout=10).status_code == 401
+    wrong = requests.get(endpoint, params={**params, "client_id": "someone-else"},
+                         headers={"X-IDENTITY-HEADER": DEFAULT_IDENTITY_HEADER}, timeout=10)
+    assert wrong.status_code == 400 and "message" in wrong.json()
+
+
+def test_managed_identity_as_federated_credential_redeems_a_code(
+    entra_url: str, managed_identity: msal.ManagedIdentityClient
+) -> None:
+    def assertion() -> str:
+        return managed_identity.acquire_token_for_client(resource=AZURE_AD_TOKEN_EXCHANGE)["access_token"]
+
+    app = confidential_app(entra_url, FIC_CLIENT_ID, {"client_assertion": assertion})
+    result = sign_in(app, requests.Session(), login_hint="cpx")
+    claims = verify(entra_url, result["id_token"], audience=FIC_CLIENT_ID)
+    with_secret = sign_in(confidential_app(entra_url), requests.Session(), login_hint="cpx")["id_token_claims"]
+    assert claims["oid"] == with_secret["oid"] and claims["sub"] != with_secret["sub"]  # sub is pairwise
+
+    stranger = confidential_app(entra_url, STRANGER_CLIENT_ID, {"client_assertion": assertion})
+    refused = sign_in(stranger, requests.Session(), login_hint="cpx")
+    assert refused["error"] == "invalid_client" and "AADSTS70021" in refused["error_description"]
