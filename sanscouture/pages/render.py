@@ -1,0 +1,357 @@
+"""Render the broker's French pages.
+
+One function per page, keyword arguments only, each returning the HTML string; the caller wraps it
+with :meth:`sanscouture.web.Response.html`, which adds the strict CSP. The Jinja2 environment is
+built on the first render, not at import: ``/token``, ``/jwks`` and ``/assets`` never render a page
+and should not pay for importing Jinja2 on a cold start.
+
+Also here: the allow-list of static files served by ``functions/assets.py`` and the helpers that turn
+PSC userinfo codes into the words shown to the user.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+from typing import Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+_HERE = Path(__file__).resolve().parent
+TEMPLATES_DIR = _HERE / "templates"
+STATIC_DIR = _HERE / "static"
+
+# The only files ``/assets/{name}`` serves, name → Content-Type. Only a name from this table ever
+# reaches the file system, so no path from a URL can (no traversal to check for).
+ASSETS: Mapping[str, str] = MappingProxyType({"broker.css": "text/css; charset=utf-8"})
+
+
+def asset_path(name: str) -> Path:
+    """The file behind an allowed asset name; ``KeyError`` for any other name."""
+    if name not in ASSETS:
+        raise KeyError(name)
+    return STATIC_DIR / name
+
+
+@functools.cache
+def asset_url(name: str) -> str:
+    """``/assets/<name>?v=<content hash>``: the stylesheet is cached as immutable, so a new
+    deployment must change its URL for browsers to fetch the new version."""
+    digest = hashlib.sha256(asset_path(name).read_bytes()).hexdigest()[:12]
+    return f"/assets/{name}?v={digest}"
+
+
+_lock = threading.Lock()
+_environment: Environment | None = None
+
+
+def _env() -> Environment:
+    """The worker's Jinja2 environment, built once on first use."""
+    global _environment
+    if _environment is None:
+        with _lock:
+            if _environment is None:
+                from jinja2 import Environment
+                from jinja2 import FileSystemLoader
+                from jinja2 import StrictUndefined
+
+                environment = Environment(
+                    loader=FileSystemLoader(TEMPLATES_DIR),
+                    autoescape=True,
+                    undefined=StrictUndefined,  # a missing value is a bug, not an empty string
+                    trim_blocks=True,
+                    lstrip_blocks=True,
+                    auto_reload=False,  # templates only change with a deployment: no stat() per render
+                )
+                environment.globals["asset_url"] = asset_url
+                _environment = environment
+    return _environment
+
+
+def _render(template: str, **context: Any) -> str:
+    return _env().get_template(template).render(**context)
+
+
+def _link(url: str | None) -> str | None:
+    """Keep only http(s) URLs for links: a return URL must never become ``javascript:`` or ``data:``."""
+    if not url:
+        return None
+    return url if urlsplit(url).scheme.lower() in {"https", "http"} else None
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def render_mire(*, client_name: str, form_action: str, csrf_token: str) -> str:
+    """« Choisissez votre moyen de connexion »: Entra ID delegation or Pro Santé Connect directly."""
+    return _render("mire.html", client_name=client_name, form_action=form_action, csrf_token=csrf_token)
+
+
+def render_pairing(
+    *, client_name: str, entra_name: str, entra_username: str, form_action: str, csrf_token: str
+) -> str:
+    """« Appairage du compte »: the Entra account is not linked yet; link it once with the CPS card."""
+    return _render(
+        "pairing.html",
+        client_name=client_name,
+        entra_name=entra_name,
+        entra_username=entra_username,
+        form_action=form_action,
+        csrf_token=csrf_token,
+    )
+
+
+def render_confirm(
+    *,
+    client_name: str,
+    identity_name: str,
+    profession: str | None,
+    masked_national_id: str,
+    auth_mode_label: str,
+    entra_username: str,
+    form_action: str,
+    csrf_token: str,
+    notice: str | None = None,
+) -> str:
+    """« Connexion »: who will be signed in, with « Confirmer » first and the shared-workstation way out.
+
+    ``masked_national_id`` is only the last characters of the national identifier (shown after
+    « se terminant par … »), never the whole identifier.
+    """
+    return _render(
+        "confirm.html",
+        client_name=client_name,
+        identity_name=identity_name,
+        profession=profession or None,
+        masked_national_id=masked_national_id,
+        auth_mode_label=auth_mode_label,
+        entra_username=entra_username,
+        form_action=form_action,
+        csrf_token=csrf_token,
+        notice=notice or None,
+    )
+
+
+def render_error(
+    *,
+    title: str,
+    message: str,
+    advice: str,
+    reference: str | None = None,
+    return_url: str | None = None,
+    status_hint: str | None = None,
+) -> str:
+    """An error page: what happened, what to do, an optional link back to the service and a
+    support reference. ``status_hint`` is a short secondary line (never the main message)."""
+    return _render(
+        "error.html",
+        title=title,
+        message=message,
+        advice=advice,
+        reference=reference or None,
+        return_url=_link(return_url),
+        status_hint=status_hint or None,
+    )
+
+
+def render_known_error(key: str, *, reference: str | None = None, return_url: str | None = None) -> str:
+    """:func:`render_error` with the wording of :data:`ERRORS` (``server_error`` for an unknown key)."""
+    title, message, advice = ERRORS.get(key, ERRORS["server_error"])
+    return render_error(title=title, message=message, advice=advice, reference=reference, return_url=return_url)
+
+
+def render_logout_confirm(*, client_name: str | None, form_action: str, csrf_token: str) -> str:
+    """« Voulez-vous vous déconnecter ? », for an RP-initiated logout without a valid id_token_hint."""
+    return _render(
+        "logout_confirm.html", client_name=client_name or None, form_action=form_action, csrf_token=csrf_token
+    )
+
+
+def render_logged_out(*, client_name: str | None, return_url: str | None) -> str:
+    """« Vous êtes déconnecté(e) », with the shared-workstation advice and an optional link back."""
+    return _render("logged_out.html", client_name=client_name or None, return_url=_link(return_url))
+
+
+# --- error wording -------------------------------------------------------------------------------
+
+# key → (title, message, advice). Plain words for a health professional in a hurry: what happened,
+# then what to do. No error codes; the page adds the support reference itself when there is one.
+ERRORS: dict[str, tuple[str, str, str]] = {
+    "unknown_client": (
+        "Service inconnu",
+        "Le lien que vous avez suivi ne correspond à aucun service autorisé à utiliser cette connexion.",
+        "Le lien est probablement erroné. Revenez au service que vous vouliez utiliser ; si le problème "
+        "persiste, contactez l'équipe qui gère ce service.",
+    ),
+    "invalid_redirect_uri": (
+        "Adresse de retour non autorisée",
+        "Le service qui vous a envoyé ici a indiqué une adresse de retour qui n'est pas enregistrée. "
+        "Par sécurité, la connexion s'arrête ici.",
+        "Contactez l'équipe qui gère ce service et signalez-lui ce problème.",
+    ),
+    "authentication_not_compliant": (
+        "Authentification insuffisante",
+        "Votre connexion au compte de votre établissement (Entra ID) n'atteint pas le niveau de sécurité "
+        "exigé pour accéder à ce service.",
+        "Connectez-vous avec votre carte CPx, Windows Hello ou une clé de sécurité FIDO2, puis réessayez. "
+        "Si vous n'en disposez pas, contactez le support informatique de votre établissement.",
+    ),
+    "tenant_not_allowed": (
+        "Organisation non autorisée",
+        "Votre organisation n'est pas autorisée à utiliser ce service de connexion.",
+        "Vérifiez que vous utilisez bien le compte de votre établissement. Sinon, contactez le support "
+        "informatique de votre établissement.",
+    ),
+    "auth_too_old": (
+        "Authentification à renouveler",
+        "Votre dernière authentification est trop ancienne pour accéder à ce service.",
+        "Revenez au service et relancez la connexion : il vous sera demandé de vous authentifier à nouveau.",
+    ),
+    "session_expired": (
+        "Délai dépassé",
+        "Votre connexion a pris trop de temps et n'est plus valable.",
+        "Revenez au service que vous vouliez utiliser et relancez la connexion.",
+    ),
+    "psc_refused": (
+        "Identité non confirmée",
+        "Pro Santé Connect n'a pas confirmé votre identité avec le niveau exigé (eIDAS substantiel : "
+        "carte CPS ou e-CPS).",
+        "Réessayez avec votre carte CPS ou l'application e-CPS. Si le problème persiste, contactez le "
+        "support informatique de votre établissement.",
+    ),
+    "pairing_failed": (
+        "Appairage impossible",
+        "Le compte de votre établissement n'a pas pu être relié à votre identité Pro Santé Connect.",
+        "Revenez au service et relancez la connexion. Si le problème persiste, contactez le support "
+        "informatique de votre établissement.",
+    ),
+    "csrf": (
+        "Formulaire expiré",
+        "Ce formulaire a expiré ou a déjà été envoyé.",
+        "Revenez au service et relancez la connexion, sans utiliser le bouton « Précédent » du navigateur.",
+    ),
+    "upstream_unavailable": (
+        "Service momentanément indisponible",
+        "Un service nécessaire à votre connexion (Entra ID ou Pro Santé Connect) ne répond pas pour le moment.",
+        "Réessayez dans quelques minutes.",
+    ),
+    "temporarily_unavailable": (
+        "Service momentanément indisponible",
+        "Le service de connexion est momentanément indisponible.",
+        "Réessayez dans quelques minutes.",
+    ),
+    "cancelled": (
+        "Connexion annulée",
+        "Vous avez annulé la connexion.",
+        "Vous pouvez fermer cette page, ou revenir au service pour vous connecter à nouveau.",
+    ),
+    "logout_invalid": (
+        "Demande de déconnexion invalide",
+        "Le service qui vous a envoyé ici a fait une demande de déconnexion qui ne peut pas être acceptée.",
+        "Pour vous déconnecter, revenez au service et utilisez son bouton de déconnexion, ou fermez toutes "
+        "les fenêtres du navigateur.",
+    ),
+    "server_error": (
+        "Erreur inattendue",
+        "Une erreur inattendue a empêché votre connexion.",
+        "Réessayez dans quelques minutes. Si le problème persiste, contactez le support informatique de "
+        "votre établissement.",
+    ),
+}
+
+
+# --- user-facing labels from PSC userinfo --------------------------------------------------------
+
+
+def auth_mode_label(auth_mode: str | None) -> str:
+    """PSC ``authMode`` in words: ``CARD`` → « carte CPS », the mobile modes → « e-CPS »."""
+    mode = (auth_mode or "").strip().upper()
+    if "CARD" in mode:
+        return "carte CPS"
+    if mode in {"MOBILE", "EXTERNAL_APP"} or "CPS" in mode:
+        return "e-CPS"
+    return "Pro Santé Connect"
+
+
+# TRE_G15-ProfessionSante (ANS nomenclature), the common codes only: code → (masculine, feminine).
+_PROFESSIONS: dict[str, tuple[str, str]] = {
+    "10": ("Médecin", "Médecin"),
+    "21": ("Pharmacien", "Pharmacienne"),
+    "26": ("Audioprothésiste", "Audioprothésiste"),
+    "28": ("Opticien-lunetier", "Opticienne-lunetière"),
+    "40": ("Chirurgien-dentiste", "Chirurgienne-dentiste"),
+    "50": ("Sage-femme", "Sage-femme"),
+    "60": ("Infirmier", "Infirmière"),
+    "70": ("Masseur-kinésithérapeute", "Masseuse-kinésithérapeute"),
+    "80": ("Pédicure-podologue", "Pédicure-podologue"),
+    "91": ("Orthophoniste", "Orthophoniste"),
+    "92": ("Orthoptiste", "Orthoptiste"),
+    "94": ("Ergothérapeute", "Ergothérapeute"),
+    "95": ("Diététicien", "Diététicienne"),
+    "96": ("Psychomotricien", "Psychomotricienne"),
+    "98": ("Manipulateur en électroradiologie médicale", "Manipulatrice en électroradiologie médicale"),
+}
+
+# TRE_R11-CiviliteExercice: only the titles written before a name (MC, MG, PC, PG are ranks).
+_CIVILITIES: dict[str, str] = {"DR": "Dr", "PR": "Pr"}
+
+
+def _text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _first_exercice(userinfo: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``SubjectRefPro.exercices[0]``, or an empty mapping when userinfo has another shape."""
+    ref = userinfo.get("SubjectRefPro")
+    exercices = ref.get("exercices") if isinstance(ref, Mapping) else None
+    if isinstance(exercices, list) and exercices and isinstance(exercices[0], Mapping):
+        return exercices[0]
+    return {}
+
+
+def profession_label(userinfo: Mapping[str, Any]) -> str | None:
+    """The profession of the first exercise (« Médecin », « Infirmière »…), or None when unknown.
+
+    Falls back to ``SubjectRole`` (``"10^1.2.250.1.213.1.1.5.5"``) when ``SubjectRefPro`` is absent.
+    The feminine form follows ``SubjectRefPro.codeCivilite`` (MME, MLLE).
+    """
+    code = _text(_first_exercice(userinfo).get("codeProfession"))
+    if not code:
+        roles = userinfo.get("SubjectRole")
+        if isinstance(roles, list) and roles and isinstance(roles[0], str):
+            code = roles[0].split("^", 1)[0].strip()
+    labels = _PROFESSIONS.get(code)
+    if labels is None:
+        return None
+    ref = userinfo.get("SubjectRefPro")
+    civility = _text(ref.get("codeCivilite")).upper() if isinstance(ref, Mapping) else ""
+    return labels[1] if civility in {"MME", "MLLE"} else labels[0]
+
+
+def civility_prefix(userinfo: Mapping[str, Any]) -> str | None:
+    """« Dr » (or « Pr ») from ``codeCiviliteDexercice``; None otherwise."""
+    return _CIVILITIES.get(_text(_first_exercice(userinfo).get("codeCiviliteDexercice")).upper())
+
+
+def display_name(userinfo: Mapping[str, Any]) -> str:
+    """« Dr Kit DOC0042788 »: civility, first name, family name as the PS practises under them.
+
+    The exercise names come first (they are what colleagues know), then ``given_name`` and
+    ``family_name``. An all-capitals first name is put in title case; the family name keeps PSC's
+    capitals, as French usage writes it. Empty when userinfo carries no name at all.
+    """
+    exercice = _first_exercice(userinfo)
+    given = _text(exercice.get("prenomDexercice")) or _text(userinfo.get("given_name"))
+    family = _text(exercice.get("nomDexercice")) or _text(userinfo.get("family_name"))
+    if not (given or family):
+        return ""
+    if given.isupper():
+        given = given.title()
+    return " ".join(part for part in (civility_prefix(userinfo), given, family) if part)
