@@ -1,0 +1,349 @@
+// PSC sans couture broker — the whole deployment into one resource group.
+//   az deployment group create --resource-group <rg> --parameters infra/bicep/main.bicepparam
+// (infra/deploy.sh runs it, publishes the code and bootstraps the signing key; docs/deploy.md).
+// Raw resources only (no registry modules): everything here can be read and checked offline.
+// The Microsoft Graph extension (bicepconfig.json) needs Bicep >= 0.36.1: run `az bicep upgrade`.
+
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------------
+// Naming and placement
+// ---------------------------------------------------------------------------------------------
+
+@description('Azure region of every resource (the resource group\'s by default). Flex Consumption must be offered there.')
+param location string = resourceGroup().location
+
+@description('Short name of the product, used to build resource names (letters, digits, hyphens).')
+@minLength(2)
+@maxLength(12)
+param baseName string = 'pscbroker'
+
+@description('Environment label (prod, recette, ...): part of resource names and of the Entra app name.')
+@minLength(2)
+@maxLength(10)
+param environmentName string = 'prod'
+
+@description('Tags put on every Azure resource (Graph objects have none).')
+param tags object = {
+  application: 'psc-sans-couture'
+  environment: environmentName
+}
+
+// ---------------------------------------------------------------------------------------------
+// Function App sizing (Flex Consumption)
+// ---------------------------------------------------------------------------------------------
+
+@description('Instances kept warm for HTTP ("always ready"): 1 hides cold starts from the first PS of the morning; billed.')
+@minValue(0)
+@maxValue(20)
+param alwaysReadyInstances int = 1
+
+// Deliberate: Python apps on Flex Consumption get 1 concurrent request per instance by default, so
+// each simultaneous sign-in would need its own (cold) instance. The broker's requests mostly wait
+// on I/O (Table Storage, Entra, PSC over HTTPS): 16 — the platform default for other languages at
+// 2048 MB — lets one instance overlap them. Lower it if handlers turn CPU-bound. The handlers are
+// synchronous: the Python worker runs them on its thread pool (PYTHON_THREADPOOL_THREAD_COUNT,
+// default min(32, cores + 4)), which then bounds the real overlap on small instances.
+@description('Concurrent HTTP requests per instance before scaling out (Python default on Flex is 1).')
+@minValue(1)
+@maxValue(1000)
+param perInstanceConcurrency int = 16
+
+@description('Memory per instance in MB (512, 2048 or 4096).')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Maximum number of instances (Flex Consumption accepts 40 to 1000).')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Storage replication (Standard_ZRS survives the loss of one availability zone).')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSku string = 'Standard_ZRS'
+
+@description('Days logs are kept in Log Analytics.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 90
+
+@description('Days a deleted Key Vault or secret stays recoverable (purge protection is on).')
+@minValue(7)
+@maxValue(90)
+param keyVaultSoftDeleteRetentionInDays int = 90
+
+// ---------------------------------------------------------------------------------------------
+// Public address
+// ---------------------------------------------------------------------------------------------
+
+@description('Custom domain (e.g. psc-broker.chu-exemple.fr) already bound to the app. Empty: the default host name.')
+param customDomain string = ''
+
+// ---------------------------------------------------------------------------------------------
+// Entra ID
+// ---------------------------------------------------------------------------------------------
+
+@description('Display name of the Entra app registration.')
+param entraAppDisplayName string = 'PSC sans couture (${environmentName})'
+
+@description('Immutable unique name of the Entra app registration (redeployments update the app with this name).')
+param entraAppUniqueName string = 'psc-sans-couture-${environmentName}'
+
+@description('Require users and groups to be assigned to the enterprise application before they can use it.')
+param entraAssignmentRequired bool = false
+
+@description('Tenant ids whose users may sign in, comma-separated (BROKER_ENTRA_ALLOWED_TENANTS).')
+param entraAllowedTenants string = tenant().tenantId
+
+@description('Authentication context values (acrs) required in every Entra ID token, comma-separated; empty: none.')
+param entraRequiredAcrs string = ''
+
+@description('Maximum age in seconds of the Entra authentication (auth_time); 14400 = 4 h.')
+@minValue(60)
+param entraMaxAuthAge int = 14400
+
+// ---------------------------------------------------------------------------------------------
+// Pro Santé Connect
+// ---------------------------------------------------------------------------------------------
+
+@description('PSC discovery URL (production by default; the BAS sandbox is auth.bas.psc.esante.gouv.fr).')
+param pscDiscoveryUrl string = 'https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet/.well-known/wallet-openid-configuration'
+
+@description('Client id the ANS registered for this broker at PSC.')
+@minLength(1)
+param pscClientId string
+
+@description('PSC client secret, written to Key Vault. Empty: keep the secret already in the vault.')
+@secure()
+param pscClientSecret string = ''
+
+@description('Name of the Key Vault secret holding the PSC client secret.')
+param pscClientSecretName string = 'psc-client-secret'
+
+// ---------------------------------------------------------------------------------------------
+// The broker as an OpenID provider
+// ---------------------------------------------------------------------------------------------
+
+@description('Registered digital services (RPs): JSON list of RFC 7591 client metadata; client_secret as "sha256:<hex>".')
+@minLength(2)
+param clients string
+
+@description('Key Vault secret whose versions are the ID-token signing keys (private RSA JWKs).')
+param signingKeySecretName string = 'broker-signing-key'
+
+@description('Show the choice page (Entra ID or Pro Santé Connect) before every sign-in.')
+param showMire bool = false
+
+@description('Broker session lifetime in seconds (PSC: 4 h).')
+@minValue(60)
+param sessionMaxAge int = 14400
+
+@description('Broker session idle timeout in seconds (PSC: 30 min).')
+@minValue(60)
+param sessionIdleTimeout int = 1800
+
+@description('Access token lifetime in seconds.')
+@minValue(30)
+param accessTokenTtl int = 120
+
+// ---------------------------------------------------------------------------------------------
+// Who deploys
+// ---------------------------------------------------------------------------------------------
+
+@description('Object id of the administrator (or pipeline) given Key Vault Secrets Officer to manage the signing key. Empty: none.')
+param deployerPrincipalId string = ''
+
+@description('Kind of principal deployerPrincipalId is.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param deployerPrincipalType string = 'User'
+
+// ---------------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------------
+
+var suffix = uniqueString(subscription().id, resourceGroup().id, environmentName)
+var compactBase = toLower(replace(baseName, '-', ''))
+var names = {
+  identity: 'id-${baseName}-${environmentName}'
+  storage: 'st${take(compactBase, 9)}${take(suffix, 13)}'
+  keyVault: 'kv${take(compactBase, 9)}${take(suffix, 13)}'
+  workspace: 'log-${baseName}-${environmentName}'
+  appInsights: 'appi-${baseName}-${environmentName}'
+  plan: 'asp-${baseName}-${environmentName}'
+  functionApp: 'func-${baseName}-${environmentName}-${take(suffix, 6)}'
+}
+var deploymentContainerName = 'app-package'
+
+// The tables of DESIGN.md "State" (sanscouture/adapters/tables.py TABLE_NAMES).
+var tableNames = [
+  'journeys'
+  'codes'
+  'sessions'
+  'bindings'
+  'audit'
+  'jti'
+  'tokens'
+]
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------------------
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: names.identity
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: names.storage
+    location: location
+    tags: tags
+    skuName: storageSku
+    deploymentContainerName: deploymentContainerName
+    tableNames: tableNames
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: names.keyVault
+    location: location
+    tags: tags
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
+    pscClientSecretName: pscClientSecretName
+    pscClientSecret: pscClientSecret
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    workspaceName: names.workspace
+    appInsightsName: names.appInsights
+    location: location
+    tags: tags
+    retentionInDays: logRetentionInDays
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  params: {
+    appPrincipalId: identity.outputs.principalId
+    deployerPrincipalId: deployerPrincipalId
+    deployerPrincipalType: deployerPrincipalType
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    planName: names.plan
+    name: names.functionApp
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    alwaysReadyInstances: alwaysReadyInstances
+    perInstanceConcurrency: perInstanceConcurrency
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+  }
+  dependsOn: [
+    rbac // the host reads its storage with the identity as soon as it starts
+  ]
+}
+
+var publicHost = empty(customDomain) ? functionApp.outputs.defaultHostName : customDomain
+var issuer = 'https://${publicHost}'
+
+module entraApp 'modules/entra-app.bicep' = {
+  name: 'entra-app'
+  params: {
+    displayName: entraAppDisplayName
+    uniqueName: entraAppUniqueName
+    publicHost: publicHost
+    managedIdentityPrincipalId: identity.outputs.principalId
+    assignmentRequired: entraAssignmentRequired
+  }
+}
+
+module appSettings 'modules/appsettings.bicep' = {
+  name: 'appsettings'
+  params: {
+    functionAppName: functionApp.outputs.name
+    identityName: identity.outputs.name
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+    issuer: issuer
+    clients: clients
+    entraClientId: entraApp.outputs.clientId
+    entraAllowedTenants: entraAllowedTenants
+    entraRequiredAcrs: entraRequiredAcrs
+    entraMaxAuthAge: entraMaxAuthAge
+    pscDiscoveryUrl: pscDiscoveryUrl
+    pscClientId: pscClientId
+    pscClientSecretName: pscClientSecretName
+    signingKeySecretName: signingKeySecretName
+    showMire: showMire
+    sessionMaxAge: sessionMaxAge
+    sessionIdleTimeout: sessionIdleTimeout
+    accessTokenTtl: accessTokenTtl
+  }
+  dependsOn: [
+    rbac // Key Vault references resolve with the identity's Secrets User role
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs (no secrets: names, URLs and ids only)
+// ---------------------------------------------------------------------------------------------
+
+@description('Issuer of the broker (its public base URL): what the digital services configure.')
+output issuer string = issuer
+
+@description('Redirect URI to register with Pro Santé Connect (ANS) for the pairing step.')
+output pscRedirectUri string = '${issuer}/pair/callback'
+
+@description('Application (client) id of the Entra app registration; Conditional Access targets it.')
+output entraClientId string = entraApp.outputs.clientId
+
+@description('Name of the Function App (deploy.sh publishes the code to it).')
+output functionAppName string = functionApp.outputs.name
+
+@description('Name of the Key Vault (deploy.sh writes the first signing key to it).')
+output keyVaultName string = keyVault.outputs.name
+
+// Output names avoid "secret" and "password": the outputs-should-not-contain-secrets linter rule
+// treats such names as secrets (these two are only names of Key Vault secrets).
+@description('Name of the Key Vault secret whose versions are the signing keys.')
+output signingKeyName string = signingKeySecretName
+
+@description('Name of the Key Vault secret holding the PSC client secret.')
+output pscCredentialName string = pscClientSecretName

@@ -1,0 +1,121 @@
+// The Function App's app settings, in one whole-collection write (Microsoft.Web/sites/config
+// 'appsettings' replaces every setting: list them all here). The BROKER_* names are exactly those
+// of sanscouture/settings.py minus its sandbox-only ones (tests/infra/test_bicep.py checks it);
+// the others are the platform's. No secret is written in clear: the PSC client secret is a Key
+// Vault reference resolved with the managed identity (keyVaultReferenceIdentity on the site).
+// Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
+// WEBSITE_RUN_FROM_PACKAGE, WEBSITE_CONTENT*, ...: none of them is set.
+
+@description('Name of the Function App.')
+param functionAppName string
+
+@description('Name of the user-assigned managed identity the app runs as.')
+param identityName string
+
+@description('Name of the storage account (host storage and state tables).')
+param storageAccountName string
+
+@description('Name of the Key Vault.')
+param keyVaultName string
+
+@description('Name of the Application Insights component.')
+param appInsightsName string
+
+@description('Public base URL of the broker, without trailing slash (BROKER_ISSUER).')
+param issuer string
+
+@description('JSON list of RP client metadata (BROKER_CLIENTS).')
+param clients string
+
+@description('Application (client) id of the broker Entra app registration (BROKER_ENTRA_CLIENT_ID).')
+param entraClientId string
+
+@description('Tenant ids allowed to sign in, comma-separated (BROKER_ENTRA_ALLOWED_TENANTS).')
+param entraAllowedTenants string
+
+@description('Entra authentication context values (acrs) every sign-in must carry (BROKER_ENTRA_REQUIRED_ACRS).')
+param entraRequiredAcrs string
+
+@description('Maximum age in seconds of the Entra authentication (BROKER_ENTRA_MAX_AUTH_AGE).')
+param entraMaxAuthAge int
+
+@description('PSC discovery document URL (BROKER_PSC_DISCOVERY_URL).')
+param pscDiscoveryUrl string
+
+@description('PSC client id (BROKER_PSC_CLIENT_ID).')
+param pscClientId string
+
+@description('Name of the Key Vault secret holding the PSC client secret.')
+param pscClientSecretName string
+
+@description('Name of the Key Vault secret whose versions are the signing keys (BROKER_SIGNING_KEY_NAME).')
+param signingKeySecretName string
+
+@description('Show the choice page (Entra ID / Pro Santé Connect) before every sign-in (BROKER_SHOW_MIRE).')
+param showMire bool
+
+@description('Broker session lifetime in seconds (BROKER_SESSION_MAX_AGE).')
+param sessionMaxAge int
+
+@description('Broker session idle timeout in seconds (BROKER_SESSION_IDLE_TIMEOUT).')
+param sessionIdleTimeout int
+
+@description('Access token lifetime in seconds (BROKER_ACCESS_TOKEN_TTL).')
+param accessTokenTtl int
+
+resource site 'Microsoft.Web/sites@2023-12-01' existing = {
+  name: functionAppName
+}
+
+resource uami 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: identityName
+}
+
+resource stg 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: {
+    // Functions host storage, through the managed identity (no connection string, no key).
+    AzureWebJobsStorage__accountName: stg.name
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: uami.properties.clientId
+    // Telemetry: Entra-authenticated ingestion (the component has local auth disabled); the
+    // Python worker exports OpenTelemetry itself (host.json telemetryMode OpenTelemetry).
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${uami.properties.clientId};Authorization=AAD'
+    PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+    // azure-identity (DefaultAzureCredential / ManagedIdentityCredential) picks the UAMI.
+    AZURE_CLIENT_ID: uami.properties.clientId
+    // The broker (sanscouture/settings.py).
+    BROKER_ISSUER: issuer
+    BROKER_CLIENTS: string(json(clients)) // fails the deployment, not the first sign-in, on bad JSON
+    BROKER_ENTRA_AUTHORITY: '${environment().authentication.loginEndpoint}${tenant().tenantId}'
+    BROKER_ENTRA_CLIENT_ID: entraClientId
+    BROKER_ENTRA_MANAGED_IDENTITY_CLIENT_ID: uami.properties.clientId
+    BROKER_ENTRA_ALLOWED_TENANTS: entraAllowedTenants
+    BROKER_ENTRA_REQUIRED_ACRS: entraRequiredAcrs
+    BROKER_ENTRA_MAX_AUTH_AGE: string(entraMaxAuthAge)
+    BROKER_PSC_DISCOVERY_URL: pscDiscoveryUrl
+    BROKER_PSC_CLIENT_ID: pscClientId
+    BROKER_PSC_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${pscClientSecretName}/)'
+    BROKER_TABLES_ENDPOINT: stg.properties.primaryEndpoints.table
+    BROKER_KEYVAULT_URL: vault.properties.vaultUri
+    BROKER_SIGNING_KEY_NAME: signingKeySecretName
+    BROKER_SHOW_MIRE: showMire ? 'true' : 'false'
+    BROKER_SESSION_MAX_AGE: string(sessionMaxAge)
+    BROKER_SESSION_IDLE_TIMEOUT: string(sessionIdleTimeout)
+    BROKER_ACCESS_TOKEN_TTL: string(accessTokenTtl)
+  }
+}

@@ -1,0 +1,117 @@
+// The broker's Entra ID app registration, through the Microsoft Graph Bicep extension
+// (bicepconfig.json, Bicep >= 0.36.1). Created with the deploying administrator's own token.
+//   - web redirect URI https://<public host>/callback (where Entra returns the PS);
+//   - delegated Microsoft Graph scopes openid profile email offline_access User.Read, declared
+//     (requiredResourceAccess) AND granted tenant-wide (oauth2PermissionGrants, AllPrincipals):
+//     declaring alone grants nothing;
+//   - optional ID-token claims auth_time and acrs (freshness and authentication context checks);
+//   - no client secret: a federated identity credential makes the Function App's user-assigned
+//     managed identity the app's credential (MSAL client assertion from a managed-identity token).
+// Graph resources have no Azure location or tags.
+
+extension microsoftGraphV1
+
+@description('Display name shown in Entra ID (Enterprise applications, sign-in logs, consent).')
+param displayName string
+
+@description('Immutable unique name of the app registration: the key that makes redeployments update it.')
+param uniqueName string
+
+@description('Public host name of the broker (default host name or custom domain), without scheme.')
+param publicHost string
+
+@description('Object (principal) id of the user-assigned managed identity trusted as the app credential.')
+param managedIdentityPrincipalId string
+
+@description('Only users and groups assigned to the enterprise application may sign in through the broker.')
+param assignmentRequired bool
+
+var graphAppId = '00000003-0000-0000-c000-000000000000' // Microsoft Graph
+var delegatedScopes = [
+  'openid'
+  'profile'
+  'email'
+  'offline_access'
+  'User.Read'
+]
+
+resource graphSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
+  appId: graphAppId
+}
+
+var graphScopeAccess = map(
+  filter(graphSp.oauth2PermissionScopes, permission => contains(delegatedScopes, permission.value)),
+  permission => {
+    id: permission.id
+    type: 'Scope'
+  }
+)
+
+resource brokerApp 'Microsoft.Graph/applications@v1.0' = {
+  displayName: displayName
+  uniqueName: uniqueName
+  signInAudience: 'AzureADMyOrg'
+  notes: 'Broker Pro Santé Connect sans couture. Deployed by infra/bicep; credential = federated managed identity.'
+  web: {
+    redirectUris: [
+      'https://${publicHost}/callback'
+    ]
+    implicitGrantSettings: {
+      enableIdTokenIssuance: false
+      enableAccessTokenIssuance: false
+    }
+  }
+  requiredResourceAccess: [
+    {
+      resourceAppId: graphAppId
+      resourceAccess: graphScopeAccess
+    }
+  ]
+  optionalClaims: {
+    idToken: [
+      {
+        name: 'auth_time'
+        essential: false
+      }
+      {
+        name: 'acrs'
+        essential: false
+      }
+    ]
+  }
+
+  // Graph extension known issue: a child's name is '<parent uniqueName>/<child name>'.
+  resource managedIdentityCredential 'federatedIdentityCredentials@v1.0' = {
+    name: '${uniqueName}/function-app-managed-identity'
+    description: 'The broker Function App user-assigned managed identity is this app credential (no secret).'
+    issuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+    subject: managedIdentityPrincipalId
+    audiences: [
+      'api://AzureADTokenExchange'
+    ]
+  }
+}
+
+resource brokerSp 'Microsoft.Graph/servicePrincipals@v1.0' = {
+  appId: brokerApp.appId
+  appRoleAssignmentRequired: assignmentRequired
+  notes: 'Broker Pro Santé Connect sans couture: target of the Conditional Access policy (infra/conditional-access.sh).'
+}
+
+// Tenant-wide admin consent for the delegated scopes above (Application Administrator or
+// Cloud Application Administrator can grant it for Microsoft Graph delegated permissions).
+resource adminConsent 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = {
+  clientId: brokerSp.id
+  resourceId: graphSp.id
+  consentType: 'AllPrincipals'
+  scope: join(delegatedScopes, ' ')
+}
+
+@description('Application (client) id of the broker app registration (BROKER_ENTRA_CLIENT_ID).')
+output clientId string = brokerApp.appId
+
+@description('Object id of the app registration.')
+output applicationObjectId string = brokerApp.id
+
+@description('Object id of the service principal (enterprise application), the Conditional Access target.')
+output servicePrincipalId string = brokerSp.id

@@ -1,0 +1,111 @@
+// Role assignments, least privilege, each scoped to the one resource it is about.
+// App identity (user-assigned managed identity):
+//   - Storage Blob Data Owner on the storage account: Functions host storage (AzureWebJobsStorage
+//     needs Owner for its blob leases and keys) and the Flex deployment container;
+//   - Storage Table Data Contributor on the storage account: the state tables;
+//   - Key Vault Secrets User on the vault: read the signing key and the PSC client secret
+//     (no Secrets Officer: the app never writes or rotates its own keys);
+//   - Monitoring Metrics Publisher on Application Insights: Entra-authenticated ingestion.
+// Deploying administrator (optional): Key Vault Secrets Officer on the vault, so that deploy.sh
+// can write the first signing-key version and later rotations.
+// Assigning roles needs Owner, User Access Administrator or Role Based Access Control
+// Administrator on the resource group.
+
+@description('Object (principal) id of the app\'s user-assigned managed identity.')
+param appPrincipalId string
+
+@description('Object id of the administrator (or pipeline) who manages the signing key. Empty: no assignment.')
+param deployerPrincipalId string
+
+@description('Kind of principal deployerPrincipalId is.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param deployerPrincipalType string
+
+@description('Name of the storage account.')
+param storageAccountName string
+
+@description('Name of the Key Vault.')
+param keyVaultName string
+
+@description('Name of the Application Insights component.')
+param appInsightsName string
+
+// Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+var roles = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+resource stg 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource appBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(stg.id, appPrincipalId, roles.storageBlobDataOwner)
+  scope: stg
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'PSC sans couture broker: Functions host storage and deployment package'
+  }
+}
+
+resource appTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(stg.id, appPrincipalId, roles.storageTableDataContributor)
+  scope: stg
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'PSC sans couture broker: state tables'
+  }
+}
+
+resource appSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, appPrincipalId, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'PSC sans couture broker: read the signing key and the PSC client secret'
+  }
+}
+
+resource appMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, appPrincipalId, roles.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'PSC sans couture broker: Entra-authenticated telemetry ingestion'
+  }
+}
+
+resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(vault.id, deployerPrincipalId, roles.keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+    description: 'PSC sans couture broker: administrator who writes and rotates the signing key'
+  }
+}

@@ -1,0 +1,97 @@
+// Storage account: Functions host storage (AzureWebJobsStorage), the Flex Consumption deployment
+// container, and the broker's state tables (DESIGN.md "State"). Identity only: no shared keys.
+
+@description('Name of the storage account (3-24 lowercase letters and digits, globally unique).')
+@minLength(3)
+@maxLength(24)
+param name string
+
+@description('Azure region of the storage account.')
+param location string
+
+@description('Tags applied to the storage account.')
+param tags object
+
+@description('Replication. ZRS keeps the broker\'s state through the loss of one availability zone.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param skuName string
+
+@description('Blob container that holds the zip package the Flex Consumption app runs from.')
+param deploymentContainerName string
+
+@description('Tables of the broker (one row = one thing; see DESIGN.md "State").')
+param tableNames array
+
+resource stg 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: skuName
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false // Entra ID (managed identity) only
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+  }
+}
+
+// Children are declared with `parent:` rather than nested: pycep (the offline parser of
+// tests/infra) keeps only the last nested child of an object.
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: stg
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+  }
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: stg
+  name: 'default'
+}
+
+resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [for tableName in tableNames: {
+  parent: tableService
+  name: tableName
+}]
+
+@description('Name of the storage account.')
+output name string = stg.name
+
+@description('Resource id of the storage account.')
+output id string = stg.id
+
+@description('Blob container URL of the deployment package (Flex Consumption functionAppConfig.deployment).')
+output deploymentContainerUrl string = '${stg.properties.primaryEndpoints.blob}${deploymentContainerName}'
+
+@description('Table service endpoint (BROKER_TABLES_ENDPOINT).')
+output tableEndpoint string = stg.properties.primaryEndpoints.table
