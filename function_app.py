@@ -2,9 +2,31 @@
 
 import azure.functions as func
 
+from functions import assets
+from functions import authorize
+from functions import callback
+from functions import confirm
+from functions import discovery
 from functions import health
+from functions import jwks
+from functions import logout
+from functions import pair
+from functions import token
+from functions import userinfo
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (health.bp,):
+for blueprint in (
+    discovery.bp,
+    jwks.bp,
+    authorize.bp,
+    callback.bp,
+    pair.bp,
+    confirm.bp,
+    token.bp,
+    userinfo.bp,
+    logout.bp,
+    assets.bp,
+    health.bp,
+):
     app.register_functions(blueprint)

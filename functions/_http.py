@@ -9,6 +9,7 @@ shows no stack trace.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 
 import azure.functions as func
@@ -60,7 +61,10 @@ def to_http_response(response: Response) -> func.HttpResponse:
 def error_response(error: OAuthError) -> Response:
     """The JSON error of RFC 6749 5.2 / RFC 6750 3, never cached."""
     headers = dict(NO_STORE)
-    if error.status == 401:
+    # RFC 9110 11.6.1: a 401 carries a challenge of the scheme the endpoint accepts.
+    if error.error == "invalid_client":
+        headers["WWW-Authenticate"] = 'Basic realm="sans-couture"'
+    elif error.status == 401:
         headers["WWW-Authenticate"] = f'Bearer error="{error.error}"'
     return Response.json(error.body(), status=error.status, headers=headers)
 
@@ -82,6 +86,41 @@ def endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse
         except Exception:
             log.exception("unexpected failure", extra={"route": handler.__name__})
             response = error_response(ServerError())
+        return to_http_response(response)
+
+    run.__name__ = handler.__name__
+    run.__qualname__ = handler.__qualname__
+    run.__doc__ = handler.__doc__
+    return run
+
+
+def browser_endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Like :func:`endpoint`, for pages a person sees: failures become French error pages.
+
+    An outage (Table Storage, Entra ID, PSC) is a 503 page saying to try again; anything unexpected
+    is a 500 page with a short reference that is also in the log, never a stack trace.
+    """
+    from sanscouture.error_pages import error_page
+    from sanscouture.errors import SignInRefused
+    from sanscouture.errors import TemporarilyUnavailableError
+    from sanscouture.errors import UpstreamUnavailableError
+
+    def run(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            response = handler(to_request(req))
+        except UpstreamUnavailableError as error:
+            log.warning("upstream unavailable", extra={"error_detail": error.detail, "route": handler.__name__})
+            response = error_page("upstream_unavailable", status=503)
+        except TemporarilyUnavailableError as error:
+            log.warning("dependency unavailable", extra={"error_detail": error.detail, "route": handler.__name__})
+            response = error_page("temporarily_unavailable", status=503)
+        except SignInRefused as refusal:
+            log.warning("sign-in refused", extra={"reason": refusal.reason, "error_detail": refusal.detail})
+            response = error_page(refusal.reason, status=403)
+        except Exception:
+            reference = secrets.token_hex(4)
+            log.exception("unexpected failure", extra={"route": handler.__name__, "reference": reference})
+            response = error_page("server_error", status=500, reference=reference)
         return to_http_response(response)
 
     run.__name__ = handler.__name__

@@ -12,7 +12,11 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 
+from sanscouture.adapters.client_jwks import ClientJwksFetcher
+from sanscouture.adapters.http import UpstreamSession
 from sanscouture.adapters.tables import Tables
+from sanscouture.journey import Broker
+from sanscouture.keys import KeyRing
 from sanscouture.settings import Settings
 
 
@@ -23,6 +27,11 @@ class Services:
     settings: Settings
 
     @cached_property
+    def http(self) -> UpstreamSession:
+        """One outbound HTTP session per worker (connection reuse towards Entra and PSC)."""
+        return UpstreamSession(self.settings.ca_bundle)
+
+    @cached_property
     def tables(self) -> Tables:
         if self.settings.tables_connection_string:
             return Tables.from_connection_string(self.settings.tables_connection_string)
@@ -31,6 +40,39 @@ class Services:
         credential = ManagedIdentityCredential(client_id=self.settings.entra_managed_identity_client_id)
         assert self.settings.tables_endpoint  # enforced by Settings.from_env
         return Tables.from_endpoint(self.settings.tables_endpoint, credential)
+
+    @cached_property
+    def key_ring(self) -> KeyRing:
+        """The signing keys, cached per worker (Key Vault in Azure, a file in the sandbox)."""
+        if self.settings.signing_key_file:
+            from sanscouture.adapters.keyfile import FileKeySource
+
+            return KeyRing(FileKeySource(self.settings.signing_key_file))
+        from azure.identity import ManagedIdentityCredential  # only in Azure
+
+        from sanscouture.adapters import keyvault
+
+        assert self.settings.keyvault_url and self.settings.signing_key_name  # enforced by Settings.from_env
+        credential = ManagedIdentityCredential(client_id=self.settings.entra_managed_identity_client_id)
+        return KeyRing(keyvault.from_settings(self.settings.keyvault_url, self.settings.signing_key_name, credential))
+
+    @cached_property
+    def client_jwks(self) -> ClientJwksFetcher:
+        """Relying parties' JWK Sets (``private_key_jwt`` with ``jwks_uri``), cached per worker."""
+        return ClientJwksFetcher(self.http)
+
+    @cached_property
+    def broker(self) -> Broker:
+        """The journey's collaborators; upstream adapters contact nobody until first used."""
+        from sanscouture.adapters.entra import EntraAdapter
+        from sanscouture.adapters.psc import PscAdapter
+
+        return Broker(
+            settings=self.settings,
+            tables=self.tables,
+            entra=EntraAdapter(self.settings, self.http),
+            psc=PscAdapter(self.settings, self.http),
+        )
 
 
 _lock = threading.Lock()

@@ -20,13 +20,19 @@ bp = func.Blueprint()
 
 
 def health(request: Request) -> Response:
-    """Probe settings, then Table Storage (and, once wired, keys and upstream providers)."""
+    """Probe settings, then Table Storage and the signing keys (and, once wired, upstream providers)."""
     try:
         Settings.from_env(os.environ)
     except SettingsError as error:
         return health_response([DependencyStatus("settings", False, str(error))])
     wired = services()
-    probes = probe_all({"tables": lambda: wired.tables["bindings"].ping()})
+    probes = probe_all(
+        {
+            "tables": lambda: wired.tables["bindings"].ping(),
+            # From the worker's cache when fresh: /health never costs a Key Vault call per probe.
+            "signing_keys": lambda: wired.key_ring.probe(),
+        }
+    )
     return health_response([DependencyStatus("settings", True, ""), *probes])
 
 

@@ -64,8 +64,21 @@ def compile_template(template: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}/?$", re.IGNORECASE)
 
 
+_indexed: dict[int, list[Route]] = {}
+
+
 def routes_of(app: func.FunctionApp) -> list[Route]:
-    """Every HTTP-triggered function of ``app``."""
+    """Every HTTP-triggered function of ``app``, indexed once per app.
+
+    ``FunctionApp.get_functions()`` may be called only once per app (a second call sees the app's
+    own functions as duplicates), as the real worker indexes an app once.
+    """
+    if id(app) not in _indexed:
+        _indexed[id(app)] = _index(app)
+    return _indexed[id(app)]
+
+
+def _index(app: func.FunctionApp) -> list[Route]:
     routes = []
     for function in app.get_functions():
         trigger = function.get_trigger()

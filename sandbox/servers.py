@@ -10,6 +10,7 @@ from dataclasses import field
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
 
 from sandbox.tls import LocalTls
@@ -39,10 +40,23 @@ class RunningServer:
         self.thread.join(timeout=5)
 
 
+class PathOnlyRequestHandler(WSGIRequestHandler):
+    """Access log without query strings: they carry authorization codes and states (never logged)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        self.log("info", '"%s %s" %s', self.command, path, code)
+
+
 def serve(name: str, app: WsgiApp, port: int, tls: LocalTls | None, host: str = "127.0.0.1") -> RunningServer:
     """Start ``app`` on ``host:port`` (https when ``tls`` is given) in a daemon thread."""
     server = make_server(
-        host, port, app, threaded=True, ssl_context=tls.server_context() if tls else None
+        host,
+        port,
+        app,
+        threaded=True,
+        ssl_context=tls.server_context() if tls else None,
+        request_handler=PathOnlyRequestHandler,
     )
     thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{name}", daemon=True)
     thread.start()

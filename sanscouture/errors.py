@@ -144,3 +144,24 @@ class StorageUnavailableError(TemporarilyUnavailableError):
     """Raised by storage adapters when Table Storage cannot be reached or answers 5xx."""
 
     description = "storage is temporarily unavailable, try again"
+
+
+class SignInRefused(Exception):
+    """An upstream sign-in failed or broke one of the broker's rules (DESIGN.md "/callback").
+
+    ``reason`` selects the French error page (``sanscouture.pages`` catalogue); the relying party
+    then receives ``rp_error`` (``access_denied`` unless the upstream said ``login_required`` or
+    ``interaction_required`` to a ``prompt=none`` request). ``detail`` is logged, never shown.
+    """
+
+    def __init__(self, reason: str, *, detail: str = "", rp_error: str = "access_denied") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.rp_error = rp_error
+
+
+class UpstreamUnavailableError(TemporarilyUnavailableError):
+    """Entra ID or PSC could not be reached (network, 5xx, malformed discovery)."""
+
+    description = "an upstream identity provider is temporarily unavailable, try again"

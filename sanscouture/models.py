@@ -196,3 +196,68 @@ class CodeGrant:
             acr=data.get("acr", "eidas1"),
             amr=tuple(data.get("amr") or ()),
         )
+
+
+@dataclass(frozen=True)
+class EntraAccount:
+    """The hospital account Entra ID authenticated, from its verified ID token.
+
+    ``(tid, oid)`` is the stable key (never ``sub``, which is pairwise, nor the mutable
+    ``preferred_username``).
+    """
+
+    tid: str
+    oid: str
+    auth_time: int
+    name: str = ""
+    preferred_username: str = ""
+    acrs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tid": self.tid,
+            "oid": self.oid,
+            "auth_time": self.auth_time,
+            "name": self.name,
+            "preferred_username": self.preferred_username,
+            "acrs": list(self.acrs),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EntraAccount:
+        return cls(
+            tid=data["tid"],
+            oid=data["oid"],
+            auth_time=int(data["auth_time"]),
+            name=data.get("name", ""),
+            preferred_username=data.get("preferred_username", ""),
+            acrs=tuple(data.get("acrs") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A pairing: an Entra account linked to a PSC identity after both authentications in one journey."""
+
+    tid: str
+    oid: str
+    identity: PscIdentity
+    paired_at: int
+    last_used_at: int
+
+
+@dataclass(frozen=True)
+class UpstreamStart:
+    """Where to send the browser for an upstream sign-in, and the flow state to keep server-side."""
+
+    url: str
+    flow: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PscAuthentication:
+    """A verified PSC sign-in: the identity (userinfo) and when PSC authenticated the person."""
+
+    identity: PscIdentity
+    auth_time: int
+    acr: str

@@ -11,7 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 from typing import Protocol
 
+from sanscouture.models import EntraAccount
+from sanscouture.models import PscAuthentication
 from sanscouture.models import Row
+from sanscouture.models import UpstreamStart
 
 Clock = Callable[[], float]
 
@@ -21,7 +24,7 @@ class RowStore(Protocol):
 
     name: str
 
-    def save(self, partition: str, row: str, data: Mapping[str, Any], expires_in: float | None) -> None: ...
+    def save(self, partition: str, row: str, data: Mapping[str, Any], expires_in: float | None) -> Row: ...
 
     def insert(self, partition: str, row: str, data: Mapping[str, Any], expires_in: float | None) -> bool: ...
 
@@ -30,6 +33,10 @@ class RowStore(Protocol):
     def replace(self, current: Row, data: Mapping[str, Any], expires_in: float | None) -> Row | None: ...
 
     def consume(self, partition: str, row: str) -> Row | None: ...
+
+    def consume_row(self, current: Row) -> bool: ...
+
+    def save_many(self, partition: str, rows: Mapping[str, Mapping[str, Any]], expires_in: float | None) -> None: ...
 
     def delete(self, partition: str, row: str) -> bool: ...
 
@@ -50,3 +57,29 @@ class KeySource(Protocol):
     """
 
     def load(self) -> list[dict[str, Any]]: ...
+
+
+class EntraSignIn(Protocol):
+    """Entra ID as the upstream provider (MSAL's auth code flow + our own ID token verification)."""
+
+    def begin(
+        self,
+        *,
+        redirect_uri: str,
+        state: str,
+        prompt: str | None,
+        login_hint: str | None,
+        max_age: int | None,
+    ) -> UpstreamStart: ...
+
+    def finish(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> EntraAccount:
+        """Redeem the code and verify the ID token; raise UpstreamError on any failure."""
+        ...
+
+
+class PscSignIn(Protocol):
+    """Pro Santé Connect as the upstream provider for pairing and one-off sign-ins."""
+
+    def begin(self, *, redirect_uri: str, state: str) -> UpstreamStart: ...
+
+    def finish(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> PscAuthentication: ...

@@ -1,7 +1,8 @@
-"""Session-wide fixtures: the local TLS material and an in-memory Azurite for the whole test run."""
+"""Session-wide fixtures: local TLS material, an in-memory Azurite and the whole sandbox, once per run."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,12 @@ import pytest
 
 from sandbox import azurite
 from sandbox import tls
+from sandbox.run import Ports
+from sandbox.run import RegisteredClient
+from sandbox.run import Sandbox
 from sandbox.servers import free_port
+from sanscouture.keys import generate_private_jwk
+from sanscouture.keys import public_jwk
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +32,58 @@ def azurite_server() -> Iterator[azurite.Azurite]:
     server = azurite.start(free_port())
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox(
+    local_tls: tls.LocalTls, azurite_server: azurite.Azurite, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sandbox]:
+    """The whole sandbox (broker host, Entra and PSC simulators, demo service) on free ports.
+
+    Besides the demo service, three relying parties are registered, one per client authentication
+    method: ``rp-basic``, ``rp-post`` and ``rp-jwt`` (private_key_jwt; its private JWK is on the
+    RegisteredClient).
+    """
+    data_dir = Path(tmp_path_factory.mktemp("sandbox"))
+    # The session's CA is reused so that one trust bundle serves every test.
+    (data_dir / "tls").mkdir()
+    for name in ("ca.pem", "server.pem", "server-key.pem", "bundle.pem"):
+        (data_dir / "tls" / name).write_bytes((local_tls.directory / name).read_bytes())
+    running = Sandbox(
+        ports=Ports(demo=free_port(), broker=free_port(), entra=free_port(), psc=free_port(), azurite=0),
+        data_dir=data_dir,
+        azurite_connection=azurite_server.connection_string,
+        clients=make_test_clients(),
+    )
+    running.start()
+    yield running
+    running.stop()
+
+
+def make_test_clients() -> list[RegisteredClient]:
+    """One relying party per client authentication method, each with its own redirect URI."""
+    private_jwk = generate_private_jwk()
+    return [
+        RegisteredClient(
+            client_id="rp-basic",
+            client_name="Service de test",
+            redirect_uris=("https://rp-basic.example.fr/callback",),
+            post_logout_redirect_uris=("https://rp-basic.example.fr/logged-out",),
+            secret=secrets.token_urlsafe(32),
+        ),
+        RegisteredClient(
+            client_id="rp-post",
+            redirect_uris=("https://rp-post.example.fr/callback",),
+            post_logout_redirect_uris=("https://rp-post.example.fr/logged-out",),
+            secret=secrets.token_urlsafe(32),
+            auth_method="client_secret_post",
+        ),
+        RegisteredClient(
+            client_id="rp-jwt",
+            redirect_uris=("https://rp-jwt.example.fr/callback",),
+            post_logout_redirect_uris=("https://rp-jwt.example.fr/logged-out",),
+            auth_method="private_key_jwt",
+            jwks={"keys": [public_jwk(private_jwk)]},
+            private_jwk=private_jwk,
+        ),
+    ]

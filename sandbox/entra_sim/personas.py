@@ -128,6 +128,28 @@ PERSONAS: tuple[EntraPersona, ...] = (
         preferred_username="amelie.durand@clinique-voisine.fr",
         name="Dr Amélie Durand",
     ),
+    EntraPersona(
+        id="cpx-urgences",
+        label="Médecin urgentiste, carte CPx (poste partagé des urgences)",
+        tid=HOSPITAL_TENANT_ID,
+        oid="6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d",
+        method="cpx",
+        sso=False,
+        compliant=True,
+        preferred_username="hugo.roux@chu-exemple.fr",
+        name="Dr Hugo Roux",
+    ),
+    EntraPersona(
+        id="cpx-interne",
+        label="Interne, carte CPx (pas encore appairée)",
+        tid=HOSPITAL_TENANT_ID,
+        oid="1d2c3b4a-5f6e-4d7c-9b8a-0f1e2d3c4b5a",
+        method="cpx",
+        sso=False,
+        compliant=True,
+        preferred_username="lea.garnier@chu-exemple.fr",
+        name="Dr Léa Garnier",
+    ),
 )
 
 

@@ -102,11 +102,12 @@ class TableStore:
         self._clock = clock
         self.name = client.table_name
 
-    def save(self, partition: str, row: str, data: Mapping[str, Any], expires_in: float | None) -> None:
+    def save(self, partition: str, row: str, data: Mapping[str, Any], expires_in: float | None) -> Row:
         """Create or replace a row; ``expires_in`` seconds from now, or None for a lasting row."""
         entity = self._entity(partition, row, data, expires_in)
         with _translate_outage(self.name):
-            self._client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            metadata = self._client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        return Row(partition, row, dict(data), metadata.get("etag", ""), entity.get("expires_at"))
 
     def insert(self, partition: str, row: str, data: Mapping[str, Any], expires_in: float | None) -> bool:
         """Create a row only if none exists (a live one); False when one is already there.
@@ -163,6 +164,21 @@ class TableStore:
             if found is None or not self._delete_if_unchanged(found):
                 return None
         return None if self._expired(found) else found
+
+    def consume_row(self, current: Row) -> bool:
+        """Delete a row already read, only if unchanged since: the one-round-trip form of consume."""
+        with _translate_outage(self.name):
+            return self._delete_if_unchanged(current)
+
+    def save_many(self, partition: str, rows: Mapping[str, Mapping[str, Any]], expires_in: float | None) -> None:
+        """Create or replace several rows of one partition in a single request (an entity group
+        transaction: all or nothing, at most 100 rows)."""
+        operations = [
+            ("upsert", self._entity(partition, row, data, expires_in), {"mode": UpdateMode.REPLACE})
+            for row, data in rows.items()
+        ]
+        with _translate_outage(self.name):
+            self._client.submit_transaction(operations)
 
     def delete(self, partition: str, row: str) -> bool:
         """Delete a row whatever its state; False if it was not there."""

@@ -247,6 +247,13 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "Le service de connexion est momentanément indisponible.",
         "Réessayez dans quelques minutes.",
     ),
+    "entra_refused": (
+        "Connexion Entra ID interrompue",
+        "Le fournisseur d'identité de votre établissement (Entra ID) n'a pas confirmé votre connexion : "
+        "elle a été annulée, ou bloquée par une règle d'accès de l'établissement.",
+        "Recommencez depuis le service. Si le problème persiste, contactez le support informatique de "
+        "votre établissement.",
+    ),
     "cancelled": (
         "Connexion annulée",
         "Vous avez annulé la connexion.",

@@ -144,3 +144,18 @@ def test_delete_says_whether_the_row_was_there(tables: Tables) -> None:
     tables["bindings"].save(pk, "oid", {"sub": "x"}, expires_in=None)
     assert tables["bindings"].delete(pk, "oid") is True
     assert tables["bindings"].delete(pk, "oid") is False
+
+
+def test_consume_row_lets_only_the_first_of_two_holders_of_the_same_read_delete_it(tables: Tables) -> None:
+    pk = key()
+    tables["journeys"].save(pk, "j", {"step": "confirm"}, expires_in=60)
+    read = tables["journeys"].find(pk, "j")
+    assert read is not None
+    assert tables["journeys"].consume_row(read) is True
+    assert tables["journeys"].consume_row(read) is False
+
+
+def test_save_many_writes_several_rows_of_one_partition_in_one_transaction(tables: Tables) -> None:
+    pk = key()
+    tables["audit"].save_many(pk, {"a": {"event": "x"}, "b": {"event": "y"}}, expires_in=None)
+    assert {row.row: row.data["event"] for row in tables["audit"].partition(pk)} == {"a": "x", "b": "y"}

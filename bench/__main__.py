@@ -1,0 +1,163 @@
+"""``make bench``: the broker's performance figures, printed (never asserted in timed tests).
+
+1. Cold start: wall time of ``import function_app`` in a fresh interpreter (median of several runs),
+   and which heavy modules that import pulls in.
+2. Storage round trips per sign-in: every HTTP request to Table Storage, counted by table, during a
+   first sign-in (pairing), a second sign-in (confirmation only), a silent ``prompt=none`` sign-in,
+   and the relying party's ``/token`` + ``/userinfo``.
+3. Latency: median and p95 of each step of the second sign-in over repeated runs, through the whole
+   sandbox (HTTPS, simulators, Azurite) on this machine.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from azure.core.pipeline.transport import RequestsTransport
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY_MODULES = ("msal", "jinja2", "azure.identity", "azure.keyvault.secrets", "azure.monitor", "cryptography", "jwt")
+
+
+def cold_start(runs: int = 7) -> None:
+    code = "import time; t=time.perf_counter(); import function_app; print(time.perf_counter()-t)"
+    times = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+        times.append(float(out.stdout.strip()))
+    probe = f"import sys, function_app; print(' '.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    print("Cold start (import function_app in a fresh interpreter)")
+    print(f"  median {statistics.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f} ms over {runs} runs")
+    print(f"  heavy modules imported at start-up: {loaded.stdout.strip() or 'none'}")
+
+
+class RequestCounter(RequestsTransport):
+    """Counts Table Storage HTTP requests by table: the SDK's own transport, counting what it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        path = request.url.split("?")[0].rsplit("/", 1)[-1]
+        table = path.split("(")[0] or "?"
+        self.counts[f"{request.method} {table}"] += 1
+        return super().send(request, **kwargs)
+
+    def take(self) -> Counter[str]:
+        counts, self.counts = self.counts, Counter()
+        return counts
+
+
+def storage_and_latency(latency_runs: int = 20) -> None:
+    from azure.data.tables import TableServiceClient
+
+    from functions import _wiring
+    from sandbox import azurite
+    from sandbox.run import Ports
+    from sandbox.run import RegisteredClient
+    from sandbox.run import Sandbox
+    from sandbox.scripted import Browser
+    from sandbox.scripted import Landing
+    from sandbox.scripted import Page
+    from sandbox.scripted import Pkce
+    from sandbox.scripted import RelyingParty
+    from sandbox.servers import free_port
+    from sanscouture.adapters import tables as tables_module
+
+    store = azurite.start(free_port())
+    client = RegisteredClient(client_id="bench", secret="bench-secret-0123456789", redirect_uris=("https://rp.bench/cb",))
+    sandbox = Sandbox(
+        ports=Ports(free_port(), free_port(), free_port(), free_port(), 0),
+        data_dir=Path(tempfile.mkdtemp(prefix="bench-")),
+        azurite_connection=store.connection_string,
+        clients=[client],
+    )
+    counter = RequestCounter()
+    try:
+        sandbox.start()
+        wired = _wiring.services()
+        service = TableServiceClient.from_connection_string(
+            store.connection_string, transport=counter, **tables_module._CLIENT_OPTIONS
+        )
+        wired.__dict__["tables"] = tables_module.Tables(service)
+        wired.__dict__.pop("broker", None)
+        party = RelyingParty(sandbox, client)
+
+        def sign_in(browser: Browser, entra: str, actions: list[str], **extra: str) -> tuple[str, Pkce]:
+            pkce = Pkce()
+            result = browser.go(party.authorization_url(pkce, login_hint=entra, **extra), stop_at=party.redirect_uri)
+            for action in actions:
+                assert isinstance(result, Page), result
+                result = browser.submit(result, action, stop_at=party.redirect_uri)
+            assert isinstance(result, Landing) and "code" in result.params, result
+            return result.params["code"], pkce
+
+        def rp_side(code: str, pkce: Pkce) -> None:
+            tokens = party.redeem(code, pkce).json()
+            party.userinfo(tokens["access_token"]).raise_for_status()
+
+        # Warm up the upstream caches (discovery, JWKS, MSAL metadata) as a running worker has them.
+        warm = Browser(sandbox, psc_persona="medecin2-cps")
+        rp_side(*sign_in(warm, "fido2", ["pair", "confirm"]))
+        counter.take()
+
+        print("\nTable Storage round trips (HTTP requests to Azurite, by operation and table)")
+        browser = Browser(sandbox, psc_persona="medecin-cps")
+        rows: list[tuple[str, Counter[str]]] = []
+        code, pkce = sign_in(browser, "cpx", ["pair", "confirm"])
+        rows.append(("first sign-in (pairing), browser part", counter.take()))
+        rp_side(code, pkce)
+        rows.append(("  then /token + /userinfo", counter.take()))
+        code, pkce = sign_in(Browser(sandbox), "cpx", ["confirm"])
+        rows.append(("second sign-in (confirmation), browser part", counter.take()))
+        rp_side(code, pkce)
+        rows.append(("  then /token + /userinfo", counter.take()))
+        code, pkce = sign_in(browser, "cpx", [], prompt="none")
+        rows.append(("silent sign-in (prompt=none, broker session)", counter.take()))
+        for label, counts in rows:
+            detail = ", ".join(f"{key}×{value}" for key, value in sorted(counts.items()))
+            print(f"  {label:<48} {sum(counts.values()):>3}   {detail}")
+
+        print(f"\nLatency of the second sign-in over {latency_runs} runs (whole sandbox on this machine)")
+        steps: dict[str, list[float]] = {"authorize → Entra → callback page": [], "confirm → code": [],
+                                         "/token": [], "/userinfo": []}
+        for _ in range(latency_runs):
+            b = Browser(sandbox)
+            pkce = Pkce()
+            page = _timed(steps["authorize → Entra → callback page"], lambda b=b, pkce=pkce: b.go(
+                party.authorization_url(pkce, login_hint="cpx"), stop_at=party.redirect_uri))
+            landing = _timed(steps["confirm → code"], lambda b=b, page=page: b.submit(page, "confirm",
+                                                                                     stop_at=party.redirect_uri))
+            tokens = _timed(steps["/token"], lambda landing=landing, pkce=pkce: party.redeem(
+                landing.params["code"], pkce)).json()
+            _timed(steps["/userinfo"], lambda tokens=tokens: party.userinfo(tokens["access_token"]))
+        for label, samples in steps.items():
+            samples.sort()
+            p95 = samples[max(0, int(len(samples) * 0.95) - 1)]
+            print(f"  {label:<40} median {statistics.median(samples) * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms")
+    finally:
+        sandbox.stop()
+        store.stop()
+
+
+def _timed(samples: list[float], action: Callable[[], Any]) -> Any:
+    started = time.perf_counter()
+    result = action()
+    samples.append(time.perf_counter() - started)
+    return result
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    cold_start()
+    storage_and_latency()

@@ -1,0 +1,51 @@
+"""``python -m sandbox`` (``make demo``): start everything, print the URL to open, stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+from sandbox.run import Ports
+from sandbox.run import Sandbox
+from sandbox.run import load_extra_clients
+
+
+def main() -> None:
+    ports = Ports.from_env(os.environ)
+    extra = os.environ.get("SANDBOX_CLIENTS")
+    sandbox = Sandbox(ports=ports, extra_clients=load_extra_clients(Path(extra)) if extra else [])
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        sandbox.start()
+        _print_banner(sandbox)
+        stop.wait()
+    finally:
+        print("\nStopping the sandbox…", flush=True)
+        sandbox.stop()
+
+
+def _print_banner(sandbox: Sandbox) -> None:
+    print(
+        f"""
+Sans-couture sandbox is running.
+
+  Open the demo service:   {sandbox.demo_url}/
+  Broker (issuer):         {sandbox.broker_url}   (health: {sandbox.broker_url}/health)
+  Entra ID simulator:      {sandbox.entra_url}/personas
+  PSC simulator:           {sandbox.psc_url}/personas
+  Table Storage (Azurite): 127.0.0.1:{sandbox.ports.azurite}
+
+Your browser must trust the sandbox CA: {sandbox.tls.ca}
+Relying parties registered: {", ".join(c["client_id"] for c in sandbox.registered_metadata())}
+Press Ctrl-C to stop.
+""",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

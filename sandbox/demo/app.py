@@ -1,0 +1,109 @@
+"""A relying party that signs in through the broker with a third-party OIDC library (Authlib).
+
+It does what a digital service integrated with Pro Santé Connect does, from the broker's discovery
+document alone: authorization code flow with PKCE S256 and nonce, ``client_secret_basic`` at the
+token endpoint, ID token verified against ``/jwks``, claims from ``/userinfo``, RP-initiated logout.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.flask_client import OAuth
+from flask import Flask
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+from werkzeug.wrappers import Response
+
+SCOPE = "openid profile email scope_all"
+
+
+def create_app(*, base_url: str, issuer: str, client_id: str, client_secret: str) -> Flask:
+    app = Flask(__name__)
+    app.secret_key = secrets.token_bytes(32)
+    app.config.update(
+        # Cookies are shared by every port of 127.0.0.1: a distinct name keeps the simulators' apart.
+        SESSION_COOKIE_NAME="demo_session",
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    oauth = OAuth(app)
+    broker = oauth.register(
+        "broker",
+        client_id=client_id,
+        client_secret=client_secret,
+        server_metadata_url=f"{issuer}/.well-known/openid-configuration",
+        client_kwargs={
+            "scope": SCOPE,
+            "code_challenge_method": "S256",
+            "token_endpoint_auth_method": "client_secret_basic",
+        },
+    )
+    redirect_uri = f"{base_url}/callback"
+
+    @app.get("/")
+    def home() -> str:
+        return render_template(
+            "home.html", user=session.get("user"), message=request.args.get("message"), issuer=issuer
+        )
+
+    @app.post("/login")
+    def login() -> Response:
+        extra: dict[str, str] = {}
+        mode = request.form.get("mode")
+        if mode == "silent":
+            extra["prompt"] = "none"
+        elif mode == "choose":
+            extra["prompt"] = "select_account"
+        elif mode == "fresh":
+            extra["prompt"] = "login"
+        if request.form.get("login_hint"):
+            extra["login_hint"] = request.form["login_hint"]
+        return broker.authorize_redirect(redirect_uri, **extra)
+
+    @app.get("/callback")
+    def callback() -> Response:
+        try:
+            token = broker.authorize_access_token()
+        except OAuthError as error:
+            return redirect(url_for("home", message=f"Connexion refusée : {error.error}"))
+        userinfo = broker.userinfo(token=token)
+        session["user"] = {
+            "id_token_claims": _jsonable(token.get("userinfo") or {}),
+            "userinfo": _jsonable(dict(userinfo)),
+            "id_token": token.get("id_token"),
+        }
+        return redirect(url_for("home"))
+
+    @app.post("/logout")
+    def logout() -> Response:
+        user = session.pop("user", None)
+        if not user:
+            return redirect(url_for("home"))
+        return broker.logout_redirect(
+            post_logout_redirect_uri=f"{base_url}/", id_token_hint=user["id_token"], state=secrets.token_urlsafe(16)
+        )
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; "
+                                    "form-action 'self' https:; frame-ancestors 'none'")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.template_filter("pretty")
+    def pretty(value: Any) -> str:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+    return app
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(data, default=str))

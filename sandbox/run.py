@@ -1,0 +1,237 @@
+"""Start the whole sandbox on 127.0.0.1: Azurite, the broker host, the Entra and PSC simulators and the
+demo service. Used by ``make demo`` (``python -m sandbox``) and by the end-to-end tests.
+
+Ports default to DESIGN.md's (demo 7070, broker 7071, Entra 7072, PSC 7073, Azurite 10002) and can be
+changed with ``SANDBOX_DEMO_PORT``, ``SANDBOX_BROKER_PORT``, ``SANDBOX_ENTRA_PORT``, ``SANDBOX_PSC_PORT``
+and ``SANDBOX_AZURITE_PORT``. ``SANDBOX_CLIENTS`` names a JSON file of extra relying parties (the same
+format as ``BROKER_CLIENTS``) so that a service developer can try their own application.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+from sandbox import azurite
+from sandbox import tls as local_tls
+from sandbox.servers import RunningServer
+from sandbox.servers import serve
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / ".data"
+
+DEMO_CLIENT_ID = "portail-demo"
+
+
+@dataclass(frozen=True)
+class Ports:
+    demo: int = 7070
+    broker: int = 7071
+    entra: int = 7072
+    psc: int = 7073
+    azurite: int = 10002
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Ports:
+        def port(name: str, default: int) -> int:
+            value = env.get(name, "").strip()
+            if not value:
+                return default
+            if not value.isdigit() or not 0 < int(value) < 65536:
+                raise SystemExit(f"{name}: {value!r} is not a TCP port")
+            return int(value)
+
+        return cls(
+            demo=port("SANDBOX_DEMO_PORT", 7070),
+            broker=port("SANDBOX_BROKER_PORT", 7071),
+            entra=port("SANDBOX_ENTRA_PORT", 7072),
+            psc=port("SANDBOX_PSC_PORT", 7073),
+            azurite=port("SANDBOX_AZURITE_PORT", 10002),
+        )
+
+
+@dataclass(frozen=True)
+class RegisteredClient:
+    """A relying party registered with the broker, with its clear secret (the broker keeps a hash)."""
+
+    client_id: str
+    redirect_uris: tuple[str, ...]
+    secret: str | None = None
+    auth_method: str = "client_secret_basic"
+    jwks: Mapping[str, Any] | None = None
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    client_name: str = ""
+    private_jwk: Mapping[str, Any] | None = field(default=None, repr=False)  # private_key_jwt clients
+
+    def metadata(self) -> dict[str, Any]:
+        """RFC 7591 metadata as BROKER_CLIENTS takes it; the secret only as its SHA-256."""
+        data: dict[str, Any] = {
+            "client_id": self.client_id,
+            "client_name": self.client_name or self.client_id,
+            "redirect_uris": list(self.redirect_uris),
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "token_endpoint_auth_method": self.auth_method,
+            "scope": "openid profile email scope_all",
+        }
+        if self.secret:
+            data["client_secret"] = "sha256:" + hashlib.sha256(self.secret.encode()).hexdigest()
+        if self.jwks:
+            data["jwks"] = dict(self.jwks)
+        return data
+
+
+def load_extra_clients(path: Path) -> list[dict[str, Any]]:
+    """Read the SANDBOX_CLIENTS file: a JSON list in the BROKER_CLIENTS format."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise SystemExit(f"SANDBOX_CLIENTS: cannot read {path}: {error}") from None
+    if not isinstance(data, list):
+        raise SystemExit(f"SANDBOX_CLIENTS: {path} must hold a JSON list of client metadata")
+    return data
+
+
+@dataclass
+class Sandbox:
+    """Everything the broker needs, started in this process (servers in threads, Azurite as a child)."""
+
+    ports: Ports
+    data_dir: Path = DATA_DIR
+    azurite_connection: str | None = None
+    persist_tables: bool = True
+    clients: list[RegisteredClient] = field(default_factory=list)
+    extra_clients: list[dict[str, Any]] = field(default_factory=list)
+    servers: list[RunningServer] = field(default_factory=list)
+    _azurite: azurite.Azurite | None = None
+
+    @property
+    def broker_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports.broker}"
+
+    @property
+    def entra_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports.entra}"
+
+    @property
+    def psc_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports.psc}"
+
+    @property
+    def demo_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports.demo}"
+
+    def start(self) -> None:
+        self.tls = local_tls.ensure(self.data_dir / "tls")
+        self.tls.trust_in_this_process()
+        if self.azurite_connection is None:
+            location = self.data_dir / "azurite" if self.persist_tables else None
+            self._azurite = azurite.start(self.ports.azurite, location, self.data_dir / "azurite.log")
+            self.azurite_connection = self._azurite.connection_string
+        self.entra_secret = secrets.token_urlsafe(32)
+        self.psc_secret = secrets.token_urlsafe(32)
+        self.demo_client = RegisteredClient(
+            client_id=DEMO_CLIENT_ID,
+            client_name="Portail de démonstration",
+            redirect_uris=(f"{self.demo_url}/callback",),
+            post_logout_redirect_uris=(f"{self.demo_url}/",),
+            secret=secrets.token_urlsafe(32),
+        )
+        self.clients.insert(0, self.demo_client)
+        os.environ.update(self.broker_environment())
+        self._start_servers()
+
+    def registered_metadata(self) -> list[dict[str, Any]]:
+        return [client.metadata() for client in self.clients] + self.extra_clients
+
+    def broker_environment(self) -> dict[str, str]:
+        """The BROKER_* settings of the sandbox's broker (what local.settings.json holds locally)."""
+        from sandbox.entra_sim.personas import HOSPITAL_TENANT_ID
+
+        clients = self.registered_metadata()
+        return {
+            "BROKER_ISSUER": self.broker_url,
+            "BROKER_CLIENTS": json.dumps(clients),
+            "BROKER_ENTRA_AUTHORITY": f"{self.entra_url}/organizations",
+            "BROKER_ENTRA_CLIENT_ID": "sans-couture-broker",
+            "BROKER_ENTRA_CLIENT_SECRET": self.entra_secret,
+            "BROKER_ENTRA_ALLOWED_TENANTS": HOSPITAL_TENANT_ID,
+            "BROKER_ENTRA_REQUIRED_ACRS": "c1",
+            "BROKER_PSC_DISCOVERY_URL": (
+                f"{self.psc_url}/auth/realms/esante-wallet/.well-known/wallet-openid-configuration"
+            ),
+            "BROKER_PSC_CLIENT_ID": "sans-couture-broker",
+            "BROKER_PSC_CLIENT_SECRET": self.psc_secret,
+            "BROKER_TABLES_CONNECTION_STRING": self.azurite_connection or "",
+            "BROKER_SIGNING_KEY_FILE": str(self.data_dir / "keys" / "signing-keys.json"),
+            "BROKER_CA_BUNDLE": str(self.tls.bundle),
+        }
+
+    def _start_servers(self) -> None:
+        from functions import _wiring
+        from sandbox import entra_sim
+        from sandbox import psc_sim
+        from sandbox.demo import app as demo_app
+        from sandbox.host import FunctionsHost
+        from sanscouture.adapters.keyfile import ensure_key_file
+        from sanscouture.adapters.tables import Tables
+
+        ensure_key_file(Path(os.environ["BROKER_SIGNING_KEY_FILE"]))
+        Tables.from_connection_string(self.azurite_connection or "").create_all()
+        _wiring.reset()
+        import function_app
+
+        broker_redirects = (f"{self.broker_url}/callback",)
+        self.servers.append(
+            serve(
+                "entra",
+                entra_sim.create_app(self.entra_url, entra_sim.sandbox_config(
+                    client_id="sans-couture-broker",
+                    client_secret=self.entra_secret,
+                    redirect_uris=broker_redirects,
+                )),
+                self.ports.entra,
+                self.tls,
+            )
+        )
+        self.servers.append(
+            serve(
+                "psc",
+                psc_sim.create_app(self.psc_url, psc_sim.sandbox_config(
+                    client_id="sans-couture-broker",
+                    client_secret=self.psc_secret,
+                    redirect_uris=(f"{self.broker_url}/pair/callback",),
+                    post_logout_redirect_uris=(f"{self.broker_url}/",),
+                )),
+                self.ports.psc,
+                self.tls,
+            )
+        )
+        self.servers.append(serve("broker", FunctionsHost(function_app.app), self.ports.broker, self.tls))
+        self.servers.append(
+            serve(
+                "demo",
+                demo_app.create_app(
+                    base_url=self.demo_url,
+                    issuer=self.broker_url,
+                    client_id=self.demo_client.client_id,
+                    client_secret=self.demo_client.secret or "",
+                ),
+                self.ports.demo,
+                self.tls,
+            )
+        )
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+        self.servers.clear()
+        if self._azurite is not None:
+            self._azurite.stop()
+            self._azurite = None

@@ -1,0 +1,190 @@
+"""Entra ID through MSAL's auth code flow, with the broker's own ID token verification.
+
+MSAL builds the authorization URL (PKCE S256, nonce, state) and redeems the code; the flow dict it
+returns is kept in the journey row, never in a URL. MSAL 1.38+ does not verify the ID token, so
+:meth:`EntraAdapter.finish` verifies it against Entra's JWKS (key rollover handled by
+:class:`JwksCache`), with the tenant-specific issuer of the token's ``tid``.
+
+Client authentication to Entra, selected by settings: a client secret in the sandbox, or in Azure a
+client assertion obtained from the Function App's user-assigned managed identity, which the app
+registration trusts as a federated identity credential (no secret anywhere).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import msal
+import requests
+
+from sanscouture.adapters.upstream_oidc import JWKS_TTL
+from sanscouture.adapters.upstream_oidc import CachedDocument
+from sanscouture.adapters.upstream_oidc import JwksCache
+from sanscouture.adapters.upstream_oidc import verify_id_token
+from sanscouture.errors import SignInRefused
+from sanscouture.errors import UpstreamUnavailableError
+from sanscouture.models import EntraAccount
+from sanscouture.models import UpstreamStart
+from sanscouture.settings import Settings
+
+log = logging.getLogger("sanscouture.entra")
+
+# The broker asks Entra for the default query response mode on purpose: the journey cookie is
+# SameSite=Lax, which a cross-site form_post would not carry. MSAL warns about it on every call.
+warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended", category=UserWarning)
+
+# Delegated permissions the app registration declares (infra/bicep); MSAL adds openid profile
+# offline_access itself.
+SCOPES = ["User.Read"]
+# Entra errors that mean "a person must interact", passed on to a prompt=none relying party.
+_INTERACTION_ERRORS = {"login_required", "interaction_required", "consent_required"}
+TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"  # noqa: S105 - an audience, not a secret
+
+
+class EntraAdapter:
+    """Implements :class:`sanscouture.ports.EntraSignIn`."""
+
+    def __init__(self, settings: Settings, session: requests.Session) -> None:
+        self._settings = settings
+        self._session = session
+        self._lock = threading.Lock()
+        self._app: msal.ConfidentialClientApplication | None = None
+        self._jwks: JwksCache | None = None
+        # Fetched on first use only (no network at construction: cold start).
+        self._metadata = CachedDocument(
+            session, f"{settings.entra_authority}/v2.0/.well-known/openid-configuration", "entra discovery", JWKS_TTL
+        )
+
+    def begin(
+        self,
+        *,
+        redirect_uri: str,
+        state: str,
+        prompt: str | None,
+        login_hint: str | None,
+        max_age: int | None,
+    ) -> UpstreamStart:
+        try:
+            flow = self._msal().initiate_auth_code_flow(
+                SCOPES,
+                redirect_uri=redirect_uri,
+                state=state,
+                prompt=prompt,
+                login_hint=login_hint,
+                max_age=max_age,
+                claims_challenge=self._claims_challenge(),
+            )
+        except (requests.RequestException, ValueError) as error:
+            raise UpstreamUnavailableError(detail=f"entra: {type(error).__name__}") from error
+        return UpstreamStart(url=flow["auth_uri"], flow=flow)
+
+    def finish(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> EntraAccount:
+        if "error" in response:
+            error = response.get("error", "")
+            raise SignInRefused(
+                "entra_refused",
+                detail=f"entra returned {error[:64]!r}",
+                rp_error=error if error in _INTERACTION_ERRORS else "access_denied",
+            )
+        try:
+            result = self._msal().acquire_token_by_auth_code_flow(dict(flow), dict(response), SCOPES)
+        except ValueError as error:  # state mismatch or a flow that does not fit the response
+            raise SignInRefused("session_expired", detail="entra: flow/state mismatch") from error
+        except RuntimeError as error:  # nonce mismatch, or max_age exceeded (message holds claims: not logged)
+            reason = "auth_too_old" if "max_age" in str(error) else "upstream_token_invalid"
+            raise SignInRefused(reason, detail="entra: MSAL refused the ID token") from error
+        except requests.RequestException as error:
+            raise UpstreamUnavailableError(detail=f"entra token: {type(error).__name__}") from error
+        if "error" in result:
+            raise SignInRefused("entra_refused", detail=f"entra token error {str(result['error'])[:64]!r}")
+        id_token = result.get("id_token")
+        if not id_token:
+            raise SignInRefused("upstream_token_invalid", detail="entra: no id_token")
+        claims = verify_id_token(
+            id_token,
+            self._keys(),
+            audience=self._settings.entra_client_id,
+            issuer=self._issuer_for,
+            nonce=hashlib.sha256(flow["nonce"].encode()).hexdigest(),  # MSAL sends the nonce's hash
+            provider="entra",
+        )
+        for name in ("tid", "oid"):
+            if not isinstance(claims.get(name), str) or not claims[name]:
+                raise SignInRefused("upstream_token_invalid", detail=f"entra: no {name} claim")
+        auth_time = claims.get("auth_time")
+        if not isinstance(auth_time, int):
+            raise SignInRefused("auth_time_missing", detail="entra: no auth_time (optional claim not configured?)")
+        acrs = claims.get("acrs") or ()
+        return EntraAccount(
+            tid=claims["tid"].lower(),
+            oid=claims["oid"].lower(),
+            auth_time=auth_time,
+            name=str(claims.get("name") or ""),
+            preferred_username=str(claims.get("preferred_username") or ""),
+            acrs=tuple(str(value) for value in acrs) if isinstance(acrs, list) else (),
+        )
+
+    def probe(self) -> None:
+        """For /health: the authority's metadata answers."""
+        self._metadata.get()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _claims_challenge(self) -> str | None:
+        """Ask for the configured authentication contexts in the ID token (Entra ``acrs``)."""
+        acrs = self._settings.entra_required_acrs
+        if not acrs:
+            return None
+        return json.dumps({"id_token": {"acrs": {"essential": True, "values": list(acrs)}}})
+
+    def _issuer_for(self, claims: dict[str, Any]) -> str:
+        """Entra's issuer is tenant-specific; discovery gives a template for multi-tenant authorities."""
+        template = str(self._metadata.get().get("issuer", ""))
+        return template.replace("{tenantid}", str(claims.get("tid", "")))
+
+    def _keys(self) -> JwksCache:
+        with self._lock:
+            if self._jwks is None:
+                jwks_uri = self._metadata.get()["jwks_uri"]
+                self._jwks = JwksCache(CachedDocument(self._session, jwks_uri, "entra jwks", JWKS_TTL))
+            return self._jwks
+
+    def _msal(self) -> msal.ConfidentialClientApplication:
+        with self._lock:
+            if self._app is None:
+                try:
+                    self._app = msal.ConfidentialClientApplication(
+                        self._settings.entra_client_id,
+                        client_credential=self._credential(),
+                        authority=self._settings.entra_authority,
+                        # The authority is configured, not guessed: skip the instance discovery call.
+                        instance_discovery=False,
+                        http_client=self._session,
+                        token_cache=msal.TokenCache(),
+                    )
+                except (requests.RequestException, ValueError) as error:
+                    raise UpstreamUnavailableError(detail=f"entra metadata: {type(error).__name__}") from error
+            return self._app
+
+    def _credential(self) -> Any:
+        if self._settings.entra_client_secret:
+            return self._settings.entra_client_secret
+        managed_identity = msal.ManagedIdentityClient(
+            msal.UserAssignedManagedIdentity(client_id=self._settings.entra_managed_identity_client_id),
+            http_client=self._session,
+        )
+
+        def assertion() -> str:
+            # MSAL caches the managed identity token; called lazily for each token request.
+            result = managed_identity.acquire_token_for_client(resource=TOKEN_EXCHANGE_AUDIENCE)
+            if "access_token" not in result:
+                raise UpstreamUnavailableError(detail=f"managed identity: {result.get('error', 'no token')}")
+            return str(result["access_token"])
+
+        return {"client_assertion": assertion}

@@ -1,0 +1,78 @@
+"""Pairings ("appairages"): an Entra account ``(tid, oid)`` linked to a PSC identity.
+
+A pairing is created only from the two authentications of one journey, with an insert that fails if
+one appeared meanwhile: nothing is ever overwritten, and nothing is ever matched on a name or e-mail.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sanscouture.models import Binding
+from sanscouture.models import EntraAccount
+from sanscouture.models import PscIdentity
+from sanscouture.models import Row
+from sanscouture.ports import Clock
+from sanscouture.ports import RowStore
+
+# Writing last_used_at on every sign-in would cost a round trip each time; once an hour is enough
+# for an administrator to see which pairings are alive.
+TOUCH_INTERVAL = 3600
+
+
+class BindingStore:
+    """The ``bindings`` table: PartitionKey = tenant id, RowKey = object id."""
+
+    def __init__(self, store: RowStore, clock: Clock = time.time) -> None:
+        self._store = store
+        self._clock = clock
+
+    def find(self, tid: str, oid: str) -> Binding | None:
+        row = self._store.find(tid, oid)
+        return _binding(row) if row else None
+
+    def create(self, account: EntraAccount, identity: PscIdentity) -> tuple[Binding, bool]:
+        """Insert the pairing; when one already exists, return it untouched and ``False``."""
+        now = int(self._clock())
+        data = {
+            "psc_sub": identity.sub,
+            "subject_name_id": identity.subject_name_id,
+            "given_name": identity.given_name,
+            "family_name": identity.family_name,
+            "auth_mode": identity.auth_mode,
+            "identity": identity.to_dict(),
+            "entra_username": account.preferred_username,
+            "paired_at": now,
+            "last_used_at": now,
+        }
+        if self._store.insert(account.tid, account.oid, data, expires_in=None):
+            return Binding(account.tid, account.oid, identity, now, now), True
+        existing = self.find(account.tid, account.oid)
+        if existing is None:  # removed between our insert and read: report it as not created
+            raise LookupError("pairing vanished while being created")
+        return existing, False
+
+    def touch(self, binding: Binding) -> None:
+        """Record a use of the pairing (at most once per TOUCH_INTERVAL)."""
+        now = int(self._clock())
+        if now - binding.last_used_at < TOUCH_INTERVAL:
+            return
+        row = self._store.find(binding.tid, binding.oid)
+        if row is not None:
+            self._store.replace(row, {**row.data, "last_used_at": now}, expires_in=None)
+
+    def remove(self, tid: str, oid: str) -> bool:
+        return self._store.delete(tid, oid)
+
+    def list_tenant(self, tid: str) -> list[Binding]:
+        return [_binding(row) for row in self._store.partition(tid)]
+
+
+def _binding(row: Row) -> Binding:
+    return Binding(
+        tid=row.partition,
+        oid=row.row,
+        identity=PscIdentity.from_dict(row.data["identity"]),
+        paired_at=int(row.data.get("paired_at", 0)),
+        last_used_at=int(row.data.get("last_used_at", 0)),
+    )

@@ -1,0 +1,21 @@
+"""French error pages for the browser endpoints: what happened, what to do, and a way back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sanscouture.pages import render as pages
+from sanscouture.web import Response
+
+# Refusal reasons raised by adapters that share a page with another reason.
+_PAGE_FOR_REASON: Mapping[str, str] = {
+    "upstream_token_invalid": "server_error",
+    "auth_time_missing": "server_error",  # the app registration lacks the auth_time optional claim
+}
+
+
+def error_page(reason: str, *, status: int, return_url: str | None = None, reference: str | None = None) -> Response:
+    """A French error page from the pages catalogue (unknown reasons fall back to a generic page)."""
+    title, message, advice = pages.ERRORS.get(_PAGE_FOR_REASON.get(reason, reason), pages.ERRORS["server_error"])
+    page = pages.render_error(title=title, message=message, advice=advice, reference=reference, return_url=return_url)
+    return Response.html(page, status=status)

@@ -1,0 +1,469 @@
+"""The sans-couture sign-in: authorize → Entra ID → pairing through PSC or confirmation → code.
+
+Each public function is one browser endpoint (DESIGN.md "The journey"): it loads the journey, checks
+that it belongs to this browser and is at a step the endpoint can continue, does one step, and either
+renders the next French page or redirects (to Entra ID, to PSC, or back to the relying party).
+
+Rules kept here, beyond the protocol checks of :mod:`sanscouture.oidc.authorize`:
+- a pairing is created only from the two authentications of one journey, with an insert that never
+  overwrites (a concurrent pairing wins and is shown);
+- "another PSC identity" is used for this sign-in only: the stored pairing is untouched;
+- an upstream refusal shows a French page that says what happened, then hands ``access_denied`` to
+  the relying party; storage or upstream outages show a "try again" page (503).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sanscouture.audit import AuditLog
+from sanscouture.bindings import BindingStore
+from sanscouture.cookies import BROWSER_COOKIE
+from sanscouture.cookies import SESSION_COOKIE
+from sanscouture.cookies import set_cookie
+from sanscouture.entra_policy import check_entra_account
+from sanscouture.error_pages import error_page
+from sanscouture.errors import OAuthError
+from sanscouture.errors import SignInRefused
+from sanscouture.errors import TemporarilyUnavailableError
+from sanscouture.journeys import Journey
+from sanscouture.journeys import JourneyStore
+from sanscouture.journeys import Purpose
+from sanscouture.journeys import Step
+from sanscouture.journeys import new_browser_value
+from sanscouture.models import AuthorizationRequest
+from sanscouture.models import Binding
+from sanscouture.models import Client
+from sanscouture.models import CodeGrant
+from sanscouture.models import EntraAccount
+from sanscouture.models import PscIdentity
+from sanscouture.oidc.authorize import validate_authorization_request
+from sanscouture.oidc.authorize import validate_client_and_redirect
+from sanscouture.oidc.codes import issue_code
+from sanscouture.oidc.responses import code_response
+from sanscouture.oidc.responses import error_redirect
+from sanscouture.oidc.responses import error_redirect_url
+from sanscouture.pages import render as pages
+from sanscouture.ports import Clock
+from sanscouture.ports import EntraSignIn
+from sanscouture.ports import PscSignIn
+from sanscouture.ports import TableSet
+from sanscouture.sessions import BrokerSession
+from sanscouture.sessions import SessionStore
+from sanscouture.sessions import session_key
+from sanscouture.settings import Settings
+from sanscouture.web import Request
+from sanscouture.web import Response
+
+log = logging.getLogger("sanscouture.journey")
+
+ALREADY_PAIRED_NOTICE = "Ce compte était déjà appairé à l'identité ci-dessous ; l'appairage existant est conservé."
+
+
+@dataclass(frozen=True)
+class Broker:
+    """The collaborators of the journey, built once per worker (functions/_wiring.py)."""
+
+    settings: Settings
+    tables: TableSet
+    entra: EntraSignIn
+    psc: PscSignIn
+    clock: Clock = time.time
+
+    @property
+    def journeys(self) -> JourneyStore:
+        return JourneyStore(self.tables["journeys"], self.clock)
+
+    @property
+    def sessions(self) -> SessionStore:
+        return SessionStore(
+            self.tables["sessions"], self.settings.session_max_age, self.settings.session_idle_timeout, self.clock
+        )
+
+    @property
+    def bindings(self) -> BindingStore:
+        return BindingStore(self.tables["bindings"], self.clock)
+
+    @property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.tables["audit"], self.clock)
+
+    def url(self, path: str) -> str:
+        return f"{self.settings.issuer}{path}"
+
+
+# -- /authorize ----------------------------------------------------------------------------------
+
+
+def authorize(broker: Broker, request: Request) -> Response:
+    """OIDC Core 3.1.2: validate, then continue a broker session or start a journey."""
+    params = request.params
+    try:
+        client, redirect_uri = validate_client_and_redirect(params, broker.settings)
+    except OAuthError as error:
+        log.warning("authorization request refused", extra={"error": error.error, "error_detail": error.detail})
+        reason = "invalid_redirect_uri" if "redirect_uri" in error.description else "unknown_client"
+        return error_page(reason, status=400)
+    try:
+        auth_request = validate_authorization_request(params, request.repeated, broker.settings)
+    except OAuthError as error:
+        log.info("authorization request rejected", extra={"error": error.error, "client_id": client.client_id})
+        issuer = broker.settings.issuer
+        return Response.redirect(
+            error_redirect_url(redirect_uri, params.get("state"), issuer, error.error, error.description)
+        )
+    try:
+        return _start(broker, request, auth_request, client)
+    except TemporarilyUnavailableError as error:
+        log.warning("authorize: dependency unavailable", extra={"error_detail": error.detail})
+        return error_redirect(auth_request, broker.settings.issuer, error.error, error.description)
+
+
+def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest, client: Client) -> Response:
+    session = _usable_session(broker, request, auth_request)
+    if "none" in auth_request.prompt:
+        if session is None:
+            return error_redirect(auth_request, broker.settings.issuer, "login_required", "no broker session")
+        return _sign_in_with_session(broker, auth_request, session)
+    browser, cookies = _browser_binding(request)
+    journeys = broker.journeys
+    if session is not None and session.account is not None:
+        binding = broker.bindings.find(session.account.tid, session.account.oid)
+        if binding is not None:
+            journey = journeys.new(browser, Step.CONFIRM, auth_request).advance(account=session.account)
+            journey = journeys.insert(journey)
+            return _confirm_page(broker, journey, binding, client, cookies=cookies)
+    if "select_account" in auth_request.prompt or broker.settings.show_mire:
+        journey = journeys.insert(journeys.new(browser, Step.MIRE, auth_request))
+        page = pages.render_mire(
+            client_name=client.client_name, form_action=f"/choose?j={journey.id}", csrf_token=journey.csrf
+        )
+        return Response.html(page, cookies=cookies)
+    journey = journeys.new(browser, Step.ENTRA, auth_request)
+    start = _begin_entra(broker, journey, auth_request)
+    journeys.insert(journey.advance(entra_flow=dict(start.flow)))
+    return Response.redirect(start.url, cookies=cookies)
+
+
+def _usable_session(broker: Broker, request: Request, auth_request: AuthorizationRequest) -> BrokerSession | None:
+    """The broker session, unless the request forces a fresh authentication (prompt=login, max_age)."""
+    if "login" in auth_request.prompt:
+        return None
+    session = broker.sessions.find(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        return None
+    if auth_request.max_age is not None and broker.clock() - session.auth_time > auth_request.max_age:
+        return None
+    return session
+
+
+def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, session: BrokerSession) -> Response:
+    """prompt=none with a live session: the pairing must still exist (an admin may have removed it)."""
+    if session.account is not None:
+        binding = broker.bindings.find(session.account.tid, session.account.oid)
+        if binding is None or binding.identity.sub != session.identity.sub:
+            return error_redirect(auth_request, broker.settings.issuer, "login_required", "pairing no longer valid")
+    session = broker.sessions.touch(session)
+    code = _issue(broker, auth_request, session.identity, session.auth_time, _public_sid(session.sid))
+    broker.audit.record("login_succeeded", client_id=auth_request.client_id, mode="session", **_who(session.identity))
+    return code_response(auth_request, code, broker.settings.issuer)
+
+
+def _begin_entra(broker: Broker, journey: Journey, auth_request: AuthorizationRequest):  # type: ignore[no-untyped-def]
+    prompt = "login" if "login" in auth_request.prompt else None
+    if "select_account" in auth_request.prompt:
+        prompt = "select_account"
+    return broker.entra.begin(
+        redirect_uri=broker.url("/callback"),
+        state=journey.id,
+        prompt=prompt,
+        login_hint=auth_request.login_hint,
+        max_age=auth_request.max_age,
+    )
+
+
+# -- /choose (the "mire") ------------------------------------------------------------------------
+
+
+def choose(broker: Broker, request: Request) -> Response:
+    """The mire's choice: Entra ID (délégation) or Pro Santé Connect directly (one-off)."""
+    journey, failure = _load_for_form(broker, request, Step.MIRE)
+    if journey is None:
+        return failure
+    assert journey.request is not None
+    choice = request.form.get("choice")
+    if choice == "entra":
+        start = _begin_entra(broker, journey, journey.request)
+        return _advance_and_redirect(broker, journey.advance(step=Step.ENTRA, entra_flow=dict(start.flow)), start.url)
+    if choice == "psc":
+        return _go_to_psc(broker, journey, Purpose.DIRECT)
+    return error_page("csrf", status=400)
+
+
+# -- /callback (from Entra ID) -------------------------------------------------------------------
+
+
+def entra_callback(broker: Broker, request: Request) -> Response:
+    """Redeem Entra's code, verify the account against the rules, then pairing or confirmation."""
+    params = request.params if request.method == "POST" else request.query
+    journey = broker.journeys.load(params.get("state"))
+    if journey is None or not journey.belongs_to(request.cookies.get(BROWSER_COOKIE)) or journey.step != Step.ENTRA:
+        return error_page("session_expired", status=400)
+    assert journey.request is not None and journey.entra_flow is not None
+    auth_request = journey.request
+    try:
+        account = broker.entra.finish(journey.entra_flow, params)
+        check_entra_account(account, auth_request, broker.settings, broker.clock())
+    except SignInRefused as refusal:
+        return _refuse(broker, journey, refusal)
+    binding = broker.bindings.find(account.tid, account.oid)
+    client = _client(broker, auth_request)
+    if binding is None:
+        saved = broker.journeys.save(journey.advance(step=Step.PAIRING, account=account))
+        if saved is None:
+            return error_page("csrf", status=409)
+        page = pages.render_pairing(
+            client_name=client.client_name,
+            entra_name=account.name,
+            entra_username=account.preferred_username,
+            form_action=f"/pair?j={saved.id}",
+            csrf_token=saved.csrf,
+        )
+        return Response.html(page)
+    saved = broker.journeys.save(journey.advance(step=Step.CONFIRM, account=account))
+    if saved is None:
+        return error_page("csrf", status=409)
+    return _confirm_page(broker, saved, binding, client)
+
+
+# -- /pair and /pair/callback (PSC) --------------------------------------------------------------
+
+
+def pair(broker: Broker, request: Request) -> Response:
+    """The pairing page's choice: go to PSC to prove the national identity, or cancel."""
+    journey, failure = _load_for_form(broker, request, Step.PAIRING)
+    if journey is None:
+        return failure
+    action = request.form.get("action")
+    if action == "cancel":
+        return _cancel(broker, journey)
+    if action != "pair":
+        return error_page("csrf", status=400)
+    return _go_to_psc(broker, journey, Purpose.PAIR)
+
+
+def psc_callback(broker: Broker, request: Request) -> Response:
+    """Verify PSC's authentication, then pair (first sign-in) or sign in once as that identity."""
+    journey = broker.journeys.load(request.query.get("state"))
+    if journey is None or not journey.belongs_to(request.cookies.get(BROWSER_COOKIE)) or journey.step != Step.PSC:
+        return error_page("session_expired", status=400)
+    assert journey.request is not None and journey.psc_flow is not None
+    try:
+        psc = broker.psc.finish(journey.psc_flow, request.query)
+    except SignInRefused as refusal:
+        return _refuse(broker, journey, refusal)
+    if journey.psc_purpose == Purpose.PAIR:
+        return _pair(broker, journey, psc.identity)
+    # Purpose OTHER or DIRECT: this identity for this sign-in only; the stored pairing is untouched.
+    return _finish_with_code(broker, journey, psc.identity, psc.auth_time, session=None, mode=journey.psc_purpose or "")
+
+
+def _pair(broker: Broker, journey: Journey, identity: PscIdentity) -> Response:
+    assert journey.account is not None and journey.request is not None
+    binding, created = broker.bindings.create(journey.account, identity)
+    who = {"tid": journey.account.tid, "oid": journey.account.oid, **_who(binding.identity)}
+    broker.audit.record("pairing_created" if created else "pairing_existing", **who)
+    saved = broker.journeys.save(journey.advance(step=Step.CONFIRM, psc_flow=None))
+    if saved is None:
+        return error_page("csrf", status=409)
+    notice = None if created else ALREADY_PAIRED_NOTICE
+    return _confirm_page(broker, saved, binding, _client(broker, journey.request), notice=notice)
+
+
+# -- /confirm ------------------------------------------------------------------------------------
+
+
+def confirm(broker: Broker, request: Request) -> Response:
+    """The confirmation page's choice: Confirmer, another PSC identity, or cancel."""
+    journey, failure = _load_for_form(broker, request, Step.CONFIRM)
+    if journey is None:
+        return failure
+    assert journey.account is not None and journey.request is not None
+    action = request.form.get("action")
+    if action == "cancel":
+        return _cancel(broker, journey)
+    if action == "other":
+        return _go_to_psc(broker, journey, Purpose.OTHER)
+    if action != "confirm":
+        return error_page("csrf", status=400)
+    binding = broker.bindings.find(journey.account.tid, journey.account.oid)
+    if binding is None:  # removed by an administrator while the page was open
+        return _refuse(broker, journey, SignInRefused("pairing_failed", detail="pairing removed during the journey"))
+    broker.bindings.touch(binding)
+    return _finish_with_code(
+        broker, journey, binding.identity, journey.account.auth_time, session=journey.account, mode="paired"
+    )
+
+
+# -- shared steps --------------------------------------------------------------------------------
+
+
+def _finish_with_code(
+    broker: Broker,
+    journey: Journey,
+    identity: PscIdentity,
+    auth_time: int,
+    *,
+    session: EntraAccount | None,
+    mode: str,
+) -> Response:
+    """Consume the journey (exactly once), open the broker session when paired, issue the code."""
+    assert journey.request is not None
+    if not broker.journeys.finish(journey):
+        return error_page("csrf", status=409)
+    cookies: tuple[str, ...] = ()
+    if session is not None:
+        opened = broker.sessions.create(identity, session, auth_time)
+        sid = _public_sid(opened.sid)
+        cookies = (set_cookie(SESSION_COOKIE, opened.sid, max_age=broker.settings.session_max_age),)
+    else:
+        sid = secrets.token_urlsafe(16)
+    code = _issue(broker, journey.request, identity, auth_time, sid)
+    events: list[tuple[str, Mapping[str, object]]] = []
+    if mode == "paired" and journey.account is not None:
+        events.append(("pairing_confirmed", {"tid": journey.account.tid, "oid": journey.account.oid}))
+    events.append(("login_succeeded", {"client_id": journey.request.client_id, "mode": mode, **_who(identity)}))
+    broker.audit.record_all(events)
+    return code_response(journey.request, code, broker.settings.issuer, cookies=cookies)
+
+
+def _issue(broker: Broker, auth_request: AuthorizationRequest, identity: PscIdentity, auth_time: int, sid: str) -> str:
+    grant = CodeGrant(
+        client_id=auth_request.client_id,
+        redirect_uri=auth_request.redirect_uri,
+        code_challenge=auth_request.code_challenge,
+        scope=auth_request.scope,
+        identity=identity,
+        auth_time=auth_time,
+        sid=sid,
+        nonce=auth_request.nonce,
+    )
+    return issue_code(broker.tables["codes"], grant)
+
+
+def _go_to_psc(broker: Broker, journey: Journey, purpose: str) -> Response:
+    start = broker.psc.begin(redirect_uri=broker.url("/pair/callback"), state=journey.id)
+    return _advance_and_redirect(
+        broker, journey.advance(step=Step.PSC, psc_flow=dict(start.flow), psc_purpose=purpose), start.url
+    )
+
+
+def _advance_and_redirect(broker: Broker, journey: Journey, url: str) -> Response:
+    if broker.journeys.save(journey) is None:
+        return error_page("csrf", status=409)
+    return Response.redirect(url, status=303)
+
+
+def _confirm_page(
+    broker: Broker,
+    journey: Journey,
+    binding: Binding,
+    client: Client,
+    *,
+    notice: str | None = None,
+    cookies: tuple[str, ...] = (),
+) -> Response:
+    identity = binding.identity
+    page = pages.render_confirm(
+        client_name=client.client_name,
+        identity_name=pages.display_name(identity.claims) or f"{identity.given_name} {identity.family_name}".strip(),
+        profession=pages.profession_label(identity.claims),
+        masked_national_id=identity.subject_name_id[-4:],
+        auth_mode_label=pages.auth_mode_label(identity.auth_mode),
+        entra_username=journey.account.preferred_username if journey.account else "",
+        form_action=f"/confirm?j={journey.id}",
+        csrf_token=journey.csrf,
+        notice=notice,
+    )
+    return Response.html(page, cookies=cookies)
+
+
+def _cancel(broker: Broker, journey: Journey) -> Response:
+    assert journey.request is not None
+    broker.journeys.finish(journey)
+    broker.audit.record("login_refused", client_id=journey.request.client_id, reason="cancelled")
+    return error_redirect(journey.request, broker.settings.issuer, "access_denied", "the user cancelled the sign-in")
+
+
+def _refuse(broker: Broker, journey: Journey, refusal: SignInRefused) -> Response:
+    """French page explaining the refusal, with a way back that hands the error to the RP."""
+    assert journey.request is not None
+    broker.journeys.finish(journey)
+    reference = secrets.token_hex(4)
+    log.warning(
+        "sign-in refused",
+        extra={"reason": refusal.reason, "error_detail": refusal.detail, "reference": reference,
+               "client_id": journey.request.client_id},
+    )
+    broker.audit.record(
+        "login_refused", client_id=journey.request.client_id, reason=refusal.reason, reference=reference,
+        **({"tid": journey.account.tid, "oid": journey.account.oid} if journey.account else {}),
+    )
+    return_url = error_redirect_url(
+        journey.request.redirect_uri, journey.request.state, broker.settings.issuer, refusal.rp_error,
+        _RP_DESCRIPTIONS.get(refusal.reason, "the authentication was refused"),
+    )
+    return error_page(refusal.reason, status=403, return_url=return_url, reference=reference)
+
+
+def _load_for_form(broker: Broker, request: Request, step: str) -> tuple[Journey | None, Response]:
+    """A POSTed journey form: the journey must exist, belong to this browser, be at ``step``, and the
+    CSRF token must match (DESIGN.md: forms carry a CSRF token bound to the journey cookie)."""
+    journey = broker.journeys.load(request.query.get("j") or request.form.get("j"))
+    if journey is None:
+        return None, error_page("session_expired", status=400)
+    same_browser = journey.belongs_to(request.cookies.get(BROWSER_COOKIE))
+    if not same_browser or not journey.csrf_ok(request.form.get("csrf_token")):
+        return None, error_page("csrf", status=403)
+    if journey.step != step or journey.request is None:
+        return None, error_page("csrf", status=409)
+    return journey, Response()
+
+
+def _browser_binding(request: Request) -> tuple[str, tuple[str, ...]]:
+    """The browser's journey cookie: reused when present, else a new one to set."""
+    value = request.cookies.get(BROWSER_COOKIE)
+    if value and 32 <= len(value) <= 64:
+        return value, ()
+    value = new_browser_value()
+    return value, (set_cookie(BROWSER_COOKIE, value),)
+
+
+def _client(broker: Broker, auth_request: AuthorizationRequest) -> Client:
+    client = broker.settings.client(auth_request.client_id)
+    if client is None:  # the registration was removed during the journey
+        raise SignInRefused("unknown_client", detail="client removed during the journey")
+    return client
+
+
+def _public_sid(session_id: str) -> str:
+    """The ``sid`` claim: derived from the session id, useless to replay as a cookie."""
+    return session_key(session_id)[:32]
+
+
+def _who(identity: PscIdentity) -> dict[str, str]:
+    # Never the full national identifier in logs or audit (DESIGN.md non-negotiable 4).
+    return {"national_id": identity.masked_national_id, "auth_mode": identity.auth_mode}
+
+
+_RP_DESCRIPTIONS: Mapping[str, str] = {
+    "authentication_not_compliant": "the Entra ID authentication does not meet the required strength",
+    "tenant_not_allowed": "the Entra ID tenant is not allowed",
+    "auth_too_old": "the authentication is too old",
+    "psc_refused": "Pro Sante Connect did not confirm the identity",
+    "session_expired": "the sign-in took too long",
+}

@@ -1,0 +1,248 @@
+"""The token endpoint: authorization code → ID token + access token (RFC 6749 4.1.3, OIDC Core 3.1.3).
+
+:func:`exchange_code` reads as the list of its checks, each a small function raising one typed
+error. The code is consumed before the checks that follow it, so a failed attempt burns the code:
+whoever holds a stolen code gets one try. A code that is absent, expired or already used revokes
+the access tokens issued from it (RFC 6749 4.1.2, 10.5). No refresh token is issued.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from typing import Protocol
+
+from sanscouture.errors import InvalidClientError
+from sanscouture.errors import InvalidGrantError
+from sanscouture.errors import InvalidRequestError
+from sanscouture.errors import UnsupportedGrantTypeError
+from sanscouture.models import Client
+from sanscouture.models import CodeGrant
+from sanscouture.oidc.client_auth import JwksFetcher
+from sanscouture.oidc.client_auth import authenticate_client
+from sanscouture.oidc.codes import grant_id_of
+from sanscouture.oidc.codes import redeem_code
+from sanscouture.oidc.id_token import build_id_token_claims
+from sanscouture.oidc.pkce import check_pkce
+from sanscouture.ports import Clock
+from sanscouture.ports import RowStore
+from sanscouture.ports import TableSet
+from sanscouture.settings import Settings
+from sanscouture.web import NO_STORE
+from sanscouture.web import Request
+from sanscouture.web import Response
+
+ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - RFC 9068 2.1 media type, not a secret
+AUTHORIZATION_CODE = "authorization_code"
+BASIC_CHALLENGE = 'Basic realm="sans-couture"'
+
+
+class Signer(Protocol):
+    """Signs claims as a JWS with the broker's current key (``sanscouture.keys.KeyRing``)."""
+
+    def sign(self, claims: Mapping[str, Any], typ: str = "JWT") -> str: ...
+
+
+@dataclass(frozen=True)
+class TokenEndpoint:
+    """The collaborators of the token endpoint."""
+
+    settings: Settings
+    tables: TableSet
+    signer: Signer
+    client_jwks: JwksFetcher
+    clock: Clock = time.time
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    """A successful token response (RFC 6749 5.1, OIDC Core 3.1.3.3)."""
+
+    access_token: str
+    id_token: str
+    expires_in: int
+    scope: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "id_token": self.id_token,
+            "scope": self.scope,
+        }
+
+
+def handle_token_request(request: Request, endpoint: TokenEndpoint) -> Response:
+    """The HTTP answer for a token request; OAuth errors propagate to the caller."""
+    return token_response(exchange_code(request, endpoint))
+
+
+def exchange_code(request: Request, endpoint: TokenEndpoint) -> IssuedTokens:
+    """RFC 6749 4.1.3 and OIDC Core 3.1.3.2, one check per line."""
+    check_post(request)
+    check_form_encoded(request)
+    check_no_repeated_parameters(request)
+    client = authenticate_client(
+        request, endpoint.settings, endpoint.tables["jti"], endpoint.client_jwks, endpoint.clock
+    )
+    check_grant_type(request.form)
+    code = check_code_present(request.form)
+    grant = redeem_or_revoke(endpoint.tables["codes"], endpoint.tables["tokens"], code)
+    check_code_client(grant, client)
+    check_redirect_uri(grant, request.form)
+    check_pkce(request.form.get("code_verifier"), grant.code_challenge)
+    return issue_tokens(grant, grant_id_of(code), endpoint)
+
+
+# -- request shape ----------------------------------------------------------------------------
+
+
+def check_post(request: Request) -> None:
+    """RFC 6749 3.2: "The client MUST use the HTTP POST method"."""
+    if request.method != "POST":
+        raise InvalidRequestError("the token endpoint only accepts POST")
+
+
+def check_form_encoded(request: Request) -> None:
+    """RFC 6749 4.1.3: parameters come as application/x-www-form-urlencoded."""
+    content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
+
+
+def check_no_repeated_parameters(request: Request) -> None:
+    """RFC 6749 3.2: "Request and response parameters MUST NOT be included more than once"."""
+    if request.repeated:
+        raise InvalidRequestError(f"repeated parameter: {sorted(request.repeated)[0]}")
+
+
+def check_grant_type(form: Mapping[str, str]) -> None:
+    """RFC 6749 5.2: only ``authorization_code``; none at all is a malformed request."""
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise InvalidRequestError("grant_type is required")
+    if grant_type != AUTHORIZATION_CODE:
+        raise UnsupportedGrantTypeError()
+
+
+def check_code_present(form: Mapping[str, str]) -> str:
+    """RFC 6749 4.1.3: ``code`` is required."""
+    code = form.get("code")
+    if not code:
+        raise InvalidRequestError("code is required")
+    return code
+
+
+# -- the code -------------------------------------------------------------------------------
+
+
+def redeem_or_revoke(codes: RowStore, tokens: RowStore, code: str) -> CodeGrant:
+    """RFC 6749 4.1.2: consume the code; if it is absent, expired or used, revoke what it gave."""
+    grant = redeem_code(codes, code)
+    if grant is None:
+        revoked = revoke_tokens(tokens, grant_id_of(code))
+        raise InvalidGrantError(
+            "the authorization code is invalid, expired or was already used",
+            detail=f"revoked {revoked} access token(s) of the grant" if revoked else "",
+        )
+    return grant
+
+
+def revoke_tokens(tokens: RowStore, grant_id: str) -> int:
+    """Delete every access token issued from one code; returns how many were live."""
+    rows = tokens.partition(grant_id)
+    for row in rows:
+        tokens.delete(row.partition, row.row)
+    return len(rows)
+
+
+def check_code_client(grant: CodeGrant, client: Client) -> None:
+    """RFC 6749 4.1.3: the code was issued to the authenticated client."""
+    if grant.client_id != client.client_id:
+        raise InvalidGrantError("the authorization code was issued to another client")
+
+
+def check_redirect_uri(grant: CodeGrant, form: Mapping[str, str]) -> None:
+    """RFC 6749 4.1.3: ``redirect_uri`` is present and identical to the authorization request's."""
+    redirect_uri = form.get("redirect_uri")
+    if not redirect_uri:
+        raise InvalidGrantError("redirect_uri is required and must match the authorization request")
+    if redirect_uri != grant.redirect_uri:
+        raise InvalidGrantError("redirect_uri does not match the authorization request")
+
+
+# -- issuing --------------------------------------------------------------------------------
+
+
+def issue_tokens(grant: CodeGrant, grant_id: str, endpoint: TokenEndpoint) -> IssuedTokens:
+    """Sign and record the access token (RFC 9068), then sign the ID token (OIDC Core 2)."""
+    settings = endpoint.settings
+    now = int(endpoint.clock())
+    jti = secrets.token_urlsafe(16)
+    claims = build_access_token_claims(
+        grant, issuer=settings.issuer, grant_id=grant_id, jti=jti, now=now, ttl=settings.access_token_ttl
+    )
+    access_token = endpoint.signer.sign(claims, typ=ACCESS_TOKEN_TYP)
+    store_access_token(endpoint.tables["tokens"], grant, grant_id=grant_id, jti=jti, ttl=settings.access_token_ttl)
+    id_token = endpoint.signer.sign(
+        build_id_token_claims(grant, issuer=settings.issuer, access_token=access_token, now=now)
+    )
+    return IssuedTokens(access_token, id_token, settings.access_token_ttl, " ".join(grant.scope))
+
+
+def build_access_token_claims(
+    grant: CodeGrant, *, issuer: str, grant_id: str, jti: str, now: int, ttl: int
+) -> dict[str, Any]:
+    """RFC 9068 2.2 (iss, exp, aud, sub, client_id, iat, jti, scope) plus ``sid`` and ``gid``.
+
+    ``aud`` is the broker itself: its only resource server is ``/userinfo``. ``gid`` names the
+    ``tokens`` partition, so that ``/userinfo`` finds the row and a replayed code can revoke it.
+    """
+    return {
+        "iss": issuer,
+        "sub": grant.identity.sub,
+        "aud": issuer,
+        "client_id": grant.client_id,
+        "scope": " ".join(grant.scope),
+        "exp": now + ttl,
+        "iat": now,
+        "jti": jti,
+        "sid": grant.sid,
+        "gid": grant_id,
+    }
+
+
+def store_access_token(tokens: RowStore, grant: CodeGrant, *, grant_id: str, jti: str, ttl: int) -> None:
+    """One ``tokens`` row per access token (PK grant id, RK jti), expiring with the token."""
+    data = {
+        "client_id": grant.client_id,
+        "scope": " ".join(grant.scope),
+        "sub": grant.identity.sub,
+        "claims": dict(grant.identity.claims),
+        "sid": grant.sid,
+    }
+    tokens.save(grant_id, jti, data, expires_in=ttl)
+
+
+# -- responses ------------------------------------------------------------------------------
+
+
+def token_response(tokens: IssuedTokens) -> Response:
+    """RFC 6749 5.1: JSON, never cached."""
+    return Response.json(tokens.body(), headers=NO_STORE)
+
+
+def invalid_client_response(error: InvalidClientError) -> Response:
+    """RFC 6749 5.2: 401 with a challenge of the scheme the token endpoint accepts in a header.
+
+    RFC 6749 requires ``WWW-Authenticate`` matching the scheme when the client used the
+    Authorization header (Basic); RFC 9110 15.5.2 requires a challenge on every 401, and Basic is
+    the only header scheme of this endpoint, so every invalid_client answer carries it.
+    """
+    return Response.json(
+        error.body(), status=error.status, headers={**NO_STORE, "WWW-Authenticate": BASIC_CHALLENGE}
+    )

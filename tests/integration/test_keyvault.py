@@ -1,0 +1,188 @@
+"""The Key Vault key source through the real SecretClient, over a fake HTTP transport.
+
+The transport answers the two REST calls the adapter makes (``GET /secrets/{name}/versions`` and
+``GET /secrets/{name}/{version}``) with canned JSON, after the SDK's challenge handshake (a 401 with
+``WWW-Authenticate`` on the first, token-less request). It records every request, so the test can
+assert what was asked, and that signing and verifying do not ask Key Vault anything more.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+import pytest
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.transport import HttpTransport
+from azure.core.rest._http_response_impl import HttpResponseImpl
+from azure.core.utils import CaseInsensitiveDict
+from azure.keyvault.secrets import SecretClient
+
+from sanscouture.adapters.keyvault import KeyVaultKeySource
+from sanscouture.adapters.keyvault import from_settings
+from sanscouture.errors import TemporarilyUnavailableError
+from sanscouture.keys import KeyRing
+from sanscouture.keys import generate_private_jwk
+
+NOW = time.time()
+CHALLENGE = (
+    'Bearer authorization="https://login.microsoftonline.com/00000000-0000-0000-0000-000000000001", '
+    'resource="https://vault.azure.net"'
+)
+
+
+class CannedResponse(HttpResponseImpl):
+    def __init__(self, request: Any, status: int, body: bytes, headers: dict[str, str]) -> None:
+        super().__init__(
+            request=request,
+            internal_response=None,
+            status_code=status,
+            reason="OK" if status == 200 else "Error",
+            content_type=headers.get("Content-Type"),
+            headers=CaseInsensitiveDict(headers),
+            stream_download_generator=None,
+        )
+        self._content = body
+        self._is_closed = True
+
+
+class FakeVault(HttpTransport):
+    """Key Vault's secrets REST API for one secret, over canned versions."""
+
+    def __init__(self, vault_url: str, name: str) -> None:
+        self.vault_url = vault_url
+        self.name = name
+        self.versions: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str, bool]] = []
+        self.down = False
+
+    def add(self, jwk: dict[str, Any] | str, *, created: float, enabled: bool = True, **attributes: float) -> str:
+        version = uuid.uuid4().hex
+        value = jwk if isinstance(jwk, str) else json.dumps(jwk)
+        self.versions[version] = {
+            "value": value,
+            "attributes": {"enabled": enabled, "created": int(created), "updated": int(created), **attributes},
+        }
+        return version
+
+    def send(self, request: Any, **kwargs: Any) -> CannedResponse:
+        path = urlsplit(request.url).path
+        authorized = bool(request.headers.get("Authorization"))
+        self.requests.append((request.method, path, authorized))
+        if self.down:
+            return self._json(request, 503, {"error": {"code": "ServiceUnavailable", "message": "down"}})
+        if not authorized:
+            return CannedResponse(request, 401, b"", {"WWW-Authenticate": CHALLENGE, "Content-Length": "0"})
+        if path == f"/secrets/{self.name}/versions":
+            listing = [
+                {"id": f"{self.vault_url}/secrets/{self.name}/{version}", "attributes": item["attributes"]}
+                for version, item in self.versions.items()
+            ]
+            return self._json(request, 200, {"value": listing, "nextLink": None})
+        version = path.rsplit("/", 1)[-1]
+        item = self.versions[version]
+        body = {"value": item["value"], "id": f"{self.vault_url}/secrets/{self.name}/{version}", **item}
+        return self._json(request, 200, body)
+
+    def _json(self, request: Any, status: int, body: Any) -> CannedResponse:
+        return CannedResponse(request, status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FakeVault:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        pass
+
+
+class FakeCredential:
+    def __init__(self) -> None:
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.scopes.append(scopes)
+        return AccessToken("fake-access-token", int(time.time()) + 3600)
+
+
+@pytest.fixture
+def vault() -> FakeVault:
+    # A fresh host per test: the SDK caches challenges per vault host for the whole process.
+    return FakeVault(f"https://kv{uuid.uuid4().hex[:12]}.vault.azure.net", "broker-signing-key")
+
+
+def source_of(vault: FakeVault, credential: FakeCredential | None = None) -> KeyVaultKeySource:
+    client = SecretClient(vault.vault_url, credential or FakeCredential(), transport=vault, retry_total=0)
+    return KeyVaultKeySource(client, vault.name)
+
+
+def test_load_lists_versions_then_fetches_the_usable_ones_newest_first(vault: FakeVault) -> None:
+    old, new = generate_private_jwk(), generate_private_jwk()
+    old_version = vault.add(old, created=NOW - 86400)
+    new_version = vault.add(new, created=NOW - 3600)
+    disabled = vault.add(generate_private_jwk(), created=NOW - 60, enabled=False)
+    expired = vault.add(generate_private_jwk(), created=NOW - 7200, exp=NOW - 10)
+    credential = FakeCredential()
+    keys = source_of(vault, credential).load()
+    assert [key["kid"] for key in keys] == [new["kid"], old["kid"]]
+    assert keys[0]["d"] == new["d"]
+    authorized = [(method, path) for method, path, ok in vault.requests if ok]
+    assert authorized == [
+        ("GET", f"/secrets/{vault.name}/versions"),
+        ("GET", f"/secrets/{vault.name}/{new_version}"),
+        ("GET", f"/secrets/{vault.name}/{old_version}"),
+    ]
+    assert all(f"/{version}" not in path for _, path, _ in vault.requests for version in (disabled, expired))
+    assert credential.scopes == [("https://vault.azure.net/.default",)]
+
+
+def test_not_before_is_carried_so_the_next_key_is_published_but_does_not_sign(vault: FakeVault) -> None:
+    current, upcoming = generate_private_jwk(), generate_private_jwk()
+    vault.add(current, created=NOW - 86400)
+    vault.add(upcoming, created=NOW - 60, nbf=NOW + 86400)
+    ring = KeyRing(source_of(vault))
+    assert [key["kid"] for key in ring.public_jwks()["keys"]] == [upcoming["kid"], current["kid"]]
+    assert jwt.get_unverified_header(ring.sign({"iss": "x"}))["kid"] == current["kid"]
+
+
+def test_a_version_that_is_not_a_json_object_is_skipped(vault: FakeVault) -> None:
+    good = generate_private_jwk()
+    vault.add(good, created=NOW - 100)
+    vault.add("-----BEGIN PRIVATE KEY-----", created=NOW - 10)
+    assert [key["kid"] for key in source_of(vault).load()] == [good["kid"]]
+
+
+def test_key_vault_outage_is_temporarily_unavailable(vault: FakeVault) -> None:
+    vault.down = True
+    with pytest.raises(TemporarilyUnavailableError) as raised:
+        source_of(vault).load()
+    assert raised.value.status == 503
+
+
+def test_after_warm_up_a_hundred_signatures_and_verifications_make_no_vault_call(vault: FakeVault) -> None:
+    vault.add(generate_private_jwk(), created=NOW - 60)
+    issuer = "https://broker.example.fr"
+    ring = KeyRing(source_of(vault))
+    ring.probe()
+    warm = len(vault.requests)
+    assert warm >= 2
+    for index in range(100):
+        now = int(time.time())
+        claims = {"iss": issuer, "aud": issuer, "sub": str(index), "iat": now, "exp": now + 60}
+        token = ring.sign(claims, typ="at+jwt")
+        assert ring.decode(token, issuer=issuer, audience=issuer, typ="at+jwt")["sub"] == str(index)
+    ring.public_jwks()
+    assert len(vault.requests) == warm
+
+
+def test_from_settings_builds_a_source_on_a_secret_client() -> None:
+    source = from_settings("https://kv-broker.vault.azure.net", "broker-signing-key", FakeCredential())
+    assert isinstance(source, KeyVaultKeySource)

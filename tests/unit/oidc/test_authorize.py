@@ -1,0 +1,148 @@
+"""/authorize request validation: one rule per test, exact OAuth error codes (OIDC Core 3.1.2.1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sanscouture.errors import OAuthError
+from sanscouture.models import Client
+from sanscouture.oidc.authorize import validate_authorization_request
+from sanscouture.settings import Settings
+
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+REDIRECT = "https://sn.example/callback"
+
+
+def settings() -> Settings:
+    client = Client(
+        client_id="sn", redirect_uris=(REDIRECT,), client_secret="s", scope=("openid", "profile", "scope_all")
+    )
+    return Settings(
+        issuer="https://broker.example",
+        clients=(client,),
+        entra_authority="https://login.example/t",
+        entra_client_id="app",
+        entra_allowed_tenants=frozenset({"t"}),
+        psc_discovery_url="https://psc.example/.well-known/openid-configuration",
+        psc_client_id="psc",
+        psc_client_secret="secret",
+    )
+
+
+def params(**overrides: str | None) -> dict[str, str]:
+    base = {
+        "client_id": "sn",
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": "openid scope_all",
+        "state": "xyz",
+        "nonce": "n-0S6_WzA2Mj",
+        "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+    }
+    base.update(overrides)
+    return {key: value for key, value in base.items() if value is not None}
+
+
+def refused(p: dict[str, str], repeated: frozenset[str] = frozenset()) -> OAuthError:
+    with pytest.raises(OAuthError) as raised:
+        validate_authorization_request(p, repeated, settings())
+    return raised.value
+
+
+def test_a_valid_request_is_accepted_and_keeps_what_the_rp_sent() -> None:
+    p = params(prompt="login", max_age="0", login_hint="cpx")
+    request = validate_authorization_request(p, frozenset(), settings())
+    assert request.client_id == "sn"
+    assert request.scope == ("openid", "scope_all")
+    assert request.state == "xyz" and request.nonce == "n-0S6_WzA2Mj"
+    assert request.prompt == frozenset({"login"}) and request.max_age == 0
+    assert request.login_hint == "cpx"
+
+
+def test_unknown_client_is_not_redirectable() -> None:
+    error = refused(params(client_id="nobody"))
+    assert (error.error, error.redirectable) == ("invalid_client", False)
+
+
+def test_missing_client_id_is_not_redirectable() -> None:
+    assert refused(params(client_id=None)).redirectable is False
+
+
+def test_unregistered_redirect_uri_is_not_redirectable() -> None:
+    error = refused(params(redirect_uri="https://evil.example/callback"))
+    assert (error.error, error.redirectable) == ("invalid_request", False)
+
+
+def test_redirect_uri_must_match_exactly_not_by_prefix() -> None:
+    assert refused(params(redirect_uri=REDIRECT + "/extra")).redirectable is False
+    assert refused(params(redirect_uri=REDIRECT + "?a=b")).redirectable is False
+
+
+def test_missing_redirect_uri_is_refused() -> None:
+    assert refused(params(redirect_uri=None)).redirectable is False
+
+
+def test_unsupported_response_type() -> None:
+    assert refused(params(response_type="token")).error == "unsupported_response_type"
+
+
+def test_missing_response_type() -> None:
+    assert refused(params(response_type=None)).error == "invalid_request"
+
+
+def test_missing_openid_scope() -> None:
+    assert refused(params(scope="profile")).error == "invalid_scope"
+
+
+def test_unknown_scopes_are_ignored() -> None:
+    request = validate_authorization_request(params(scope="openid unknown profile"), frozenset(), settings())
+    assert request.scope == ("openid", "profile")
+
+
+def test_missing_pkce_is_refused() -> None:
+    error = refused(params(code_challenge=None, code_challenge_method=None))
+    assert (error.error, error.description) == ("invalid_request", "code_challenge is required (PKCE S256)")
+
+
+def test_plain_pkce_is_refused() -> None:
+    error = refused(params(code_challenge_method="plain"))
+    assert (error.error, error.description) == ("invalid_request", "code_challenge_method must be S256")
+
+
+def test_pkce_without_method_means_plain_and_is_refused() -> None:
+    assert refused(params(code_challenge_method=None)).description == "code_challenge_method must be S256"
+
+
+def test_malformed_challenge_is_refused() -> None:
+    assert refused(params(code_challenge="short")).error == "invalid_request"
+
+
+def test_prompt_none_cannot_be_combined() -> None:
+    assert refused(params(prompt="none login")).error == "invalid_request"
+
+
+def test_negative_or_garbage_max_age_is_refused() -> None:
+    assert refused(params(max_age="-1")).error == "invalid_request"
+    assert refused(params(max_age="soon")).error == "invalid_request"
+
+
+def test_request_objects_are_not_supported() -> None:
+    assert refused(params(request="eyJ...")).error == "request_not_supported"
+    assert refused(params(request_uri="https://sn.example/r")).error == "request_uri_not_supported"
+
+
+def test_repeated_parameters_are_refused() -> None:
+    assert refused(params(), repeated=frozenset({"scope"})).error == "invalid_request"
+
+
+def test_response_mode_other_than_query_is_refused() -> None:
+    assert refused(params(response_mode="form_post")).error == "invalid_request"
+
+
+def test_unknown_parameters_are_ignored() -> None:
+    assert validate_authorization_request(params(foo="bar", ui_locales="fr"), frozenset(), settings()).client_id == "sn"
+
+
+def test_errors_after_client_checks_are_redirectable() -> None:
+    assert refused(params(response_type="token")).redirectable is True

@@ -1,0 +1,152 @@
+"""/userinfo: Bearer token from header or body, revocation through the tokens row, scope filtering."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sanscouture.errors import InvalidRequestError
+from sanscouture.errors import InvalidTokenError
+from sanscouture.keys import KeyRing
+from sanscouture.oidc.token import build_access_token_claims
+from sanscouture.oidc.token import store_access_token
+from sanscouture.oidc.userinfo import BearerTokenMissingError
+from sanscouture.oidc.userinfo import bearer_error_response
+from sanscouture.oidc.userinfo import bearer_from_header
+from sanscouture.oidc.userinfo import build_userinfo
+from sanscouture.oidc.userinfo import handle_userinfo
+from sanscouture.oidc.userinfo import read_bearer_token
+from sanscouture.web import Request
+from tests.unit.oidc.fakes import ISSUER
+from tests.unit.oidc.fakes import NOW
+from tests.unit.oidc.fakes import PSC_USERINFO
+from tests.unit.oidc.fakes import FakeClock
+from tests.unit.oidc.fakes import FakeKeySource
+from tests.unit.oidc.fakes import FakeRowStore
+from tests.unit.oidc.fakes import make_grant
+
+SUB = PSC_USERINFO["sub"]
+
+
+class World:
+    def __init__(self, scope: tuple[str, ...] = ("openid", "scope_all")) -> None:
+        self.clock = FakeClock()
+        self.tokens = FakeRowStore("tokens", self.clock)
+        self.keys = KeyRing(FakeKeySource(), clock=self.clock)
+        grant = make_grant(scope=scope)
+        claims = build_access_token_claims(grant, issuer=ISSUER, grant_id="gid-1", jti="jti-1", now=int(NOW), ttl=120)
+        self.token = self.keys.sign(claims, typ="at+jwt")
+        store_access_token(self.tokens, grant, grant_id="gid-1", jti="jti-1", ttl=120)
+
+    def get(self, request: Request) -> dict[str, object]:
+        response = handle_userinfo(request, issuer=ISSUER, decoder=self.keys, tokens=self.tokens)
+        assert response.status == 200
+        assert response.header("Cache-Control") == "no-store"
+        return json.loads(response.body)
+
+
+def bearer(token: str, method: str = "GET", form: dict[str, str] | None = None) -> Request:
+    return Request(method, f"{ISSUER}/userinfo", {"authorization": f"Bearer {token}"}, form=form or {})
+
+
+def test_get_with_a_bearer_header_returns_every_psc_claim_for_scope_all() -> None:
+    world = World()
+    assert world.get(bearer(world.token)) == PSC_USERINFO
+
+
+def test_post_with_the_token_in_the_body_works() -> None:
+    world = World()
+    request = Request("POST", f"{ISSUER}/userinfo", form={"access_token": world.token})
+    assert world.get(request)["sub"] == SUB
+
+
+def test_token_in_header_and_body_is_invalid_request() -> None:
+    world = World()
+    with pytest.raises(InvalidRequestError):
+        read_bearer_token(bearer(world.token, "POST", {"access_token": world.token}))
+
+
+def test_no_token_raises_the_bare_challenge_error() -> None:
+    with pytest.raises(BearerTokenMissingError):
+        read_bearer_token(Request("GET", f"{ISSUER}/userinfo"))
+    with pytest.raises(BearerTokenMissingError):
+        read_bearer_token(Request("GET", f"{ISSUER}/userinfo", {"authorization": "Basic abc"}))
+    # RFC 6750 2.3 (query parameter) is not supported: such a request has no token.
+    with pytest.raises(BearerTokenMissingError):
+        read_bearer_token(Request("GET", f"{ISSUER}/userinfo", query={"access_token": "x"}))
+
+
+def test_bearer_scheme_is_case_insensitive_and_token_syntax_is_checked() -> None:
+    assert bearer_from_header("bearer abc.def-_~+/=") == "abc.def-_~+/="
+    with pytest.raises(InvalidTokenError):
+        bearer_from_header("Bearer a b")
+
+
+def test_garbage_token_is_invalid_token() -> None:
+    with pytest.raises(InvalidTokenError) as raised:
+        World().get(bearer("garbage"))
+    assert raised.value.error == "invalid_token"
+
+
+def test_an_id_token_is_not_an_access_token() -> None:
+    world = World()
+    id_token = world.keys.sign({"iss": ISSUER, "aud": ISSUER, "exp": int(NOW) + 60, "iat": int(NOW)})
+    with pytest.raises(InvalidTokenError):
+        world.get(bearer(id_token))
+
+
+def test_revoked_token_is_invalid_token() -> None:
+    world = World()
+    world.tokens.delete("gid-1", "jti-1")
+    with pytest.raises(InvalidTokenError) as raised:
+        world.get(bearer(world.token))
+    assert raised.value.description == "the access token was revoked or has expired"
+
+
+def test_expired_token_is_invalid_token() -> None:
+    world = World()
+    world.clock.now += 120 + 30
+    with pytest.raises(InvalidTokenError) as raised:
+        world.get(bearer(world.token))
+    assert raised.value.description == "the access token has expired"
+
+
+def test_openid_scope_alone_gives_only_sub() -> None:
+    world = World(scope=("openid",))
+    assert world.get(bearer(world.token)) == {"sub": SUB}
+
+
+def test_profile_and_email_scopes_give_their_standard_claims() -> None:
+    claims = {**PSC_USERINFO, "email": "kit@example.fr", "email_verified": True}
+    assert build_userinfo(["openid", "profile"], SUB, claims) == {
+        "sub": SUB,
+        "given_name": "KIT",
+        "family_name": "DOC0042788",
+        "preferred_username": "899700427885",
+    }
+    assert build_userinfo(["openid", "email"], SUB, claims) == {
+        "sub": SUB,
+        "email": "kit@example.fr",
+        "email_verified": True,
+    }
+
+
+def test_sub_is_always_the_psc_sub() -> None:
+    assert build_userinfo(["scope_all"], SUB, {"sub": "something-else", "x": 1}) == {"sub": SUB, "x": 1}
+
+
+def test_error_challenges_follow_rfc_6750() -> None:
+    missing = bearer_error_response(BearerTokenMissingError())
+    assert missing.status == 401
+    assert missing.header("WWW-Authenticate") == "Bearer"
+    assert missing.body == b""
+    invalid = bearer_error_response(InvalidTokenError("the access token has expired"))
+    assert invalid.status == 401
+    assert invalid.header("WWW-Authenticate") == (
+        'Bearer error="invalid_token", error_description="the access token has expired"'
+    )
+    assert json.loads(invalid.body) == {"error": "invalid_token", "error_description": "the access token has expired"}
+    malformed = bearer_error_response(InvalidRequestError("x"))
+    assert malformed.status == 400
+    assert malformed.header("WWW-Authenticate") == 'Bearer error="invalid_request", error_description="x"'

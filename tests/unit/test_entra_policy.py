@@ -1,0 +1,72 @@
+"""The broker's rules for an Entra authentication: tenant allow-list, auth_time freshness, acrs."""
+
+from __future__ import annotations
+
+import pytest
+
+from sanscouture.entra_policy import check_entra_account
+from sanscouture.errors import SignInRefused
+from sanscouture.models import AuthorizationRequest
+from sanscouture.models import EntraAccount
+from sanscouture.settings import Settings
+
+TENANT = "11111111-2222-3333-4444-555555555555"
+NOW = 1_800_000_000
+
+
+def settings(acrs: tuple[str, ...] = ("c1",)) -> Settings:
+    return Settings(
+        issuer="https://broker.example",
+        clients=(),
+        entra_authority="https://login.example/t",
+        entra_client_id="app",
+        entra_allowed_tenants=frozenset({TENANT}),
+        psc_discovery_url="https://psc.example/d",
+        psc_client_id="psc",
+        psc_client_secret="secret",
+        entra_required_acrs=acrs,
+    )
+
+
+def account(**changes: object) -> EntraAccount:
+    values = {"tid": TENANT, "oid": "oid-1", "auth_time": NOW - 60, "acrs": ("c1",)}
+    values.update(changes)
+    return EntraAccount(**values)  # type: ignore[arg-type]
+
+
+def request(max_age: int | None = None) -> AuthorizationRequest:
+    return AuthorizationRequest("sn", "https://sn/cb", ("openid",), "c" * 43, max_age=max_age)
+
+
+def reason(acct: EntraAccount, req: AuthorizationRequest | None = None, s: Settings | None = None) -> str:
+    with pytest.raises(SignInRefused) as raised:
+        check_entra_account(acct, req or request(), s or settings(), NOW)
+    return raised.value.reason
+
+
+def test_a_compliant_recent_authentication_in_an_allowed_tenant_passes() -> None:
+    check_entra_account(account(), request(), settings(), NOW)
+
+
+def test_another_tenant_is_refused() -> None:
+    assert reason(account(tid="99999999-2222-3333-4444-555555555555")) == "tenant_not_allowed"
+
+
+def test_missing_required_acrs_is_not_compliant() -> None:
+    assert reason(account(acrs=())) == "authentication_not_compliant"
+
+
+def test_no_acrs_required_means_none_checked() -> None:
+    check_entra_account(account(acrs=()), request(), settings(acrs=()), NOW)
+
+
+def test_authentication_older_than_four_hours_is_too_old() -> None:
+    assert reason(account(auth_time=NOW - 4 * 3600 - 121)) == "auth_too_old"
+
+
+def test_rp_max_age_bounds_the_authentication_age() -> None:
+    assert reason(account(auth_time=NOW - 600), request(max_age=60)) == "auth_too_old"
+
+
+def test_auth_time_in_the_future_is_refused() -> None:
+    assert reason(account(auth_time=NOW + 3600)) == "upstream_token_invalid"
