@@ -28,6 +28,7 @@ demo: install
 ## Lint, then run the whole test suite (unit, integration on Azurite, end-to-end over HTTPS, browser, infra).
 test: install .data/.system-deps
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: install

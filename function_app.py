@@ -11,6 +11,7 @@ from functions import health
 from functions import jwks
 from functions import logout
 from functions import pair
+from functions import sweep
 from functions import token
 from functions import userinfo
 
@@ -28,5 +29,6 @@ for blueprint in (
     logout.bp,
     assets.bp,
     health.bp,
+    sweep.bp,
 ):
     app.register_functions(blueprint)

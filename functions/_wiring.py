@@ -11,6 +11,7 @@ import os
 import threading
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sanscouture.adapters.client_jwks import ClientJwksFetcher
 from sanscouture.adapters.http import UpstreamSession
@@ -18,6 +19,10 @@ from sanscouture.adapters.tables import Tables
 from sanscouture.journey import Broker
 from sanscouture.keys import KeyRing
 from sanscouture.settings import Settings
+
+if TYPE_CHECKING:  # imported lazily at run time: MSAL is heavy for a cold start
+    from sanscouture.adapters.entra import EntraAdapter
+    from sanscouture.adapters.psc import PscAdapter
 
 
 @dataclass
@@ -62,17 +67,21 @@ class Services:
         return ClientJwksFetcher(self.http)
 
     @cached_property
-    def broker(self) -> Broker:
-        """The journey's collaborators; upstream adapters contact nobody until first used."""
+    def entra(self) -> EntraAdapter:
         from sanscouture.adapters.entra import EntraAdapter
+
+        return EntraAdapter(self.settings, self.http)
+
+    @cached_property
+    def psc(self) -> PscAdapter:
         from sanscouture.adapters.psc import PscAdapter
 
-        return Broker(
-            settings=self.settings,
-            tables=self.tables,
-            entra=EntraAdapter(self.settings, self.http),
-            psc=PscAdapter(self.settings, self.http),
-        )
+        return PscAdapter(self.settings, self.http)
+
+    @cached_property
+    def broker(self) -> Broker:
+        """The journey's collaborators; upstream adapters contact nobody until first used."""
+        return Broker(settings=self.settings, tables=self.tables, entra=self.entra, psc=self.psc)
 
 
 _lock = threading.Lock()

@@ -20,7 +20,7 @@ bp = func.Blueprint()
 
 
 def health(request: Request) -> Response:
-    """Probe settings, then Table Storage and the signing keys (and, once wired, upstream providers)."""
+    """Probe settings, then Table Storage, the signing keys and both upstream providers."""
     try:
         Settings.from_env(os.environ)
     except SettingsError as error:
@@ -31,6 +31,9 @@ def health(request: Request) -> Response:
             "tables": lambda: wired.tables["bindings"].ping(),
             # From the worker's cache when fresh: /health never costs a Key Vault call per probe.
             "signing_keys": lambda: wired.key_ring.probe(),
+            # Discovery documents are cached a day: a probe reads them from the cache when fresh.
+            "entra": lambda: wired.entra.probe(),
+            "psc": lambda: wired.psc.probe(),
         }
     )
     return health_response([DependencyStatus("settings", True, ""), *probes])

@@ -7,6 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
+from sandbox.run import DATA_DIR
 from sandbox.run import Ports
 from sandbox.run import Sandbox
 from sandbox.run import load_extra_clients
@@ -15,7 +16,8 @@ from sandbox.run import load_extra_clients
 def main() -> None:
     ports = Ports.from_env(os.environ)
     extra = os.environ.get("SANDBOX_CLIENTS")
-    sandbox = Sandbox(ports=ports, extra_clients=load_extra_clients(Path(extra)) if extra else [])
+    data_dir = Path(os.environ.get("SANDBOX_DATA_DIR") or DATA_DIR)
+    sandbox = Sandbox(ports=ports, data_dir=data_dir, extra_clients=load_extra_clients(Path(extra)) if extra else [])
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

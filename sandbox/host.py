@@ -64,23 +64,24 @@ def compile_template(template: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}/?$", re.IGNORECASE)
 
 
-_indexed: dict[int, list[Route]] = {}
+_indexed: dict[int, list[Any]] = {}
 
 
-def routes_of(app: func.FunctionApp) -> list[Route]:
-    """Every HTTP-triggered function of ``app``, indexed once per app.
+def functions_of(app: func.FunctionApp) -> list[Any]:
+    """``app.get_functions()``, indexed once per app.
 
     ``FunctionApp.get_functions()`` may be called only once per app (a second call sees the app's
     own functions as duplicates), as the real worker indexes an app once.
     """
     if id(app) not in _indexed:
-        _indexed[id(app)] = _index(app)
+        _indexed[id(app)] = app.get_functions()
     return _indexed[id(app)]
 
 
-def _index(app: func.FunctionApp) -> list[Route]:
+def routes_of(app: func.FunctionApp) -> list[Route]:
+    """Every HTTP-triggered function of ``app``."""
     routes = []
-    for function in app.get_functions():
+    for function in functions_of(app):
         trigger = function.get_trigger()
         if trigger is None or trigger.get_binding_name() != "httpTrigger":
             continue

@@ -131,10 +131,11 @@ class Pkce:
 class Browser:
     """One browser profile (its own cookie jar)."""
 
-    def __init__(self, sandbox: Sandbox, psc_persona: str | None = None) -> None:
+    def __init__(self, sandbox: Sandbox, psc_persona: str | None = None, entra_persona: str | None = None) -> None:
         self.sandbox = sandbox
         self.session = requests.Session()
         self.psc_persona = psc_persona
+        self.entra_persona = entra_persona
         self.visited: list[str] = []
         self.pages: list[Page] = []
 
@@ -154,6 +155,8 @@ class Browser:
                 return Landing(url, {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()})
             if self.psc_persona and url.startswith(f"{self.sandbox.psc_url}/wallet/auth"):
                 url += "&" + urlencode({"login_hint": self.psc_persona})
+            if self.entra_persona and url.startswith(self.sandbox.entra_url) and "/oauth2/v2.0/authorize" in url:
+                url += "&" + urlencode({"login_hint": self.entra_persona})
             self.visited.append(url)
             response = self.session.request(method, url, data=data, allow_redirects=False, timeout=30)
             method, data = "GET", None

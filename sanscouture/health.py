@@ -31,7 +31,7 @@ def probe_all(probes: Mapping[str, Probe]) -> list[DependencyStatus]:
 def health_response(statuses: list[DependencyStatus]) -> Response:
     """200 when every dependency answers, else 503 naming the ones that do not."""
     failing = [status.name for status in statuses if not status.ok]
-    body = {
+    body: dict[str, object] = {
         "status": "unavailable" if failing else "ok",
         "dependencies": {
             status.name: {"ok": status.ok, "detail": status.detail} for status in statuses

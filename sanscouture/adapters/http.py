@@ -30,4 +30,5 @@ class UpstreamSession(requests.Session):
         kwargs.setdefault("timeout", self._timeout)
         if self._ca_bundle:
             kwargs.setdefault("verify", self._ca_bundle)
-        return super().request(method, url, *args, **kwargs)
+        text_method = method.decode() if isinstance(method, bytes) else method
+        return super().request(text_method, str(url), *args, **kwargs)

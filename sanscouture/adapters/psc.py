@@ -130,8 +130,8 @@ class PscAdapter:
         except ValueError:
             tokens = {}
         if response.status_code != 200 or not isinstance(tokens, dict) or "id_token" not in tokens:
-            error = tokens.get("error", "") if isinstance(tokens, dict) else ""
-            raise SignInRefused("psc_refused", detail=f"psc token: HTTP {response.status_code} {error[:64]!r}")
+            code = str(tokens.get("error", "")) if isinstance(tokens, dict) else ""
+            raise SignInRefused("psc_refused", detail=f"psc token: HTTP {response.status_code} {code[:64]!r}")
         return tokens
 
     def _userinfo(self, access_token: str, metadata: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,8 @@ from sanscouture.models import Row
 
 # The tables of DESIGN.md ("State").
 TABLE_NAMES: tuple[str, ...] = ("journeys", "codes", "sessions", "bindings", "audit", "jti", "tokens")
+# Tables whose rows all expire; bindings last until removed and audit rows follow the ES's policy.
+TRANSIENT_TABLES: tuple[str, ...] = ("journeys", "codes", "sessions", "jti", "tokens")
 
 _JSON_SUFFIX = "__json"
 _RESERVED = frozenset({"PartitionKey", "RowKey", "Timestamp", "etag", "expires_at"})
@@ -67,7 +69,7 @@ def _decode(entity: Mapping[str, Any]) -> Row:
             data[key] = value.value
         else:
             data[key] = value
-    expires_at = entity.get("expires_at")
+    expires_at: Any = entity.get("expires_at")
     if hasattr(expires_at, "value"):
         expires_at = expires_at.value
     return Row(
@@ -289,6 +291,10 @@ class Tables:
             store = TableStore(self._service.get_table_client(name), self._clock)
             self._stores[name] = store
         return store
+
+    def sweep_expired(self) -> dict[str, int]:
+        """Delete the expired rows of every transient table (DESIGN.md: a timer sweeps them)."""
+        return {name: self[name].sweep() for name in TRANSIENT_TABLES}
 
     def create_all(self) -> None:
         """Create the tables that do not exist yet (sandbox and tests; Bicep does it in Azure)."""

@@ -12,23 +12,18 @@ import time
 
 import pytest
 
-from sandbox.entra_sim.personas import HOSPITAL_TENANT_ID
 from sandbox.run import Sandbox
 from sandbox.scripted import Browser
 from sandbox.scripted import Landing
 from sandbox.scripted import Page
 from sandbox.scripted import Pkce
 from sandbox.scripted import RelyingParty
+from tests.e2e.pairings import binding_row
+from tests.e2e.pairings import persona_oid
+from tests.e2e.pairings import unpair
 
 PAIRING = "Appairage du compte"
 CONFIRMATION = "Connexion"
-
-
-def persona_oid(sandbox: Sandbox, persona: str) -> str:
-    import requests
-
-    personas = requests.get(f"{sandbox.entra_url}/personas", timeout=10).json()
-    return next(p["oid"] for p in personas if p["id"] == persona)
 
 
 def rp(sandbox: Sandbox, client_id: str = "rp-basic") -> RelyingParty:
@@ -48,13 +43,6 @@ def pair(sandbox: Sandbox, entra: str, psc: str) -> None:
     assert isinstance(page, Page) and page.h1 == CONFIRMATION
     landing = browser.submit(page, "confirm", stop_at=party.redirect_uri)
     assert isinstance(landing, Landing) and "code" in landing.params
-
-
-def binding_row(sandbox: Sandbox, oid: str) -> dict[str, object] | None:
-    from sanscouture.adapters.tables import Tables
-
-    row = Tables.from_connection_string(sandbox.azurite_connection or "")["bindings"].find(HOSPITAL_TENANT_ID, oid)
-    return dict(row.data) if row else None
 
 
 def test_first_sign_in_pairs_the_entra_account_then_issues_psc_shaped_tokens(sandbox: Sandbox) -> None:
@@ -231,6 +219,7 @@ def test_prompt_login_forces_a_fresh_entra_authentication(sandbox: Sandbox) -> N
 
 
 def test_cancel_on_the_pairing_page_returns_access_denied_and_pairs_nothing(sandbox: Sandbox) -> None:
+    unpair(sandbox, "cpx-interne")
     browser, party, pkce = Browser(sandbox), rp(sandbox), Pkce()
     page = start(browser, party, pkce, login_hint="cpx-interne")
     assert isinstance(page, Page) and page.h1 == PAIRING

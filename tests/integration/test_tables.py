@@ -159,3 +159,17 @@ def test_save_many_writes_several_rows_of_one_partition_in_one_transaction(table
     pk = key()
     tables["audit"].save_many(pk, {"a": {"event": "x"}, "b": {"event": "y"}}, expires_in=None)
     assert {row.row: row.data["event"] for row in tables["audit"].partition(pk)} == {"a": "x", "b": "y"}
+
+
+def test_sweep_expired_cleans_every_transient_table_and_keeps_pairings(tables: Tables, clock: Clock) -> None:
+    pk = key()
+    for name in ("journeys", "codes", "sessions", "jti", "tokens"):
+        tables[name].save(pk, "old", {}, expires_in=1)
+    tables["bindings"].save(pk, "oid", {"sub": "x"}, expires_in=None)
+    clock.now += 2
+    try:
+        removed = tables.sweep_expired()
+    finally:
+        clock.now -= 2
+    assert all(removed[name] >= 1 for name in ("journeys", "codes", "sessions", "jti", "tokens"))
+    assert tables["bindings"].find(pk, "oid") is not None

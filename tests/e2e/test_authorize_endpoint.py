@@ -1,0 +1,101 @@
+"""/authorize over HTTPS: each protocol negative gets the exact OAuth error, or a page and no redirect."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from sandbox.run import Sandbox
+from sandbox.scripted import Pkce
+from sandbox.scripted import RelyingParty
+
+
+@pytest.fixture(scope="module")
+def party(sandbox: Sandbox) -> RelyingParty:
+    return RelyingParty(sandbox, next(c for c in sandbox.clients if c.client_id == "rp-basic"))
+
+
+def authorize(url: str, method: str = "GET") -> requests.Response:
+    if method == "POST":
+        base, query = url.split("?", 1)
+        return requests.post(base, data={k: v[0] for k, v in parse_qs(query).items()}, allow_redirects=False,
+                             timeout=10)
+    return requests.get(url, allow_redirects=False, timeout=10)
+
+
+def error_of(response: requests.Response, party: RelyingParty) -> dict[str, str]:
+    assert response.status_code == 302, response.text[:300]
+    location = response.headers["Location"]
+    assert location.startswith(party.redirect_uri + "?")
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+@pytest.mark.parametrize(
+    ("extra", "error", "description"),
+    [
+        (
+            {"code_challenge": "", "code_challenge_method": ""},
+            "invalid_request",
+            "code_challenge is required (PKCE S256)",
+        ),
+        ({"code_challenge_method": "plain"}, "invalid_request", "code_challenge_method must be S256"),
+        ({"scope": "profile scope_all"}, "invalid_scope", "the openid scope is required"),
+        ({"response_type": "token"}, "unsupported_response_type", "only response_type=code is supported"),
+        ({"response_type": "id_token"}, "unsupported_response_type", "only response_type=code is supported"),
+        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported", "request objects are not supported"),
+        ({"prompt": "none login"}, "invalid_request", "prompt=none cannot be combined with other values"),
+    ],
+)
+def test_a_bad_request_goes_back_to_the_client_with_the_exact_error(
+    party: RelyingParty, extra: dict[str, str], error: str, description: str
+) -> None:
+    pkce = Pkce()
+    params = error_of(authorize(party.authorization_url(pkce, **extra)), party)
+    assert params == {"error": error, "error_description": description, "state": pkce.state,
+                      "iss": party.sandbox.broker_url}
+
+
+def test_post_to_authorize_is_validated_the_same_way(party: RelyingParty) -> None:
+    pkce = Pkce()
+    params = error_of(authorize(party.authorization_url(pkce, code_challenge_method="plain"), "POST"), party)
+    assert params["error"] == "invalid_request"
+
+
+def test_an_unregistered_redirect_uri_gets_a_french_page_and_no_redirect(party: RelyingParty) -> None:
+    response = authorize(party.authorization_url(Pkce(), redirect_uri="https://evil.example/callback"))
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert 'lang="fr"' in response.text and "evil.example" not in response.text
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_an_unknown_client_gets_a_french_page_and_no_redirect(party: RelyingParty) -> None:
+    response = authorize(party.authorization_url(Pkce(), client_id="nobody"))
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert "Service inconnu" in response.text
+
+
+def test_unknown_parameters_are_ignored(party: RelyingParty) -> None:
+    response = authorize(party.authorization_url(Pkce(), foo="bar", ui_locales="fr", display="page"))
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(party.sandbox.entra_url)
+
+
+def test_the_journey_cookie_is_host_prefixed_secure_httponly_and_lax(party: RelyingParty) -> None:
+    response = authorize(party.authorization_url(Pkce()))
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-sc-browser=")
+    assert all(part in cookie for part in ("Path=/", "Secure", "HttpOnly", "SameSite=Lax"))
+    assert "Domain" not in cookie
+
+
+def test_the_broker_passes_prompt_max_age_and_login_hint_on_to_entra(party: RelyingParty) -> None:
+    response = authorize(party.authorization_url(Pkce(), prompt="login", max_age="300", login_hint="cpx"))
+    entra = {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
+    assert (entra["prompt"], entra["max_age"], entra["login_hint"]) == ("login", "300", "cpx")
+    assert '"acrs"' in entra["claims"] and entra["code_challenge_method"] == "S256"

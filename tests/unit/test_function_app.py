@@ -1,0 +1,39 @@
+"""The Functions app registers every endpoint of DESIGN.md, anonymous, and the sweep timer."""
+
+from __future__ import annotations
+
+import function_app
+from sandbox.host import functions_of
+from sandbox.host import routes_of
+
+EXPECTED_ROUTES = {
+    ".well-known/openid-configuration": {"GET"},
+    ".well-known/wallet-openid-configuration": {"GET"},
+    "jwks": {"GET"},
+    "authorize": {"GET", "POST"},
+    "choose": {"POST"},
+    "callback": {"GET", "POST"},
+    "pair": {"POST"},
+    "pair/callback": {"GET"},
+    "confirm": {"POST"},
+    "token": {"GET", "POST"},
+    "userinfo": {"GET", "POST"},
+    "logout": {"GET", "POST"},
+    "health": {"GET"},
+    "assets/{name}": {"GET"},
+}
+
+
+def test_every_endpoint_is_registered_with_its_methods() -> None:
+    routes = {route.template: set(route.methods) for route in routes_of(function_app.app)}
+    assert routes == EXPECTED_ROUTES
+
+
+def test_no_route_uses_the_prefix_the_functions_host_reserves() -> None:
+    assert not any(route.startswith("admin") for route in EXPECTED_ROUTES)
+
+
+def test_the_sweep_timer_runs_every_quarter_hour() -> None:
+    functions = functions_of(function_app.app)
+    timers = [f for f in functions if f.get_trigger().get_binding_name() == "timerTrigger"]
+    assert [t.get_trigger().schedule for t in timers] == ["0 */15 * * * *"]
