@@ -198,6 +198,12 @@ class TableStore:
         rows = [_decode(entity) for entity in entities]
         return [row for row in rows if not self._expired(row)]
 
+    def all_rows(self) -> list[Row]:
+        """Every live row of the table (a full scan: for administration, never on a sign-in path)."""
+        with _translate_outage(self.name):
+            rows = [_decode(entity) for entity in self._client.list_entities()]
+        return [row for row in rows if not self._expired(row)]
+
     def sweep(self) -> int:
         """Delete every expired row; returns how many were removed."""
         now = self._clock()

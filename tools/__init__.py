@@ -1,0 +1,1 @@
+"""Command-line tools for ES administrators (run from a workstation, not deployed)."""

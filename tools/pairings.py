@@ -1,0 +1,98 @@
+"""List and revoke pairings ("appairages") — the ES administrator's tool.
+
+    python -m tools.pairings list [--tenant TID]
+    python -m tools.pairings remove --tenant TID --oid OID [--reason TEXT]
+
+Storage is reached as the broker reaches it: ``BROKER_TABLES_ENDPOINT`` with the administrator's Azure
+identity (``az login``; the account needs *Storage Table Data Contributor* on the storage account), or
+``BROKER_TABLES_CONNECTION_STRING`` in the sandbox. A removal is recorded in the audit table
+(``pairing_removed``); the next sign-in of that Entra account asks for a new pairing with the CPS card
+or e-CPS. Live broker sessions end at their next use (the pairing is checked again). National
+identifiers are printed masked, as everywhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import TextIO
+
+from sanscouture.adapters.tables import Tables
+from sanscouture.audit import AuditLog
+from sanscouture.bindings import BindingStore
+
+
+def tables_from_environment(env: Mapping[str, str]) -> Tables:
+    connection_string = env.get("BROKER_TABLES_CONNECTION_STRING", "").strip()
+    if connection_string:
+        return Tables.from_connection_string(connection_string)
+    endpoint = env.get("BROKER_TABLES_ENDPOINT", "").strip()
+    if not endpoint:
+        raise SystemExit("Set BROKER_TABLES_ENDPOINT (https://<account>.table.core.windows.net) or "
+                         "BROKER_TABLES_CONNECTION_STRING.")
+    from azure.identity import DefaultAzureCredential
+
+    return Tables.from_endpoint(endpoint, DefaultAzureCredential())
+
+
+def list_pairings(tables: Tables, tenant: str | None, out: TextIO) -> int:
+    store = tables["bindings"]
+    rows = store.partition(tenant) if tenant else store.all_rows()
+    header = f"{'tenant':36}  {'object id':36}  {'national id':12}  {'auth':6}  {'paired at (UTC)':16}  last used (UTC)"
+    out.write(header + "\n")
+    for row in rows:
+        data = row.data
+        national = str(data.get("subject_name_id", ""))
+        masked = "*" * max(len(national) - 4, 0) + national[-4:]
+        out.write(
+            f"{row.partition:36}  {row.row:36}  {masked:12}  {data.get('auth_mode', '')!s:6}  "
+            f"{_when(data.get('paired_at'))}  {_when(data.get('last_used_at'))}\n"
+        )
+    out.write(f"{len(rows)} pairing(s)\n")
+    return 0
+
+
+def remove_pairing(tables: Tables, tenant: str, oid: str, reason: str, out: TextIO) -> int:
+    bindings = BindingStore(tables["bindings"])
+    existing = bindings.find(tenant, oid)
+    if existing is None or not bindings.remove(tenant, oid):
+        out.write(f"No pairing for tenant {tenant}, object id {oid}.\n")
+        return 1
+    AuditLog(tables["audit"]).record(
+        "pairing_removed",
+        tid=tenant,
+        oid=oid,
+        national_id=existing.identity.masked_national_id,
+        reason=reason,
+        by="admin",
+    )
+    out.write(f"Pairing removed (national id {existing.identity.masked_national_id}); recorded in the audit table.\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ, out: TextIO = sys.stdout) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.pairings", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="list pairings, national identifiers masked")
+    listing.add_argument("--tenant", help="only this Entra tenant id")
+    removal = commands.add_parser("remove", help="revoke one pairing (audited)")
+    removal.add_argument("--tenant", required=True, help="Entra tenant id (tid)")
+    removal.add_argument("--oid", required=True, help="Entra object id of the account (oid)")
+    removal.add_argument("--reason", default="revoked by an administrator", help="kept in the audit table")
+    args = parser.parse_args(argv)
+    tables = tables_from_environment(env)
+    if args.command == "list":
+        return list_pairings(tables, args.tenant, out)
+    return remove_pairing(tables, args.tenant.lower(), args.oid.lower(), args.reason, out)
+
+
+def _when(epoch: object) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(epoch))) if isinstance(epoch, int) else "-".ljust(16)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
