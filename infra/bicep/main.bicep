@@ -43,7 +43,7 @@ param alwaysReadyInstances int = 1
 // on I/O (Table Storage, Entra, PSC over HTTPS): 16 — the platform default for other languages at
 // 2048 MB — lets one instance overlap them. Lower it if handlers turn CPU-bound. The handlers are
 // synchronous: the Python worker runs them on its thread pool (PYTHON_THREADPOOL_THREAD_COUNT,
-// default min(32, cores + 4)), which then bounds the real overlap on small instances.
+// default min(32, cores + 4)), so PYTHON_THREADPOOL_THREAD_COUNT is set to match (at most 32).
 @description('Concurrent HTTP requests per instance before scaling out (Python default on Flex is 1).')
 @minValue(1)
 @maxValue(1000)
@@ -297,6 +297,7 @@ module appSettings 'modules/appsettings.bicep' = {
   name: 'appsettings'
   params: {
     functionAppName: functionApp.outputs.name
+    threadPoolThreadCount: min(perInstanceConcurrency, 32)
     identityName: identity.outputs.name
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name

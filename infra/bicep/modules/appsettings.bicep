@@ -9,6 +9,11 @@
 @description('Name of the Function App.')
 param functionAppName string
 
+@description('Threads of the Python worker for the synchronous handlers: matches the per-instance HTTP concurrency.')
+@minValue(1)
+@maxValue(32)
+param threadPoolThreadCount int
+
 @description('Name of the user-assigned managed identity the app runs as.')
 param identityName string
 
@@ -96,6 +101,8 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${uami.properties.clientId};Authorization=AAD'
     PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+    // Without it the worker's pool (min(32, cores + 4)) would cap perInstanceConcurrency on small instances.
+    PYTHON_THREADPOOL_THREAD_COUNT: string(threadPoolThreadCount)
     // azure-identity (DefaultAzureCredential / ManagedIdentityCredential) picks the UAMI.
     AZURE_CLIENT_ID: uami.properties.clientId
     // The broker (sanscouture/settings.py).
