@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from urllib.parse import parse_qsl
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
@@ -31,8 +33,8 @@ def to_request(req: func.HttpRequest) -> Request:
     body = req.get_body() or b""
     headers = {key.lower(): value for key, value in req.headers.items()}
     form, repeated_form = parse_form(body, headers.get("content-type"))
-    query_pairs = [(key, value) for key, value in req.params.items()]
-    query, _ = first_values(query_pairs)
+    # Read the query from the URL: the host's params dict hides repeated names (RFC 6749 3.1 forbids them).
+    query, repeated_query = first_values(parse_qsl(urlsplit(req.url).query, keep_blank_values=True))
     return Request(
         method=req.method.upper(),
         url=req.url,
@@ -41,7 +43,7 @@ def to_request(req: func.HttpRequest) -> Request:
         form=form,
         body=body,
         route_params=dict(req.route_params or {}),
-        repeated=repeated_form,
+        repeated=repeated_query | repeated_form,
     )
 
 
@@ -117,6 +119,9 @@ def browser_endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.Http
         except SignInRefused as refusal:
             log.warning("sign-in refused", extra={"reason": refusal.reason, "error_detail": refusal.detail})
             response = error_page(refusal.reason, status=403)
+        except OAuthError as error:
+            log.warning("request refused", extra={"error": error.error, "error_detail": error.detail})
+            response = error_page("invalid_request", status=400)
         except Exception:
             reference = secrets.token_hex(4)
             log.exception("unexpected failure", extra={"route": handler.__name__, "reference": reference})

@@ -81,7 +81,7 @@ class Services:
     @cached_property
     def broker(self) -> Broker:
         """The journey's collaborators; upstream adapters contact nobody until first used."""
-        return Broker(settings=self.settings, tables=self.tables, entra=self.entra, psc=self.psc)
+        return Broker(settings=self.settings, tables=self.tables, entra=self.entra, psc=self.psc, keys=self.key_ring)
 
 
 _lock = threading.Lock()

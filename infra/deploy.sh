@@ -410,10 +410,14 @@ Déploiement terminé.
   1. Faire enregistrer auprès de l'ANS (Pro Santé Connect), pour le client id PSC du broker,
      l'URI de redirection :
          $psc_redirect
-  2. Créer la stratégie d'accès conditionnel (d'abord en mode rapport seulement) :
-         infra/conditional-access.sh --app-id $client_id
+  2. Créer le contexte d'authentification c1, que le broker exige dans chaque jeton Entra
+     (paramètre entraRequiredAcrs ; passez sa valeur à --auth-context si vous l'avez changée), et
+     les deux stratégies d'accès conditionnel (application du broker et contexte c1), d'abord en
+     mode rapport seulement :
+         infra/conditional-access.sh --app-id $client_id --auth-context c1
      puis, après vérification des journaux de connexion :
-         infra/conditional-access.sh --app-id $client_id --enable
+         infra/conditional-access.sh --app-id $client_id --auth-context c1 --enable
+     Sans stratégie liée au contexte, Entra émet quand même c1 : ne sautez pas cette étape.
   3. Vérifier l'état du service :
          curl -s $issuer/health
 EOF

@@ -1,4 +1,4 @@
-"""Audit events: pairing created, confirmed, replaced, removed; sign-in succeeded or refused (and why).
+"""Audit events: pairing created, confirmed, removed; sign-in succeeded or refused (and why).
 
 Each event is a row of the ``audit`` table (PartitionKey = UTC day, RowKey = time-ordered id, so a
 day reads in order) and a structured log record, which Application Insights stores as a trace with
@@ -24,7 +24,6 @@ EVENTS = frozenset(
         "pairing_created",
         "pairing_confirmed",
         "pairing_existing",
-        "pairing_replaced",
         "pairing_removed",
         "login_succeeded",
         "login_refused",

@@ -64,9 +64,6 @@ class BindingStore:
     def remove(self, tid: str, oid: str) -> bool:
         return self._store.delete(tid, oid)
 
-    def list_tenant(self, tid: str) -> list[Binding]:
-        return [_binding(row) for row in self._store.partition(tid)]
-
 
 def _binding(row: Row) -> Binding:
     return Binding(

@@ -29,10 +29,21 @@ def check_auth_fresh(account: EntraAccount, settings: Settings, now: float) -> N
         raise SignInRefused("auth_too_old", detail=f"entra auth_time is {int(now - account.auth_time)} s old")
 
 
-def check_max_age(account: EntraAccount, request: AuthorizationRequest, now: float) -> None:
-    """OIDC Core 3.1.2.1: the relying party's max_age bounds the authentication's age too."""
-    if request.max_age is not None and now - account.auth_time > request.max_age + SKEW:
-        raise SignInRefused("auth_too_old", detail="entra auth_time older than the RP's max_age")
+# An upstream authentication counts as "during this journey" if not older than its start, give or take.
+JOURNEY_LEEWAY = 60
+
+
+def check_fresh_for_request(auth_time: int, request: AuthorizationRequest, started_at: int, now: float) -> None:
+    """OIDC Core 3.1.2.1, for any upstream authentication (Entra ID or PSC).
+
+    ``prompt=login``: the person authenticated during this journey. ``max_age``: at most max_age
+    seconds ago, or during this journey (the OP re-authenticated them).
+    """
+    during_journey = auth_time >= started_at - JOURNEY_LEEWAY
+    if "login" in request.prompt and not during_journey:
+        raise SignInRefused("auth_too_old", detail="prompt=login but the upstream authentication is older")
+    if request.max_age is not None and not during_journey and now - auth_time > request.max_age:
+        raise SignInRefused("auth_too_old", detail="upstream authentication older than the RP's max_age")
 
 
 def check_required_acrs(account: EntraAccount, settings: Settings) -> None:
@@ -46,8 +57,10 @@ def check_required_acrs(account: EntraAccount, settings: Settings) -> None:
         raise SignInRefused("authentication_not_compliant", detail=f"entra acrs missing: {','.join(missing)}")
 
 
-def check_entra_account(account: EntraAccount, request: AuthorizationRequest, settings: Settings, now: float) -> None:
+def check_entra_account(
+    account: EntraAccount, request: AuthorizationRequest, settings: Settings, started_at: int, now: float
+) -> None:
     check_tenant_allowed(account, settings)
     check_auth_fresh(account, settings, now)
-    check_max_age(account, request, now)
+    check_fresh_for_request(account.auth_time, request, started_at, now)
     check_required_acrs(account, settings)

@@ -25,22 +25,26 @@ from sanscouture.bindings import BindingStore
 from sanscouture.cookies import BROWSER_COOKIE
 from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.cookies import set_cookie
+from sanscouture.entra_policy import JOURNEY_LEEWAY
 from sanscouture.entra_policy import check_entra_account
+from sanscouture.entra_policy import check_fresh_for_request
 from sanscouture.error_pages import error_page
+from sanscouture.errors import InvalidRedirectUriError
 from sanscouture.errors import OAuthError
 from sanscouture.errors import SignInRefused
-from sanscouture.errors import TemporarilyUnavailableError
 from sanscouture.journeys import Journey
 from sanscouture.journeys import JourneyStore
 from sanscouture.journeys import Purpose
 from sanscouture.journeys import Step
 from sanscouture.journeys import new_browser_value
+from sanscouture.keys import KeyRing
 from sanscouture.models import AuthorizationRequest
 from sanscouture.models import Binding
 from sanscouture.models import Client
 from sanscouture.models import CodeGrant
 from sanscouture.models import EntraAccount
 from sanscouture.models import PscIdentity
+from sanscouture.oidc.authorize import MAX_BYTES
 from sanscouture.oidc.authorize import validate_authorization_request
 from sanscouture.oidc.authorize import validate_client_and_redirect
 from sanscouture.oidc.codes import issue_code
@@ -72,6 +76,7 @@ class Broker:
     tables: TableSet
     entra: EntraSignIn
     psc: PscSignIn
+    keys: KeyRing | None = None  # verifies an id_token_hint (one of the broker's own ID tokens)
     clock: Clock = time.time
 
     @property
@@ -106,20 +111,21 @@ def authorize(broker: Broker, request: Request) -> Response:
         client, redirect_uri = validate_client_and_redirect(params, broker.settings)
     except OAuthError as error:
         log.warning("authorization request refused", extra={"error": error.error, "error_detail": error.detail})
-        reason = "invalid_redirect_uri" if "redirect_uri" in error.description else "unknown_client"
+        reason = "invalid_redirect_uri" if isinstance(error, InvalidRedirectUriError) else "unknown_client"
         return error_page(reason, status=400)
     try:
         auth_request = validate_authorization_request(params, request.repeated, broker.settings)
     except OAuthError as error:
         log.info("authorization request rejected", extra={"error": error.error, "client_id": client.client_id})
+        # An over-long state is not echoed back (it is what the error is about).
+        state = params.get("state")
+        state = state if state is not None and len(state.encode("utf-8")) <= MAX_BYTES["state"] else None
         issuer = broker.settings.issuer
-        return Response.redirect(
-            error_redirect_url(redirect_uri, params.get("state"), issuer, error.error, error.description)
-        )
+        return Response.redirect(error_redirect_url(redirect_uri, state, issuer, error.error, error.description))
     try:
         return _start(broker, request, auth_request, client)
-    except TemporarilyUnavailableError as error:
-        log.warning("authorize: dependency unavailable", extra={"error_detail": error.detail})
+    except OAuthError as error:  # storage outage (temporarily_unavailable) or a value storage refused
+        log.warning("authorize: request not completed", extra={"error": error.error, "error_detail": error.detail})
         return error_redirect(auth_request, broker.settings.issuer, error.error, error.description)
 
 
@@ -131,18 +137,19 @@ def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest,
         return _sign_in_with_session(broker, auth_request, session)
     browser, cookies = _browser_binding(request)
     journeys = broker.journeys
-    if session is not None and session.account is not None:
-        binding = broker.bindings.find(session.account.tid, session.account.oid)
-        if binding is not None:
-            journey = journeys.new(browser, Step.CONFIRM, auth_request).advance(account=session.account)
-            journey = journeys.insert(journey)
-            return _confirm_page(broker, journey, binding, client, cookies=cookies)
     if "select_account" in auth_request.prompt or broker.settings.show_mire:
         journey = journeys.insert(journeys.new(browser, Step.MIRE, auth_request))
         page = pages.render_mire(
             client_name=client.client_name, form_action=f"/choose?j={journey.id}", csrf_token=journey.csrf
         )
         return Response.html(page, cookies=cookies)
+    if session is not None and session.account is not None:
+        binding = broker.bindings.find(session.account.tid, session.account.oid)
+        if binding is not None and binding.identity.sub == session.identity.sub:
+            journey = journeys.new(browser, Step.CONFIRM, auth_request).advance(
+                account=session.account, shown_sub=binding.identity.sub
+            )
+            return _confirm_page(broker, journeys.insert(journey), binding, client, cookies=cookies)
     journey = journeys.new(browser, Step.ENTRA, auth_request)
     start = _begin_entra(broker, journey, auth_request)
     journeys.insert(journey.advance(entra_flow=dict(start.flow)))
@@ -150,15 +157,36 @@ def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest,
 
 
 def _usable_session(broker: Broker, request: Request, auth_request: AuthorizationRequest) -> BrokerSession | None:
-    """The broker session, unless the request forces a fresh authentication (prompt=login, max_age)."""
+    """The broker session, unless this request needs a fresh authentication.
+
+    Not usable: ``prompt=login``; an authentication older than ``max_age`` or than
+    BROKER_ENTRA_MAX_AUTH_AGE (a session never stretches the 4-hour re-authentication rule); an
+    ``id_token_hint`` naming someone else, or not issued by the broker (OIDC Core 3.1.2.1).
+    """
     if "login" in auth_request.prompt:
         return None
     session = broker.sessions.find(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    if auth_request.max_age is not None and broker.clock() - session.auth_time > auth_request.max_age:
+    age = broker.clock() - session.auth_time
+    if age > broker.settings.entra_max_auth_age or (auth_request.max_age is not None and age > auth_request.max_age):
+        return None
+    hint = request.params.get("id_token_hint")
+    if hint and _hinted_subject(broker, hint) != session.identity.sub:
         return None
     return session
+
+
+def _hinted_subject(broker: Broker, hint: str) -> str | None:
+    """The ``sub`` of an ID token the broker issued (expired ones too), or None."""
+    if broker.keys is None or len(hint.encode("utf-8")) > MAX_BYTES["id_token_hint"]:
+        return None
+    try:
+        claims = broker.keys.decode(hint, issuer=broker.settings.issuer, typ="JWT", verify_exp=False)
+    except Exception:
+        return None
+    sub = claims.get("sub")
+    return sub if isinstance(sub, str) else None
 
 
 def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, session: BrokerSession) -> Response:
@@ -174,8 +202,9 @@ def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, se
 
 
 def _begin_entra(broker: Broker, journey: Journey, auth_request: AuthorizationRequest):  # type: ignore[no-untyped-def]
+    # login wins over select_account: a fresh authentication is the stronger demand.
     prompt = "login" if "login" in auth_request.prompt else None
-    if "select_account" in auth_request.prompt:
+    if prompt is None and "select_account" in auth_request.prompt:
         prompt = "select_account"
     return broker.entra.begin(
         redirect_uri=broker.url("/callback"),
@@ -201,7 +230,7 @@ def choose(broker: Broker, request: Request) -> Response:
         return _advance_and_redirect(broker, journey.advance(step=Step.ENTRA, entra_flow=dict(start.flow)), start.url)
     if choice == "psc":
         return _go_to_psc(broker, journey, Purpose.DIRECT)
-    return error_page("csrf", status=400)
+    return error_page("stale_step", status=400)
 
 
 # -- /callback (from Entra ID) -------------------------------------------------------------------
@@ -217,15 +246,15 @@ def entra_callback(broker: Broker, request: Request) -> Response:
     auth_request = journey.request
     try:
         account = broker.entra.finish(journey.entra_flow, params)
-        check_entra_account(account, auth_request, broker.settings, broker.clock())
+        check_entra_account(account, auth_request, broker.settings, journey.started_at, broker.clock())
+        client = _client(broker, auth_request)
     except SignInRefused as refusal:
         return _refuse(broker, journey, refusal)
     binding = broker.bindings.find(account.tid, account.oid)
-    client = _client(broker, auth_request)
     if binding is None:
         saved = broker.journeys.save(journey.advance(step=Step.PAIRING, account=account))
         if saved is None:
-            return error_page("csrf", status=409)
+            return error_page("stale_step", status=409)
         page = pages.render_pairing(
             client_name=client.client_name,
             entra_name=account.name,
@@ -234,9 +263,9 @@ def entra_callback(broker: Broker, request: Request) -> Response:
             csrf_token=saved.csrf,
         )
         return Response.html(page)
-    saved = broker.journeys.save(journey.advance(step=Step.CONFIRM, account=account))
+    saved = broker.journeys.save(journey.advance(step=Step.CONFIRM, account=account, shown_sub=binding.identity.sub))
     if saved is None:
-        return error_page("csrf", status=409)
+        return error_page("stale_step", status=409)
     return _confirm_page(broker, saved, binding, client)
 
 
@@ -252,7 +281,7 @@ def pair(broker: Broker, request: Request) -> Response:
     if action == "cancel":
         return _cancel(broker, journey)
     if action != "pair":
-        return error_page("csrf", status=400)
+        return error_page("stale_step", status=400)
     return _go_to_psc(broker, journey, Purpose.PAIR)
 
 
@@ -264,24 +293,48 @@ def psc_callback(broker: Broker, request: Request) -> Response:
     assert journey.request is not None and journey.psc_flow is not None
     try:
         psc = broker.psc.finish(journey.psc_flow, request.query)
+        _check_psc_freshness(broker, journey, psc.auth_time)
+        if journey.psc_purpose == Purpose.PAIR:
+            return _pair(broker, journey, psc.identity)
     except SignInRefused as refusal:
         return _refuse(broker, journey, refusal)
-    if journey.psc_purpose == Purpose.PAIR:
-        return _pair(broker, journey, psc.identity)
     # Purpose OTHER or DIRECT: this identity for this sign-in only; the stored pairing is untouched.
-    return _finish_with_code(broker, journey, psc.identity, psc.auth_time, session=None, mode=journey.psc_purpose or "")
+    return _finish_with_code(
+        broker, request, journey, psc.identity, psc.auth_time, account=None, mode=journey.psc_purpose or ""
+    )
+
+
+def _check_psc_freshness(broker: Broker, journey: Journey, auth_time: int) -> None:
+    """Pairing and "another identity" need a CPS / e-CPS authentication made during this journey (on
+    a shared workstation, PSC's SSO session may be the previous person's); the mire's direct PSC
+    sign-in follows the relying party's prompt and max_age."""
+    assert journey.request is not None
+    if journey.psc_purpose in (Purpose.PAIR, Purpose.OTHER):
+        if auth_time < journey.started_at - JOURNEY_LEEWAY:
+            raise SignInRefused("psc_refused", detail="PSC authentication older than the journey")
+        return
+    check_fresh_for_request(auth_time, journey.request, journey.started_at, broker.clock())
 
 
 def _pair(broker: Broker, journey: Journey, identity: PscIdentity) -> Response:
+    """Advance the journey first (so a replayed callback cannot pair twice), then insert the pairing."""
     assert journey.account is not None and journey.request is not None
-    binding, created = broker.bindings.create(journey.account, identity)
+    client = _client(broker, journey.request)
+    saved = broker.journeys.save(journey.advance(step=Step.CONFIRM, psc_flow=None, shown_sub=identity.sub))
+    if saved is None:
+        return error_page("stale_step", status=409)
+    try:
+        binding, created = broker.bindings.create(journey.account, identity)
+    except LookupError as error:  # removed by an administrator between our insert and read
+        raise SignInRefused("pairing_failed", detail="pairing removed while being created") from error
     who = {"tid": journey.account.tid, "oid": journey.account.oid, **_who(binding.identity)}
     broker.audit.record("pairing_created" if created else "pairing_existing", **who)
-    saved = broker.journeys.save(journey.advance(step=Step.CONFIRM, psc_flow=None))
-    if saved is None:
-        return error_page("csrf", status=409)
+    if not created:  # the confirmation shows, and Confirmer signs in as, the pairing that exists
+        saved = broker.journeys.save(saved.advance(shown_sub=binding.identity.sub))
+        if saved is None:
+            return error_page("stale_step", status=409)
     notice = None if created else ALREADY_PAIRED_NOTICE
-    return _confirm_page(broker, saved, binding, _client(broker, journey.request), notice=notice)
+    return _confirm_page(broker, saved, binding, client, notice=notice)
 
 
 # -- /confirm ------------------------------------------------------------------------------------
@@ -299,13 +352,14 @@ def confirm(broker: Broker, request: Request) -> Response:
     if action == "other":
         return _go_to_psc(broker, journey, Purpose.OTHER)
     if action != "confirm":
-        return error_page("csrf", status=400)
+        return error_page("stale_step", status=400)
     binding = broker.bindings.find(journey.account.tid, journey.account.oid)
-    if binding is None:  # removed by an administrator while the page was open
-        return _refuse(broker, journey, SignInRefused("pairing_failed", detail="pairing removed during the journey"))
+    if binding is None or binding.identity.sub != journey.shown_sub:
+        # Removed or replaced while the page was open: never sign in as someone the page did not show.
+        return _refuse(broker, journey, SignInRefused("pairing_failed", detail="pairing changed during the journey"))
     broker.bindings.touch(binding)
     return _finish_with_code(
-        broker, journey, binding.identity, journey.account.auth_time, session=journey.account, mode="paired"
+        broker, request, journey, binding.identity, journey.account.auth_time, account=journey.account, mode="paired"
     )
 
 
@@ -314,22 +368,22 @@ def confirm(broker: Broker, request: Request) -> Response:
 
 def _finish_with_code(
     broker: Broker,
+    request: Request,
     journey: Journey,
     identity: PscIdentity,
     auth_time: int,
     *,
-    session: EntraAccount | None,
+    account: EntraAccount | None,
     mode: str,
 ) -> Response:
-    """Consume the journey (exactly once), open the broker session when paired, issue the code."""
+    """Consume the journey (exactly once), keep or open the broker session when paired, issue the code."""
     assert journey.request is not None
     if not broker.journeys.finish(journey):
-        return error_page("csrf", status=409)
+        return error_page("stale_step", status=409)
     cookies: tuple[str, ...] = ()
-    if session is not None:
-        opened = broker.sessions.create(identity, session, auth_time)
-        sid = _public_sid(opened.sid)
-        cookies = (set_cookie(SESSION_COOKIE, opened.sid, max_age=broker.settings.session_max_age),)
+    if account is not None:
+        session, cookies = _session_for(broker, request, identity, account, auth_time)
+        sid = _public_sid(session.sid)
     else:
         sid = secrets.token_urlsafe(16)
     code = _issue(broker, journey.request, identity, auth_time, sid)
@@ -339,6 +393,25 @@ def _finish_with_code(
     events.append(("login_succeeded", {"client_id": journey.request.client_id, "mode": mode, **_who(identity)}))
     broker.audit.record_all(events)
     return code_response(journey.request, code, broker.settings.issuer, cookies=cookies)
+
+
+def _session_for(
+    broker: Broker, request: Request, identity: PscIdentity, account: EntraAccount, auth_time: int
+) -> tuple[BrokerSession, tuple[str, ...]]:
+    """The browser's session when it is this same sign-in (touched: its 4-hour limit still runs from
+    its creation), else a new one. A confirmation never renews a session's lifetime."""
+    current = broker.sessions.find(request.cookies.get(SESSION_COOKIE))
+    same = (
+        current is not None
+        and current.account is not None
+        and (current.account.tid, current.account.oid) == (account.tid, account.oid)
+        and current.identity.sub == identity.sub
+        and current.auth_time == auth_time
+    )
+    if current is not None and same:
+        return broker.sessions.touch(current), ()
+    opened = broker.sessions.create(identity, account, auth_time)
+    return opened, (set_cookie(SESSION_COOKIE, opened.sid, max_age=broker.settings.session_max_age),)
 
 
 def _issue(broker: Broker, auth_request: AuthorizationRequest, identity: PscIdentity, auth_time: int, sid: str) -> str:
@@ -356,7 +429,17 @@ def _issue(broker: Broker, auth_request: AuthorizationRequest, identity: PscIden
 
 
 def _go_to_psc(broker: Broker, journey: Journey, purpose: str) -> Response:
-    start = broker.psc.begin(redirect_uri=broker.url("/pair/callback"), state=journey.id)
+    assert journey.request is not None
+    prompt: str | None = "login"
+    max_age: int | None = None
+    if purpose == Purpose.DIRECT:
+        prompt = "login" if "login" in journey.request.prompt else None
+        max_age = journey.request.max_age
+    # Otherwise (pairing, another identity) a fresh CPS / e-CPS authentication: never the PSC SSO
+    # session of whoever used the browser before.
+    start = broker.psc.begin(
+        redirect_uri=broker.url("/pair/callback"), state=journey.id, prompt=prompt, max_age=max_age
+    )
     return _advance_and_redirect(
         broker, journey.advance(step=Step.PSC, psc_flow=dict(start.flow), psc_purpose=purpose), start.url
     )
@@ -364,7 +447,7 @@ def _go_to_psc(broker: Broker, journey: Journey, purpose: str) -> Response:
 
 def _advance_and_redirect(broker: Broker, journey: Journey, url: str) -> Response:
     if broker.journeys.save(journey) is None:
-        return error_page("csrf", status=409)
+        return error_page("stale_step", status=409)
     return Response.redirect(url, status=303)
 
 
@@ -430,7 +513,7 @@ def _load_for_form(broker: Broker, request: Request, step: str) -> tuple[Journey
     if not same_browser or not journey.csrf_ok(request.form.get("csrf_token")):
         return None, error_page("csrf", status=403)
     if journey.step != step or journey.request is None:
-        return None, error_page("csrf", status=409)
+        return None, error_page("stale_step", status=409)
     return journey, Response()
 
 

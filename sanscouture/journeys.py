@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from sanscouture.ports import Clock
 from sanscouture.ports import RowStore
 
 JOURNEY_TTL = 15 * 60
+# secrets.token_urlsafe(32): 43 base64url characters. Anything else is not one of our ids.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class Step:
@@ -57,6 +60,8 @@ class Journey:
     psc_flow: dict[str, Any] | None = None
     psc_purpose: str | None = None
     account: EntraAccount | None = None
+    started_at: int = 0  # when /authorize was called: an authentication "during this journey" is later
+    shown_sub: str | None = None  # the PSC sub the confirmation page showed: Confirmer signs in as it only
     row: Row | None = field(default=None, compare=False, repr=False)
 
     def advance(self, **changes: Any) -> Journey:
@@ -92,6 +97,7 @@ class JourneyStore:
             csrf=secrets.token_urlsafe(32),
             step=step,
             request=request,
+            started_at=int(self._clock()),
         )
 
     def insert(self, journey: Journey) -> Journey:
@@ -100,7 +106,7 @@ class JourneyStore:
         return replace(journey, row=row)
 
     def load(self, journey_id: str | None) -> Journey | None:
-        if not journey_id or len(journey_id) > 64:
+        if not journey_id or not _TOKEN.fullmatch(journey_id):
             return None
         row = self._store.find(journey_id, "j")
         return _journey(row) if row else None
@@ -134,6 +140,8 @@ def _data(journey: Journey) -> dict[str, Any]:
         "psc_flow": journey.psc_flow,
         "psc_purpose": journey.psc_purpose,
         "account": journey.account.to_dict() if journey.account else None,
+        "started_at": journey.started_at,
+        "shown_sub": journey.shown_sub,
     }
 
 
@@ -149,5 +157,7 @@ def _journey(row: Row) -> Journey:
         psc_flow=data.get("psc_flow"),
         psc_purpose=data.get("psc_purpose"),
         account=EntraAccount.from_dict(data["account"]) if data.get("account") else None,
+        started_at=int(data.get("started_at") or 0),
+        shown_sub=data.get("shown_sub"),
         row=row,
     )

@@ -57,8 +57,6 @@ class AuthorizationRequest:
     prompt: frozenset[str] = frozenset()
     max_age: int | None = None
     login_hint: str | None = None
-    acr_values: tuple[str, ...] = ()
-    id_token_hint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,8 +70,6 @@ class AuthorizationRequest:
             "prompt": sorted(self.prompt),
             "max_age": self.max_age,
             "login_hint": self.login_hint,
-            "acr_values": list(self.acr_values),
-            "id_token_hint": self.id_token_hint,
         }
 
     @classmethod
@@ -89,8 +85,6 @@ class AuthorizationRequest:
             prompt=frozenset(data.get("prompt") or ()),
             max_age=data.get("max_age"),
             login_hint=data.get("login_hint"),
-            acr_values=tuple(data.get("acr_values") or ()),
-            id_token_hint=data.get("id_token_hint"),
         )
 
 

@@ -80,6 +80,8 @@ class EntraSignIn(Protocol):
 class PscSignIn(Protocol):
     """Pro Santé Connect as the upstream provider for pairing and one-off sign-ins."""
 
-    def begin(self, *, redirect_uri: str, state: str) -> UpstreamStart: ...
+    def begin(
+        self, *, redirect_uri: str, state: str, prompt: str | None = None, max_age: int | None = None
+    ) -> UpstreamStart: ...
 
     def finish(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> PscAuthentication: ...

@@ -7,6 +7,7 @@ session id; the table holds only its SHA-256, so a leaked table does not leak li
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ class BrokerSession:
     auth_time: int
     created_at: int
     last_seen: int
+
+
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 
 def session_key(sid: str) -> str:
@@ -50,7 +54,7 @@ class SessionStore:
 
     def find(self, sid: str | None) -> BrokerSession | None:
         """The live session for this id, or None (unknown, over 4 h, or idle too long)."""
-        if not sid or len(sid) > 128:
+        if not sid or not _SESSION_ID.fullmatch(sid):
             return None
         row = self._store.find(session_key(sid), "s")
         if row is None:
@@ -78,12 +82,8 @@ class SessionStore:
         return refreshed
 
     def end(self, sid: str | None) -> None:
-        if sid and len(sid) <= 128:
+        if sid and _SESSION_ID.fullmatch(sid):
             self._store.delete(session_key(sid), "s")
-
-    def remaining(self, session: BrokerSession) -> int:
-        """Seconds until the session's hard limit (the cookie's Max-Age)."""
-        return max(0, session.created_at + self._max_age - int(self._clock()))
 
     def _write(self, session: BrokerSession) -> None:
         data = {

@@ -116,7 +116,7 @@ class Settings:
             entra_client_secret=reader.optional("BROKER_ENTRA_CLIENT_SECRET"),
             entra_managed_identity_client_id=reader.optional("BROKER_ENTRA_MANAGED_IDENTITY_CLIENT_ID"),
             entra_allowed_tenants=frozenset(reader.guid_list("BROKER_ENTRA_ALLOWED_TENANTS")),
-            entra_required_acrs=tuple(reader.word_list("BROKER_ENTRA_REQUIRED_ACRS")),
+            entra_required_acrs=reader.required_acrs("BROKER_ENTRA_REQUIRED_ACRS"),
             entra_max_auth_age=reader.seconds("BROKER_ENTRA_MAX_AUTH_AGE", 4 * 3600),
             psc_discovery_url=reader.https_url("BROKER_PSC_DISCOVERY_URL"),
             psc_client_id=reader.required("BROKER_PSC_CLIENT_ID"),
@@ -193,6 +193,20 @@ class _Reader:
     def word_list(self, name: str) -> list[str]:
         value = self.optional(name) or ""
         return [item for item in re.split(r"[,\s]+", value) if item]
+
+    def required_acrs(self, name: str) -> tuple[str, ...]:
+        """Required, because it is the only proof of the Entra sign-in's strength the broker sees:
+        authentication context ids (c1..c25), or the explicit word ``none`` to rely solely on a
+        Conditional Access policy targeting the app (which the broker cannot observe)."""
+        values = self.word_list(name)
+        if not values:
+            raise SettingsError(name, "is required: authentication contexts such as c1, or 'none' to disable the check")
+        if values == ["none"]:
+            return ()
+        for value in values:
+            if not re.fullmatch(r"c([1-9]|1[0-9]|2[0-5])", value):
+                raise SettingsError(name, f"{value!r} is not an authentication context id (c1..c25) or 'none'")
+        return tuple(values)
 
     def guid_list(self, name: str) -> list[str]:
         items = self.word_list(name)

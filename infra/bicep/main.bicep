@@ -106,8 +106,13 @@ param entraAssignmentRequired bool = false
 @description('Tenant ids whose users may sign in, comma-separated (BROKER_ENTRA_ALLOWED_TENANTS).')
 param entraAllowedTenants string = tenant().tenantId
 
-@description('Authentication context values (acrs) required in every Entra ID token, comma-separated; empty: none.')
-param entraRequiredAcrs string = ''
+// The acrs claim is the only proof of the sign-in's strength the broker can see: a policy that only
+// targets the app is invisible to it. Entra puts c1 in the ID token only when the Conditional Access
+// policy bound to the authentication context c1 is satisfied, but it also issues a requested context
+// that no policy is bound to: infra/conditional-access.sh creates the context and binds the policy.
+@description('Entra authentication contexts (c1..c25) every Entra ID token must carry in its acrs claim, comma-separated (BROKER_ENTRA_REQUIRED_ACRS). The broker requests them (claims challenge), and Entra includes c1 in the ID token only when the Conditional Access policy bound to that authentication context is satisfied (infra/conditional-access.sh creates both); keep the context bound to the policy. The value none disables the check and relies only on a policy targeting the app, which the broker cannot observe: not recommended. Empty is refused.')
+@minLength(1)
+param entraRequiredAcrs string = 'c1'
 
 @description('Maximum age in seconds of the Entra authentication (auth_time); 14400 = 4 h.')
 @minValue(60)

@@ -29,7 +29,11 @@ param customDomain = ''
 
 // Entra ID. entraAllowedTenants defaults to the deployment's tenant; list others (comma-separated
 // tenant ids) only if their users must sign in too.
-param entraRequiredAcrs = ''
+// entraRequiredAcrs: the authentication context every ID token must carry (acrs). Entra includes c1
+// only when the Conditional Access policy bound to it is satisfied: run infra/conditional-access.sh
+// (--auth-context c1, the default), which creates the context and binds the policy to it. 'none'
+// disables the check (a policy on the app only, invisible to the broker): not recommended.
+param entraRequiredAcrs = 'c1'
 param entraMaxAuthAge = 14400
 
 // Pro Santé Connect. BAS (sandbox):

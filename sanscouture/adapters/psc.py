@@ -47,7 +47,9 @@ class PscAdapter:
         self._metadata = CachedDocument(session, settings.psc_discovery_url, "psc discovery", METADATA_TTL)
         self._jwks: JwksCache | None = None
 
-    def begin(self, *, redirect_uri: str, state: str) -> UpstreamStart:
+    def begin(
+        self, *, redirect_uri: str, state: str, prompt: str | None = None, max_age: int | None = None
+    ) -> UpstreamStart:
         metadata = self._metadata.get()
         nonce = secrets.token_hex(32)  # as the ANS connector: 32 random bytes, hex
         verifier = secrets.token_urlsafe(64)
@@ -63,6 +65,10 @@ class PscAdapter:
             "code_challenge": challenge,
             "code_challenge_method": "S256",
         }
+        if prompt:
+            params["prompt"] = prompt
+        if max_age is not None:
+            params["max_age"] = str(max_age)
         url = f"{metadata['authorization_endpoint']}?{urlencode(params)}"
         flow = {"state": state, "nonce": nonce, "code_verifier": verifier, "redirect_uri": redirect_uri}
         return UpstreamStart(url=url, flow=flow)
@@ -94,11 +100,10 @@ class PscAdapter:
         if not identity.subject_name_id:
             raise SignInRefused("psc_refused", detail="psc: userinfo has no SubjectNameID")
         auth_time = claims.get("auth_time")
-        return PscAuthentication(
-            identity=identity,
-            auth_time=int(auth_time) if isinstance(auth_time, int) else int(claims["iat"]),
-            acr=REQUIRED_ACR,
-        )
+        if not isinstance(auth_time, int):
+            # Without it, an old PSC SSO authentication could pass for a fresh CPS proof.
+            raise SignInRefused("psc_refused", detail="psc: ID token has no auth_time")
+        return PscAuthentication(identity=identity, auth_time=auth_time, acr=REQUIRED_ACR)
 
     def probe(self) -> None:
         """For /health: PSC's discovery document answers."""

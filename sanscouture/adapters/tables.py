@@ -29,6 +29,7 @@ from azure.data.tables import TableClient
 from azure.data.tables import TableServiceClient
 from azure.data.tables import UpdateMode
 
+from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import StorageUnavailableError
 from sanscouture.models import Row
 
@@ -89,6 +90,11 @@ def _translate_outage(table: str) -> Iterator[None]:
     except (ResourceNotFoundError, ResourceExistsError):
         raise
     except HttpResponseError as error:
+        if error.status_code == 400:
+            # The service refused what we sent (a value over 64 KiB, a key with forbidden characters):
+            # the request that carried it is at fault, not the storage.
+            detail = f"table {table}: HTTP 400"
+            raise InvalidRequestError("a parameter is too large or malformed", detail=detail) from error
         if error.status_code is not None and error.status_code < 500 and error.status_code != 408:
             raise
         raise StorageUnavailableError(detail=f"table {table}: HTTP {error.status_code}") from error

@@ -26,6 +26,9 @@ SUPPORTED_SCOPES = frozenset({"openid", "profile", "email", "scope_all"})
 PROMPT_VALUES = frozenset({"none", "login", "consent", "select_account"})
 # RFC 7636 4.2: BASE64URL(SHA256(verifier)) is 43 characters, no padding.
 _S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_DIGITS = re.compile(r"[0-9]{1,10}")
+# Byte limits: state and nonce are echoed back, login_hint travels to Entra inside a URL.
+MAX_BYTES = {"state": 2048, "nonce": 512, "login_hint": 256, "id_token_hint": 16384, "acr_values": 256}
 _SINGLE_VALUED = (
     "client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge",
     "code_challenge_method", "prompt", "max_age", "response_mode", "login_hint", "id_token_hint",
@@ -120,22 +123,20 @@ def check_prompt(params: Mapping[str, str]) -> frozenset[str]:
 
 
 def check_max_age(params: Mapping[str, str]) -> int | None:
-    """OIDC Core 3.1.2.1: max_age is a non-negative number of seconds."""
+    """OIDC Core 3.1.2.1: max_age is a non-negative number of seconds (ASCII digits only)."""
     raw = params.get("max_age")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 10:
+    if not _DIGITS.fullmatch(raw):
         raise InvalidRequestError("max_age must be a non-negative integer")
     return int(raw)
 
 
 def check_lengths(params: Mapping[str, str]) -> None:
-    """Bound what is stored in the journey row (a Table property holds at most 64 KiB)."""
-    for name in ("state", "nonce", "login_hint"):
-        if len(params.get(name, "")) > 2048:
+    """Bound, in encoded bytes, what is stored in the journey row or passed upstream in a URL."""
+    for name, limit in MAX_BYTES.items():
+        if len(params.get(name, "").encode("utf-8")) > limit:
             raise InvalidRequestError(f"{name} is too long")
-    if len(params.get("id_token_hint", "")) > 16384:
-        raise InvalidRequestError("id_token_hint is too long")
 
 
 def validate_client_and_redirect(params: Mapping[str, str], settings: Settings) -> tuple[Client, str]:
@@ -169,6 +170,4 @@ def validate_authorization_request(
         prompt=prompt,
         max_age=max_age,
         login_hint=params.get("login_hint") or None,
-        acr_values=tuple(params.get("acr_values", "").split()),
-        id_token_hint=params.get("id_token_hint") or None,
     )

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -341,13 +342,13 @@ def record_assertion_jti(jti_store: RowStore, client_id: str, claims: Mapping[st
 
 def table_key(value: str) -> str:
     """``value`` itself when it is a valid Table key, else its hex SHA-256 (prefixed, so readers can tell)."""
-    if _TABLE_KEY.match(value):
+    if _TABLE_KEY.fullmatch(value):
         return value
     return "sha256-" + hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidClientError("client_assertion exp and nbf must be numbers")
     return float(value)
 

@@ -21,7 +21,6 @@ CLAIMS_SUPPORTED: tuple[str, ...] = (
     "auth_time",
     "nonce",
     "acr",
-    "amr",
     "at_hash",
     "sid",
     "given_name",

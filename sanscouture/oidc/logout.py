@@ -51,7 +51,9 @@ def logout(broker: Broker, request: Request, decode_hint: HintDecoder) -> Respon
     redirect = params.get("post_logout_redirect_uri")
     if redirect is not None and (client is None or redirect not in client.post_logout_redirect_uris):
         return error_page("logout_invalid", status=400)
-    if claims is None:
+    session = broker.sessions.find(request.cookies.get(SESSION_COOKIE))
+    if claims is None or (session is not None and session.identity.sub != claims.get("sub")):
+        # No hint, or a hint about someone else than who is signed in here: the person decides (section 2).
         return _ask_confirmation(broker, request, client.client_name if client else None)
     _end_session(broker, request, client_id=client.client_id if client else "")
     cookies = (clear_cookie(SESSION_COOKIE),)

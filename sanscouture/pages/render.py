@@ -254,6 +254,18 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "Recommencez depuis le service. Si le problème persiste, contactez le support informatique de "
         "votre établissement.",
     ),
+    "invalid_request": (
+        "Demande invalide",
+        "Le service de connexion a reçu une demande qu'il ne peut pas traiter.",
+        "Recommencez depuis le service. Si le problème persiste, contactez le support du service.",
+    ),
+    "stale_step": (
+        "Page déjà utilisée",
+        "Cette page a déjà été validée (double clic, retour arrière du navigateur ou autre onglet) : "
+        "elle ne peut pas l'être une seconde fois.",
+        "Recommencez la connexion depuis le service. Si vous étiez déjà connecté(e), vous pouvez "
+        "simplement revenir au service.",
+    ),
     "cancelled": (
         "Connexion annulée",
         "Vous avez annulé la connexion.",

@@ -99,3 +99,37 @@ def test_the_broker_passes_prompt_max_age_and_login_hint_on_to_entra(party: Rely
     entra = {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
     assert (entra["prompt"], entra["max_age"], entra["login_hint"]) == ("login", "300", "cpx")
     assert '"acrs"' in entra["claims"] and entra["code_challenge_method"] == "S256"
+
+
+@pytest.mark.parametrize(
+    ("extra", "description"),
+    [
+        ({"max_age": "²"}, "max_age must be a non-negative integer"),
+        ({"acr_values": "eidas1 " * 200}, "acr_values is too long"),
+        ({"login_hint": "é" * 200}, "login_hint is too long"),
+        ({"nonce": "n" * 600}, "nonce is too long"),
+    ],
+)
+def test_hostile_values_get_invalid_request_not_a_500(
+    party: RelyingParty, extra: dict[str, str], description: str
+) -> None:
+    params = error_of(authorize(party.authorization_url(Pkce(), **extra)), party)
+    assert (params["error"], params["error_description"]) == ("invalid_request", description)
+
+
+def test_an_over_long_state_is_refused_and_not_echoed_back(party: RelyingParty) -> None:
+    pkce = Pkce()
+    pkce.state = "s" * 5000
+    params = error_of(authorize(party.authorization_url(pkce)), party)
+    assert params["error"] == "invalid_request" and "state" not in params
+
+
+def test_a_repeated_query_parameter_is_refused(party: RelyingParty) -> None:
+    response = authorize(party.authorization_url(Pkce()) + "&state=second")
+    assert error_of(response, party)["error_description"] == "state is included more than once"
+
+
+@pytest.mark.parametrize("path", ["/callback?state=a/b", "/pair/callback?state=..%2F", "/callback?state=" + "x" * 5000])
+def test_malformed_journey_ids_are_a_french_page_not_a_storage_error(party: RelyingParty, path: str) -> None:
+    response = requests.get(party.sandbox.broker_url + path, timeout=10)
+    assert response.status_code == 400 and 'lang="fr"' in response.text

@@ -114,3 +114,25 @@ def test_an_expired_hint_still_identifies_the_client(sandbox: Sandbox) -> None:
 def test_logout_is_answered_without_a_session_too(sandbox: Sandbox) -> None:
     response = requests.get(logout_url(sandbox), timeout=10)
     assert response.status_code == 200 and 'lang="fr"' in response.text
+
+
+def test_a_hint_about_someone_else_asks_the_person_instead_of_logging_out(sandbox: Sandbox) -> None:
+    browser, party, _ = signed_in(sandbox)
+    _, _, others_token = signed_in_as(sandbox, "fido2", "pharmacien-cps")
+    target = party.client.post_logout_redirect_uris[0]
+    page = browser.go(logout_url(sandbox, id_token_hint=others_token, post_logout_redirect_uri=target), stop_at=target)
+    assert isinstance(page, Page) and page.forms, "a confirmation page, not a redirect"
+    assert "code" in silent(browser, party)  # still signed in until the person confirms
+
+
+def signed_in_as(sandbox: Sandbox, entra: str, psc: str) -> tuple[Browser, RelyingParty, str]:
+    party = RelyingParty(sandbox, next(c for c in sandbox.clients if c.client_id == "rp-basic"))
+    browser, pkce = Browser(sandbox, psc_persona=psc), Pkce()
+    page = browser.go(party.authorization_url(pkce, login_hint=entra), stop_at=party.redirect_uri)
+    assert isinstance(page, Page)
+    if page.h1 == "Appairage du compte":
+        page = browser.submit(page, "pair", stop_at=party.redirect_uri)
+    assert isinstance(page, Page)
+    landing = browser.submit(page, "confirm", stop_at=party.redirect_uri)
+    assert isinstance(landing, Landing)
+    return browser, party, party.redeem(landing.params["code"], pkce).json()["id_token"]

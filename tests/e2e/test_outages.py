@@ -61,7 +61,8 @@ def test_token_during_a_storage_outage_is_503_temporarily_unavailable(sandbox: S
 
 
 def test_a_page_during_a_storage_outage_is_a_french_503_page(sandbox: Sandbox, storage_down: None) -> None:
-    response = requests.post(f"{sandbox.broker_url}/confirm?j=abc", data={"csrf_token": "x", "action": "confirm"},
+    url = f"{sandbox.broker_url}/confirm?j={'A' * 43}"
+    response = requests.post(url, data={"csrf_token": "x", "action": "confirm"},
                              timeout=30)
     assert response.status_code == 503
     assert 'lang="fr"' in response.text and "indisponible" in response.text

@@ -421,8 +421,29 @@ def test_main_defaults_are_the_defaults_of_settings_py() -> None:
     assert params["sessionIdleTimeout"]["default"] == defaults["session_idle_timeout"]
     assert params["accessTokenTtl"]["default"] == defaults["access_token_ttl"]
     assert params["showMire"]["default"] is defaults["show_mire"]
-    assert params["entraRequiredAcrs"]["default"] == " ".join(defaults["entra_required_acrs"])
     assert params["signingKeySecretName"]["default"] == "broker-signing-key"
+    # entraRequiredAcrs has no Settings default to match: BROKER_ENTRA_REQUIRED_ACRS is required
+    # (the next test).
+
+
+def test_entra_required_acrs_defaults_to_the_authentication_context_c1() -> None:
+    """The acrs claim is the broker's only proof of a strong Entra sign-in (a policy on the app alone is
+    invisible to it): by default every deployment requires c1, the context conditional-access.sh binds."""
+    param = parse(MAIN)["parameters"]["entraRequiredAcrs"]
+    assert param["default"] == "c1"
+    decorators = {decorator["type"]: decorator["argument"] for decorator in param["decorators"]}
+    assert decorators.get("min_length", 0) >= 1, "empty is refused by the broker: refuse it at deployment"
+    description = decorators["description"]
+    assert "c1" in description and "none" in description and "not recommended" in description
+    assert passed_to("appsettings.bicep", "entraRequiredAcrs") == "entraRequiredAcrs"
+    assert app_settings()["BROKER_ENTRA_REQUIRED_ACRS"] == "entraRequiredAcrs"
+    assert re.search(r"^param entraRequiredAcrs = 'c1'$", bicepparam(), re.MULTILINE)
+
+
+def test_entra_required_acrs_default_is_accepted_by_the_broker_and_enables_the_check() -> None:
+    env = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))["Values"]
+    env["BROKER_ENTRA_REQUIRED_ACRS"] = parse(MAIN)["parameters"]["entraRequiredAcrs"]["default"]
+    assert broker_settings.Settings.from_env(env).entra_required_acrs == ("c1",)
 
 
 # ---------------------------------------------------------------------------------------------

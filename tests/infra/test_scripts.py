@@ -14,6 +14,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -154,27 +155,45 @@ def test_deploy_package_refuses_a_directory_without_the_app(tmp_path: Path) -> N
 # Conditional Access
 # ---------------------------------------------------------------------------------------------
 
+GRAPH = "https://graph.microsoft.com/v1.0"
+POLICIES_URL = f"{GRAPH}/identity/conditionalAccess/policies"
+CONTEXTS_URL = f"{GRAPH}/identity/conditionalAccess/authenticationContextClassReferences"
+STRENGTHS_URL = f"{GRAPH}/policies/authenticationStrengthPolicies"
+POLICY_PREFIX = "AC02-PSCSansCouture-Session4hAvecMFA-Global-ToutePlateforme"
+CONTEXT_NAME = "PSC sans couture — authentification forte"
+REPORT_ONLY = "enabledForReportingButNotEnforced"
 
-def dry_run_bodies(*args: str) -> tuple[dict, dict]:
+
+def dry_run_requests(*args: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, url, body) of every request --dry-run prints: a `METHOD URL` line, then a JSON line."""
     result = run("bash", CONDITIONAL_ACCESS, "--dry-run", *args)
     assert result.returncode == 0, result.stderr
-    bodies = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert len(bodies) == 2, result.stdout
-    assert "POST https://graph.microsoft.com/v1.0/policies/authenticationStrengthPolicies" in result.stdout
-    assert "POST https://graph.microsoft.com/v1.0/identity/conditionalAccess/policies" in result.stdout
-    return bodies[0], bodies[1]
+    lines = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
+    assert len(lines) % 2 == 0, result.stdout
+    requests = []
+    for request_line, body_line in zip(lines[::2], lines[1::2], strict=True):
+        method, url = request_line.split(" ", 1)
+        requests.append((method, url, json.loads(body_line)))
+    return requests
 
 
-def test_conditional_access_is_report_only_first() -> None:
-    strength, policy = dry_run_bodies("--app-id", APP_ID)
-    assert strength["displayName"] == "FA01-ProSantéConnect"
-    assert set(strength["allowedCombinations"]) == {"windowsHelloForBusiness", "fido2", "x509CertificateMultiFactor"}
-    assert policy["state"] == "enabledForReportingButNotEnforced"
-    assert policy["displayName"].startswith("AC02-")
-    assert policy["conditions"]["applications"] == {"includeApplications": [APP_ID]}
-    assert policy["conditions"]["users"]["includeUsers"] == ["All"]
+def dry_run_bodies(*args: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Strength, authentication context, app policy and context policy, in the order they must be applied."""
+    requests = dry_run_requests(*args)
+    assert [(method, url) for method, url, _ in requests] == [
+        ("POST", STRENGTHS_URL),
+        ("PATCH", f"{CONTEXTS_URL}/{requests[1][2].get('id')}"),
+        ("POST", POLICIES_URL),
+        ("POST", POLICIES_URL),
+    ]
+    strength, context, app_policy, context_policy = (body for _, _, body in requests)
+    return strength, context, app_policy, context_policy
+
+
+def assert_same_controls(policy: dict[str, Any]) -> None:
     assert policy["conditions"]["clientAppTypes"] == ["all"]
-    assert "id" in policy["grantControls"]["authenticationStrength"]
+    assert set(policy["grantControls"]["authenticationStrength"]) == {"id"}
+    assert policy["grantControls"]["operator"] == "OR"
     assert "builtInControls" not in policy["grantControls"]
     assert policy["sessionControls"]["signInFrequency"] == {
         "isEnabled": True,
@@ -185,17 +204,190 @@ def test_conditional_access_is_report_only_first() -> None:
     }
 
 
-def test_conditional_access_enable_and_group_scoping() -> None:
+def test_conditional_access_creates_the_context_and_two_report_only_policies() -> None:
+    strength, context, app_policy, context_policy = dry_run_bodies("--app-id", APP_ID)
+    assert strength["displayName"] == "FA01-ProSantéConnect"
+    assert set(strength["allowedCombinations"]) == {"windowsHelloForBusiness", "fido2", "x509CertificateMultiFactor"}
+
+    # The authentication context the broker requires by default (Bicep entraRequiredAcrs = 'c1').
+    assert {key: context[key] for key in ("id", "displayName", "isAvailable")} == {
+        "id": "c1",
+        "displayName": CONTEXT_NAME,
+        "isAvailable": True,
+    }
+    assert context["description"]
+
+    # One policy per target: Graph allows only one kind of target in the applications condition.
+    assert app_policy["displayName"] == f"{POLICY_PREFIX}-App"
+    assert context_policy["displayName"] == f"{POLICY_PREFIX}-Contexte"
+    assert app_policy["conditions"]["applications"] == {"includeApplications": [APP_ID]}
+    assert context_policy["conditions"]["applications"] == {"includeAuthenticationContextClassReferences": ["c1"]}
+    for policy in (app_policy, context_policy):
+        assert policy["state"] == REPORT_ONLY
+        assert policy["conditions"]["users"] == {"includeUsers": ["All"], "excludeGroups": []}
+        assert_same_controls(policy)
+    assert app_policy["grantControls"] == context_policy["grantControls"]
+    assert app_policy["sessionControls"] == context_policy["sessionControls"]
+
+
+def test_conditional_access_enable_switches_both_policies_and_group_scoping_applies_to_both() -> None:
     pilot, breakglass = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "ffffffff-bbbb-cccc-dddd-eeeeeeeeeeee"
-    _, policy = dry_run_bodies("--app-id", APP_ID, "--enable", "--include-group", pilot, "--exclude-group", breakglass)
-    assert policy["state"] == "enabled"
-    assert policy["conditions"]["users"] == {"includeGroups": [pilot], "excludeGroups": [breakglass]}
+    _, _, app_policy, context_policy = dry_run_bodies(
+        "--app-id", APP_ID, "--enable", "--include-group", pilot, "--exclude-group", breakglass
+    )
+    for policy in (app_policy, context_policy):
+        assert policy["state"] == "enabled"
+        assert policy["conditions"]["users"] == {"includeGroups": [pilot], "excludeGroups": [breakglass]}
+
+
+def test_conditional_access_auth_context_option() -> None:
+    _, context, app_policy, context_policy = dry_run_bodies(
+        "--app-id", APP_ID, "--auth-context", "c12", "--policy-name", "AC07-Broker"
+    )
+    assert context["id"] == "c12"
+    assert context_policy["conditions"]["applications"] == {"includeAuthenticationContextClassReferences": ["c12"]}
+    assert (app_policy["displayName"], context_policy["displayName"]) == ("AC07-Broker-App", "AC07-Broker-Contexte")
+    assert f"{CONTEXTS_URL}/c12" in run("bash", CONDITIONAL_ACCESS, "--dry-run", "--auth-context", "c12").stdout
+
+
+def test_conditional_access_help_documents_the_auth_context() -> None:
+    assert "--auth-context" in parsed_options(CONDITIONAL_ACCESS)
+    result = run("bash", CONDITIONAL_ACCESS, "--help")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"--auth-context <cN>.*défaut : c1", result.stdout, re.DOTALL)
+    assert "entraRequiredAcrs" in result.stdout
+    assert "-App" in result.stdout and "-Contexte" in result.stdout
 
 
 def test_conditional_access_rejects_bad_input() -> None:
     assert run("bash", CONDITIONAL_ACCESS).returncode != 0
     assert run("bash", CONDITIONAL_ACCESS, "--dry-run", "--app-id", "not-a-guid").returncode != 0
     assert run("bash", CONDITIONAL_ACCESS, "--dry-run", "--policy-name", 'a"b').returncode != 0
+    for context in ("c0", "c26", "C1", "c1 ", "c01", "1", ""):
+        result = run("bash", CONDITIONAL_ACCESS, "--dry-run", "--auth-context", context)
+        assert result.returncode != 0 and "--auth-context" in result.stderr, context
+    assert run("bash", CONDITIONAL_ACCESS, "--dry-run", "--auth-context").returncode != 0
+
+
+# Without --dry-run, against a fake `az` that answers Graph from a list of rules and logs every call.
+GRAPH_FAKE_AZ = """#!<python>
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_AZ_LOG"], "a", encoding="utf-8") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[:2] == ["account", "show"]:
+    print("{}")
+    sys.exit(0)
+if args[:1] == ["rest"]:
+    options = dict(zip(args[1::2], args[2::2]))
+    with open(os.environ["FAKE_AZ_RULES"], encoding="utf-8") as rules:
+        for method, url, query, out, status in json.load(rules):
+            if method == options["--method"] and url in options["--url"] and query in options.get("--query", ""):
+                print(out)
+                if status:
+                    print("ERROR: Forbidden", file=sys.stderr)
+                sys.exit(status)
+sys.exit(3)
+"""
+
+
+def run_conditional_access(
+    tmp_path: Path, rules: list[tuple[str, str, str, str, int]], *args: str
+) -> tuple[subprocess.CompletedProcess[str], list[tuple[str, str, dict[str, Any]]]]:
+    """Run the script (not --dry-run) with a fake az: rules are (method, url part, --query part, stdout,
+    exit status), the first match answers. Returns the result and the (method, url, body) of each write."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "az"
+    fake.write_text(GRAPH_FAKE_AZ.replace("<python>", sys.executable, 1), encoding="utf-8")
+    fake.chmod(0o755)
+    (tmp_path / "rules.json").write_text(json.dumps(rules), encoding="utf-8")
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_AZ_LOG": str(tmp_path / "az.log"),
+        "FAKE_AZ_RULES": str(tmp_path / "rules.json"),
+    }
+    result = run("bash", CONDITIONAL_ACCESS, "--app-id", APP_ID, *args, env=env)
+    log = tmp_path / "az.log"
+    calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+    writes = []
+    for call in calls:
+        if call[:1] == ["rest"] and call[call.index("--method") + 1] != "GET":
+            body = json.loads(call[call.index("--body") + 1])
+            writes.append((call[call.index("--method") + 1], call[call.index("--url") + 1], body))
+    return result, writes
+
+
+NEW_TENANT = [
+    ("GET", STRENGTHS_URL, "", "", 0),
+    ("POST", STRENGTHS_URL, "", "strength-id", 0),
+    ("GET", CONTEXTS_URL, "", "", 0),
+    ("PATCH", f"{CONTEXTS_URL}/", "", "", 0),
+    ("GET", POLICIES_URL, "", "", 0),
+    ("POST", POLICIES_URL, "", "policy-id", 0),
+]
+
+
+def test_conditional_access_applies_context_before_the_policies(tmp_path: Path) -> None:
+    result, writes = run_conditional_access(tmp_path, NEW_TENANT, "--enable")
+    assert result.returncode == 0, result.stderr
+    assert [(method, url) for method, url, _ in writes] == [
+        ("POST", STRENGTHS_URL),
+        ("PATCH", f"{CONTEXTS_URL}/c1"),
+        ("POST", POLICIES_URL),
+        ("POST", POLICIES_URL),
+    ]
+    context, app_policy, context_policy = (body for _, _, body in writes[1:])
+    assert context["id"] == "c1" and context["isAvailable"] is True
+    assert app_policy["conditions"]["applications"] == {"includeApplications": [APP_ID]}
+    assert context_policy["conditions"]["applications"] == {"includeAuthenticationContextClassReferences": ["c1"]}
+    for policy in (app_policy, context_policy):
+        assert policy["state"] == "enabled"
+        assert policy["grantControls"]["authenticationStrength"] == {"id": "strength-id"}
+    assert "entraRequiredAcrs = 'c1'" in result.stderr
+
+
+def test_conditional_access_updates_in_place_and_renames_the_former_app_policy(tmp_path: Path) -> None:
+    rules = [
+        ("GET", STRENGTHS_URL, "", "strength-id", 0),
+        ("GET", CONTEXTS_URL, "", CONTEXT_NAME, 0),
+        ("PATCH", f"{CONTEXTS_URL}/", "", "", 0),
+        ("GET", POLICIES_URL, f"'{POLICY_PREFIX}-App'", "", 0),
+        ("GET", POLICIES_URL, f"'{POLICY_PREFIX}'", "former-id", 0),
+        ("GET", POLICIES_URL, f"'{POLICY_PREFIX}-Contexte'", "context-policy-id", 0),
+        ("PATCH", f"{POLICIES_URL}/", "", "", 0),
+    ]
+    result, writes = run_conditional_access(tmp_path, rules)
+    assert result.returncode == 0, result.stderr
+    assert [(method, url) for method, url, _ in writes] == [
+        ("PATCH", f"{CONTEXTS_URL}/c1"),
+        ("PATCH", f"{POLICIES_URL}/former-id"),
+        ("PATCH", f"{POLICIES_URL}/context-policy-id"),
+    ]
+    assert writes[1][2]["displayName"] == f"{POLICY_PREFIX}-App"
+    assert {body["state"] for _, _, body in writes[1:]} == {REPORT_ONLY}
+
+
+def test_conditional_access_refuses_a_context_used_for_something_else(tmp_path: Path) -> None:
+    rules = [("GET", STRENGTHS_URL, "", "strength-id", 0), ("GET", CONTEXTS_URL, "", "Données RH sensibles", 0)]
+    result, writes = run_conditional_access(tmp_path, rules)
+    assert result.returncode != 0
+    assert "Données RH sensibles" in result.stderr and "--auth-context" in result.stderr
+    assert writes == []
+
+
+def test_conditional_access_stops_and_explains_when_graph_refuses_the_context(tmp_path: Path) -> None:
+    rules = [
+        ("GET", STRENGTHS_URL, "", "strength-id", 0),
+        ("GET", CONTEXTS_URL, "", "", 0),
+        ("PATCH", f"{CONTEXTS_URL}/", "", "", 1),
+    ]
+    result, writes = run_conditional_access(tmp_path, rules)
+    assert result.returncode != 0
+    assert "contexte d'authentification c1" in result.stderr
+    assert "Policy.ReadWrite.ConditionalAccess" in result.stderr
+    assert [method for method, _, _ in writes] == ["PATCH"], "no policy without its context"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,7 +566,8 @@ def test_deploy_runs_the_steps_in_order(fake_az: dict[str, str]) -> None:
     assert secret_set[secret_set.index("--name") + 1] == "broker-signing-key"
     assert (Path(env["FAKE_AZ_STATE"]) / "key-kty").read_text(encoding="utf-8") == "RSA True"
     assert "https://func-x.francecentral-01.azurewebsites.net/pair/callback" in result.stdout
-    assert "conditional-access.sh --app-id 11111111-2222-3333-4444-555555555555" in result.stdout
+    assert "conditional-access.sh --app-id 11111111-2222-3333-4444-555555555555 --auth-context c1" in result.stdout
+    assert "--auth-context c1 --enable" in result.stdout
 
 
 def test_deploy_what_if_changes_nothing(fake_az: dict[str, str]) -> None:

@@ -12,6 +12,7 @@ from sanscouture.settings import Settings
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 NOW = 1_800_000_000
+STARTED = NOW - 30  # the journey began 30 s ago
 
 
 def settings(acrs: tuple[str, ...] = ("c1",)) -> Settings:
@@ -34,18 +35,18 @@ def account(**changes: object) -> EntraAccount:
     return EntraAccount(**values)  # type: ignore[arg-type]
 
 
-def request(max_age: int | None = None) -> AuthorizationRequest:
-    return AuthorizationRequest("sn", "https://sn/cb", ("openid",), "c" * 43, max_age=max_age)
+def request(max_age: int | None = None, prompt: frozenset[str] = frozenset()) -> AuthorizationRequest:
+    return AuthorizationRequest("sn", "https://sn/cb", ("openid",), "c" * 43, max_age=max_age, prompt=prompt)
 
 
 def reason(acct: EntraAccount, req: AuthorizationRequest | None = None, s: Settings | None = None) -> str:
     with pytest.raises(SignInRefused) as raised:
-        check_entra_account(acct, req or request(), s or settings(), NOW)
+        check_entra_account(acct, req or request(), s or settings(), STARTED, NOW)
     return raised.value.reason
 
 
 def test_a_compliant_recent_authentication_in_an_allowed_tenant_passes() -> None:
-    check_entra_account(account(), request(), settings(), NOW)
+    check_entra_account(account(), request(), settings(), STARTED, NOW)
 
 
 def test_another_tenant_is_refused() -> None:
@@ -57,7 +58,7 @@ def test_missing_required_acrs_is_not_compliant() -> None:
 
 
 def test_no_acrs_required_means_none_checked() -> None:
-    check_entra_account(account(acrs=()), request(), settings(acrs=()), NOW)
+    check_entra_account(account(acrs=()), request(), settings(acrs=()), STARTED, NOW)
 
 
 def test_authentication_older_than_four_hours_is_too_old() -> None:
@@ -66,6 +67,15 @@ def test_authentication_older_than_four_hours_is_too_old() -> None:
 
 def test_rp_max_age_bounds_the_authentication_age() -> None:
     assert reason(account(auth_time=NOW - 600), request(max_age=60)) == "auth_too_old"
+
+
+def test_max_age_zero_is_met_by_an_authentication_during_the_journey() -> None:
+    check_entra_account(account(auth_time=NOW - 20), request(max_age=0), settings(), STARTED, NOW)
+
+
+def test_prompt_login_needs_an_authentication_during_the_journey() -> None:
+    assert reason(account(auth_time=STARTED - 61), request(prompt=frozenset({"login"}))) == "auth_too_old"
+    check_entra_account(account(auth_time=STARTED + 5), request(prompt=frozenset({"login"})), settings(), STARTED, NOW)
 
 
 def test_auth_time_in_the_future_is_refused() -> None:

@@ -34,6 +34,7 @@ def valid_env(**overrides: str) -> dict[str, str]:
         "BROKER_ENTRA_CLIENT_ID": "app-id",
         "BROKER_ENTRA_MANAGED_IDENTITY_CLIENT_ID": "mi-id",
         "BROKER_ENTRA_ALLOWED_TENANTS": TENANT,
+        "BROKER_ENTRA_REQUIRED_ACRS": "c1",
         "BROKER_PSC_DISCOVERY_URL": "https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet/.well-known/wallet-openid-configuration",
         "BROKER_PSC_CLIENT_ID": "psc-client",
         "BROKER_PSC_CLIENT_SECRET": "psc-secret",
@@ -96,6 +97,8 @@ def test_secrets_do_not_appear_in_repr() -> None:
         ({"BROKER_TABLES_ENDPOINT": ""}, "BROKER_TABLES_ENDPOINT", "is required"),
         ({"BROKER_SIGNING_KEY_NAME": ""}, "BROKER_SIGNING_KEY_NAME", "is required"),
         ({"BROKER_SHOW_MIRE": "perhaps"}, "BROKER_SHOW_MIRE", "true or false"),
+        ({"BROKER_ENTRA_REQUIRED_ACRS": ""}, "BROKER_ENTRA_REQUIRED_ACRS", "is required"),
+        ({"BROKER_ENTRA_REQUIRED_ACRS": "c1 mfa"}, "BROKER_ENTRA_REQUIRED_ACRS", "c1..c25"),
         ({"BROKER_PSC_CLIENT_SECRET": "<unset>"}, "BROKER_PSC_CLIENT_SECRET", "is required"),
     ],
 )
@@ -111,3 +114,8 @@ def test_a_duplicate_client_id_is_refused() -> None:
     clients = json.dumps([{"client_id": "a", "client_secret": "s", "redirect_uris": ["https://a/cb"]}] * 2)
     with pytest.raises(SettingsError, match=r"^BROKER_CLIENTS: client_id 'a' is registered twice"):
         Settings.from_env(valid_env(BROKER_CLIENTS=clients))
+
+
+def test_required_acrs_may_be_explicitly_disabled_with_none() -> None:
+    assert Settings.from_env(valid_env(BROKER_ENTRA_REQUIRED_ACRS="none")).entra_required_acrs == ()
+    assert Settings.from_env(valid_env(BROKER_ENTRA_REQUIRED_ACRS="c1, c25")).entra_required_acrs == ("c1", "c25")
