@@ -25,6 +25,9 @@ from sanscouture.web import first_values
 from sanscouture.web import parse_form
 
 log = logging.getLogger("sanscouture.http")
+# Audit events and refusals are INFO/WARNING records of the "sanscouture" loggers: Application Insights
+# (through the worker's OpenTelemetry export) keeps them as traces with their fields as custom dimensions.
+logging.getLogger("sanscouture").setLevel(logging.INFO)
 
 Handler = Callable[[Request], Response]
 

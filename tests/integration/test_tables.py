@@ -12,26 +12,7 @@ from sandbox.servers import free_port
 from sanscouture.adapters.tables import TABLE_NAMES
 from sanscouture.adapters.tables import Tables
 from sanscouture.errors import StorageUnavailableError
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(scope="module")
-def tables(azurite_server: azurite.Azurite, clock: Clock) -> Tables:
-    tables = Tables.from_connection_string(azurite_server.connection_string, clock)
-    tables.create_all()
-    return tables
+from tests.integration.conftest import Clock
 
 
 def key() -> str:

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sandbox import azurite
 from sanscouture.adapters.tables import Tables
 from sanscouture.errors import InvalidClientError
 from sanscouture.models import CodeGrant
@@ -21,33 +20,8 @@ from sanscouture.oidc.codes import issue_code
 from sanscouture.oidc.codes import redeem_code
 from sanscouture.oidc.token import revoke_tokens
 from sanscouture.oidc.token import store_access_token
-
-NOW = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(scope="module")
-def tables(azurite_server: azurite.Azurite, clock: Clock) -> Tables:
-    tables = Tables.from_connection_string(azurite_server.connection_string, clock)
-    tables.create_all()
-    return tables
-
-
-@pytest.fixture(autouse=True)
-def reset_clock(clock: Clock) -> None:
-    clock.now = NOW
+from tests.integration.conftest import NOW
+from tests.integration.conftest import Clock
 
 
 def grant(client_id: str = "rp-basic") -> CodeGrant:
