@@ -410,6 +410,8 @@ def _session_for(
     )
     if current is not None and same:
         return broker.sessions.touch(current), ()
+    if current is not None:  # replaced by this sign-in (another person, or a fresh authentication)
+        broker.sessions.end(current.sid)
     opened = broker.sessions.create(identity, account, auth_time)
     return opened, (set_cookie(SESSION_COOKIE, opened.sid, max_age=broker.settings.session_max_age),)
 

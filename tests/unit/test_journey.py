@@ -226,3 +226,14 @@ def test_audit_and_logs_never_hold_the_full_national_identifier() -> None:
     for row in world.tables["audit"].rows.values():
         assert DOCTOR.subject_name_id not in repr(row.data)
         assert hashlib.sha256(b"").hexdigest() not in repr(row.data)
+
+
+def test_a_fresh_authentication_replaces_the_session_and_ends_the_old_one() -> None:
+    world = World()
+    world.first_sign_in()
+    old_sid = world.cookies[SESSION_COOKIE]
+    world.clock.now += 60
+    page = world.callback(journey.entra_callback, world.authorize(prompt="login"))
+    assert "code" in landing(world.post(journey.confirm, page, action="confirm"))
+    assert world.cookies[SESSION_COOKIE] != old_sid
+    assert world.broker.sessions.find(old_sid) is None
