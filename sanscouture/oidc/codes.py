@@ -11,6 +11,7 @@ import hashlib
 import secrets
 
 from sanscouture.models import CodeGrant
+from sanscouture.models import Row
 from sanscouture.ports import RowStore
 
 CODE_TTL = 60  # seconds (DESIGN.md "State"; RFC 6749 4.1.2 recommends at most 10 minutes)
@@ -34,6 +35,13 @@ def issue_code(codes: RowStore, grant: CodeGrant) -> str:
     code = secrets.token_urlsafe(32)
     codes.save(code_key(code), CODE_ROW, grant.to_dict(), expires_in=CODE_TTL)
     return code
+
+
+def find_code(codes: RowStore, code: str) -> Row | None:
+    """The code's live row (not yet consumed); None if absent, expired or already used."""
+    if not code or len(code) > _MAX_CODE_LENGTH:
+        return None
+    return codes.find(code_key(code), CODE_ROW)
 
 
 def redeem_code(codes: RowStore, code: str) -> CodeGrant | None:

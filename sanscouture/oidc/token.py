@@ -18,13 +18,15 @@ from typing import Protocol
 from sanscouture.errors import InvalidClientError
 from sanscouture.errors import InvalidGrantError
 from sanscouture.errors import InvalidRequestError
+from sanscouture.errors import OAuthError
 from sanscouture.errors import UnsupportedGrantTypeError
 from sanscouture.models import Client
 from sanscouture.models import CodeGrant
+from sanscouture.models import Row
 from sanscouture.oidc.client_auth import JwksFetcher
 from sanscouture.oidc.client_auth import authenticate_client
+from sanscouture.oidc.codes import find_code
 from sanscouture.oidc.codes import grant_id_of
-from sanscouture.oidc.codes import redeem_code
 from sanscouture.oidc.id_token import build_id_token_claims
 from sanscouture.oidc.pkce import check_pkce
 from sanscouture.ports import Clock
@@ -91,11 +93,19 @@ def exchange_code(request: Request, endpoint: TokenEndpoint) -> IssuedTokens:
     )
     check_grant_type(request.form)
     code = check_code_present(request.form)
-    grant = redeem_or_revoke(endpoint.tables["codes"], endpoint.tables["tokens"], code)
-    check_code_client(grant, client)
-    check_redirect_uri(grant, request.form)
-    check_pkce(request.form.get("code_verifier"), grant.code_challenge)
-    return issue_tokens(grant, grant_id_of(code), endpoint)
+    codes, tokens = endpoint.tables["codes"], endpoint.tables["tokens"]
+    row = find_or_revoke(codes, tokens, code)
+    grant = CodeGrant.from_dict(row.data)
+    try:
+        check_code_client(grant, client)
+        check_redirect_uri(grant, request.form)
+        check_pkce(request.form.get("code_verifier"), grant.code_challenge)
+    except OAuthError:
+        codes.consume_row(row)  # a failed redemption uses the code up too
+        raise
+    issued = issue_tokens(grant, grant_id_of(code), endpoint)
+    consume_or_revoke(codes, tokens, row, code)
+    return issued
 
 
 # -- request shape ----------------------------------------------------------------------------
@@ -140,16 +150,29 @@ def check_code_present(form: Mapping[str, str]) -> str:
 # -- the code -------------------------------------------------------------------------------
 
 
-def redeem_or_revoke(codes: RowStore, tokens: RowStore, code: str) -> CodeGrant:
-    """RFC 6749 4.1.2: consume the code; if it is absent, expired or used, revoke what it gave."""
-    grant = redeem_code(codes, code)
-    if grant is None:
+def find_or_revoke(codes: RowStore, tokens: RowStore, code: str) -> Row:
+    """RFC 6749 4.1.2: the code's row; if it is absent, expired or used, revoke what it gave."""
+    row = find_code(codes, code)
+    if row is None:
         revoked = revoke_tokens(tokens, grant_id_of(code))
         raise InvalidGrantError(
             "the authorization code is invalid, expired or was already used",
             detail=f"revoked {revoked} access token(s) of the grant" if revoked else "",
         )
-    return grant
+    return row
+
+
+def consume_or_revoke(codes: RowStore, tokens: RowStore, row: Row, code: str) -> None:
+    """Consume the code only now, after its tokens are recorded (ETag-conditional delete).
+
+    Recording first closes the race where a replay lands between consumption and recording: a later
+    replay finds the tokens to revoke, and of two concurrent redemptions the one whose delete loses
+    revokes every token of the grant (the code was used twice), its own included.
+    """
+    if not codes.consume_row(row):
+        revoke_tokens(tokens, grant_id_of(code))
+        raise InvalidGrantError("the authorization code is invalid, expired or was already used",
+                                detail="concurrent redemption: the grant's tokens were revoked")
 
 
 def revoke_tokens(tokens: RowStore, grant_id: str) -> int:

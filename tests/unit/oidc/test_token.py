@@ -17,6 +17,8 @@ from sanscouture.errors import StorageUnavailableError
 from sanscouture.errors import UnsupportedGrantTypeError
 from sanscouture.keys import KeyRing
 from sanscouture.models import Client
+from sanscouture.oidc.codes import CODE_ROW
+from sanscouture.oidc.codes import code_key
 from sanscouture.oidc.codes import grant_id_of
 from sanscouture.oidc.codes import issue_code
 from sanscouture.oidc.id_token import at_hash
@@ -243,7 +245,24 @@ def test_storage_outage_is_temporarily_unavailable(world: World) -> None:
     def down(partition: str, row: str) -> None:
         raise StorageUnavailableError(detail="table codes: HTTP 503")
 
-    world.tables["codes"].consume = down  # type: ignore[method-assign,assignment]
+    world.tables["codes"].find = down  # type: ignore[method-assign,assignment]
     with pytest.raises(StorageUnavailableError) as raised:
         exchange_code(basic_request(code_form(code)), world.endpoint)
     assert (raised.value.status, raised.value.error) == (503, "temporarily_unavailable")
+
+
+def test_two_concurrent_redemptions_of_one_code_revoke_every_token_of_the_grant(world: World) -> None:
+    """The loser of the conditional delete revokes the winner's token too: the code was used twice."""
+    code = world.code()
+    codes = world.tables["codes"]
+    row = codes.find(code_key(code), CODE_ROW)
+    assert row is not None
+    codes.consume_row(row)  # another request redeemed it between this one's read and its delete
+    original_find = codes.find
+    codes.find = lambda partition, key: row  # type: ignore[method-assign]
+    try:
+        with pytest.raises(InvalidGrantError):
+            exchange_code(basic_request(code_form(code)), world.endpoint)
+    finally:
+        codes.find = original_find  # type: ignore[method-assign]
+    assert world.tables["tokens"].partition(grant_id_of(code)) == []
