@@ -63,18 +63,18 @@ def to_http_response(response: Response) -> func.HttpResponse:
     return http_response
 
 
+ErrorRenderer = Callable[[OAuthError], Response]
+
+
 def error_response(error: OAuthError) -> Response:
-    """The JSON error of RFC 6749 5.2 / RFC 6750 3, never cached."""
-    headers = dict(NO_STORE)
-    # RFC 9110 11.6.1: a 401 carries a challenge of the scheme the endpoint accepts.
-    if error.error == "invalid_client":
-        headers["WWW-Authenticate"] = 'Basic realm="sans-couture"'
-    elif error.status == 401:
-        headers["WWW-Authenticate"] = f'Bearer error="{error.error}"'
-    return Response.json(error.body(), status=error.status, headers=headers)
+    """The JSON error of RFC 6749 5.2, never cached. Endpoints that answer 401 pass their own
+    renderer to :func:`endpoint`, with the challenge of the scheme they accept (RFC 9110 11.6.1)."""
+    return Response.json(error.body(), status=error.status, headers=NO_STORE)
 
 
-def endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
+def endpoint(
+    handler: Handler, render_error: ErrorRenderer = error_response
+) -> Callable[[func.HttpRequest], func.HttpResponse]:
     """Adapt a core handler to an Azure Functions HTTP handler, with the last-resort error handling."""
 
     # No functools.wraps: the Functions worker reads the signature (the binding is named ``req``),
@@ -87,7 +87,7 @@ def endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse
                 "request refused",
                 extra={"error": error.error, "error_detail": error.detail, "route": handler.__name__},
             )
-            response = error_response(error)
+            response = render_error(error)
         except Exception:
             log.exception("unexpected failure", extra={"route": handler.__name__})
             response = error_response(ServerError())

@@ -6,20 +6,15 @@ Functions host and in the sandbox, instead of a host-specific 404 or 405.
 
 from __future__ import annotations
 
-import logging
-
 import azure.functions as func
 
 from functions._http import endpoint
 from functions._wiring import services
-from sanscouture.errors import InvalidClientError
 from sanscouture.oidc.token import TokenEndpoint
 from sanscouture.oidc.token import handle_token_request
-from sanscouture.oidc.token import invalid_client_response
+from sanscouture.oidc.token import token_error_response
 from sanscouture.web import Request
 from sanscouture.web import Response
-
-log = logging.getLogger("sanscouture.http")
 
 bp = func.Blueprint()
 
@@ -30,11 +25,7 @@ def token(request: Request) -> Response:
     context = TokenEndpoint(
         settings=wired.settings, tables=wired.tables, signer=wired.key_ring, client_jwks=wired.client_jwks
     )
-    try:
-        return handle_token_request(request, context)
-    except InvalidClientError as error:
-        log.warning("request refused", extra={"error": error.error, "error_detail": error.detail, "route": "token"})
-        return invalid_client_response(error)
+    return handle_token_request(request, context)
 
 
-bp.route(route="token", methods=["GET", "POST"])(endpoint(token))
+bp.route(route="token", methods=["GET", "POST"])(endpoint(token, render_error=token_error_response))

@@ -259,6 +259,13 @@ def token_response(tokens: IssuedTokens) -> Response:
     return Response.json(tokens.body(), headers=NO_STORE)
 
 
+def token_error_response(error: OAuthError) -> Response:
+    """RFC 6749 5.2: the JSON error; ``invalid_client`` with its Basic challenge."""
+    if isinstance(error, InvalidClientError):
+        return invalid_client_response(error)
+    return Response.json(error.body(), status=error.status, headers=NO_STORE)
+
+
 def invalid_client_response(error: InvalidClientError) -> Response:
     """RFC 6749 5.2: 401 with a challenge of the scheme the token endpoint accepts in a header.
 

@@ -126,6 +126,13 @@ def build_userinfo(scopes: Iterable[str], sub: str, psc_claims: Mapping[str, Any
     return userinfo
 
 
+def userinfo_error_response(error: OAuthError) -> Response:
+    """RFC 6750 3: token and request errors carry a Bearer challenge; others (an outage) are plain."""
+    if isinstance(error, (InvalidTokenError, InvalidRequestError)):
+        return bearer_error_response(error)
+    return Response.json(error.body(), status=error.status, headers=NO_STORE)
+
+
 def bearer_error_response(error: OAuthError) -> Response:
     """RFC 6750 3 and 3.1: the challenge says what was wrong, except when no token was sent at all."""
     if isinstance(error, BearerTokenMissingError):

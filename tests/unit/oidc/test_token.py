@@ -266,3 +266,12 @@ def test_two_concurrent_redemptions_of_one_code_revoke_every_token_of_the_grant(
     finally:
         codes.find = original_find  # type: ignore[method-assign]
     assert world.tables["tokens"].partition(grant_id_of(code)) == []
+
+
+def test_token_errors_render_as_json_with_a_basic_challenge_only_for_invalid_client() -> None:
+    from sanscouture.oidc.token import token_error_response
+
+    refused = token_error_response(InvalidClientError())
+    assert (refused.status, refused.header("WWW-Authenticate")) == (401, 'Basic realm="sans-couture"')
+    outage = token_error_response(StorageUnavailableError())
+    assert (outage.status, outage.header("WWW-Authenticate"), outage.header("Cache-Control")) == (503, None, "no-store")

@@ -150,3 +150,12 @@ def test_error_challenges_follow_rfc_6750() -> None:
     malformed = bearer_error_response(InvalidRequestError("x"))
     assert malformed.status == 400
     assert malformed.header("WWW-Authenticate") == 'Bearer error="invalid_request", error_description="x"'
+
+
+def test_an_outage_at_userinfo_is_a_plain_503_without_a_bearer_challenge() -> None:
+    from sanscouture.errors import StorageUnavailableError
+    from sanscouture.oidc.userinfo import userinfo_error_response
+
+    response = userinfo_error_response(StorageUnavailableError())
+    assert response.status == 503 and response.header("WWW-Authenticate") is None
+    assert json.loads(response.body)["error"] == "temporarily_unavailable"
