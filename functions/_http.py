@@ -16,8 +16,12 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from sanscouture.error_pages import error_page
 from sanscouture.errors import OAuthError
 from sanscouture.errors import ServerError
+from sanscouture.errors import SignInRefused
+from sanscouture.errors import TemporarilyUnavailableError
+from sanscouture.errors import UpstreamUnavailableError
 from sanscouture.web import NO_STORE
 from sanscouture.web import Request
 from sanscouture.web import Response
@@ -75,60 +79,57 @@ def error_response(error: OAuthError) -> Response:
 def endpoint(
     handler: Handler, render_error: ErrorRenderer = error_response
 ) -> Callable[[func.HttpRequest], func.HttpResponse]:
-    """Adapt a core handler to an Azure Functions HTTP handler, with the last-resort error handling."""
+    """Adapt a protocol handler: an OAuth error becomes its JSON answer, anything else a logged 500."""
+
+    def respond(error: Exception, route: str) -> Response:
+        if isinstance(error, OAuthError):
+            log.warning("request refused", extra={"error": error.error, "error_detail": error.detail, "route": route})
+            return render_error(error)
+        log.exception("unexpected failure", extra={"route": route})
+        return error_response(ServerError())
+
+    return _adapt(handler, respond)
+
+
+def browser_endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Adapt a handler of pages a person sees: failures become French error pages.
+
+    An outage (Table Storage, Entra ID, PSC) is a 503 page saying to try again; anything unexpected
+    is a 500 page with a short reference that is also in the log, never a stack trace.
+    """
+
+    def respond(error: Exception, route: str) -> Response:
+        if isinstance(error, UpstreamUnavailableError):
+            log.warning("upstream unavailable", extra={"error_detail": error.detail, "route": route})
+            return error_page("upstream_unavailable", status=503)
+        if isinstance(error, TemporarilyUnavailableError):
+            log.warning("dependency unavailable", extra={"error_detail": error.detail, "route": route})
+            return error_page("temporarily_unavailable", status=503)
+        if isinstance(error, SignInRefused):
+            log.warning("sign-in refused", extra={"reason": error.reason, "error_detail": error.detail, "route": route})
+            return error_page(error.reason, status=403)
+        if isinstance(error, OAuthError):
+            log.warning("request refused", extra={"error": error.error, "error_detail": error.detail, "route": route})
+            return error_page("invalid_request", status=400)
+        reference = secrets.token_hex(4)
+        log.exception("unexpected failure", extra={"route": route, "reference": reference})
+        return error_page("server_error", status=500, reference=reference)
+
+    return _adapt(handler, respond)
+
+
+def _adapt(
+    handler: Handler, respond: Callable[[Exception, str], Response]
+) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """The one place where an exception escaping a handler becomes a response."""
 
     # No functools.wraps: the Functions worker reads the signature (the binding is named ``req``),
     # and wraps() would make it see the core handler's signature instead.
     def run(req: func.HttpRequest) -> func.HttpResponse:
         try:
             response = handler(to_request(req))
-        except OAuthError as error:
-            log.warning(
-                "request refused",
-                extra={"error": error.error, "error_detail": error.detail, "route": handler.__name__},
-            )
-            response = render_error(error)
-        except Exception:
-            log.exception("unexpected failure", extra={"route": handler.__name__})
-            response = error_response(ServerError())
-        return to_http_response(response)
-
-    run.__name__ = handler.__name__
-    run.__qualname__ = handler.__qualname__
-    run.__doc__ = handler.__doc__
-    return run
-
-
-def browser_endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
-    """Like :func:`endpoint`, for pages a person sees: failures become French error pages.
-
-    An outage (Table Storage, Entra ID, PSC) is a 503 page saying to try again; anything unexpected
-    is a 500 page with a short reference that is also in the log, never a stack trace.
-    """
-    from sanscouture.error_pages import error_page
-    from sanscouture.errors import SignInRefused
-    from sanscouture.errors import TemporarilyUnavailableError
-    from sanscouture.errors import UpstreamUnavailableError
-
-    def run(req: func.HttpRequest) -> func.HttpResponse:
-        try:
-            response = handler(to_request(req))
-        except UpstreamUnavailableError as error:
-            log.warning("upstream unavailable", extra={"error_detail": error.detail, "route": handler.__name__})
-            response = error_page("upstream_unavailable", status=503)
-        except TemporarilyUnavailableError as error:
-            log.warning("dependency unavailable", extra={"error_detail": error.detail, "route": handler.__name__})
-            response = error_page("temporarily_unavailable", status=503)
-        except SignInRefused as refusal:
-            log.warning("sign-in refused", extra={"reason": refusal.reason, "error_detail": refusal.detail})
-            response = error_page(refusal.reason, status=403)
-        except OAuthError as error:
-            log.warning("request refused", extra={"error": error.error, "error_detail": error.detail})
-            response = error_page("invalid_request", status=400)
-        except Exception:
-            reference = secrets.token_hex(4)
-            log.exception("unexpected failure", extra={"route": handler.__name__, "reference": reference})
-            response = error_page("server_error", status=500, reference=reference)
+        except Exception as error:
+            response = respond(error, handler.__name__)
         return to_http_response(response)
 
     run.__name__ = handler.__name__

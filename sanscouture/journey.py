@@ -36,7 +36,7 @@ from sanscouture.journeys import Journey
 from sanscouture.journeys import JourneyStore
 from sanscouture.journeys import Purpose
 from sanscouture.journeys import Step
-from sanscouture.journeys import new_browser_value
+from sanscouture.journeys import browser_binding
 from sanscouture.keys import KeyRing
 from sanscouture.models import AuthorizationRequest
 from sanscouture.models import Binding
@@ -135,7 +135,7 @@ def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest,
         if session is None:
             return error_redirect(auth_request, broker.settings.issuer, "login_required", "no broker session")
         return _sign_in_with_session(broker, auth_request, session)
-    browser, cookies = _browser_binding(request)
+    browser, cookies = browser_binding(request.cookies)
     journeys = broker.journeys
     if "select_account" in auth_request.prompt or broker.settings.show_mire:
         journey = journeys.insert(journeys.new(browser, Step.MIRE, auth_request))
@@ -517,15 +517,6 @@ def _load_for_form(broker: Broker, request: Request, step: str) -> tuple[Journey
     if journey.step != step or journey.request is None:
         return None, error_page("stale_step", status=409)
     return journey, Response()
-
-
-def _browser_binding(request: Request) -> tuple[str, tuple[str, ...]]:
-    """The browser's journey cookie: reused when present, else a new one to set."""
-    value = request.cookies.get(BROWSER_COOKIE)
-    if value and 32 <= len(value) <= 64:
-        return value, ()
-    value = new_browser_value()
-    return value, (set_cookie(BROWSER_COOKIE, value),)
 
 
 def _client(broker: Broker, auth_request: AuthorizationRequest) -> Client:

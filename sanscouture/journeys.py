@@ -14,11 +14,14 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
 from typing import Any
 
+from sanscouture.cookies import BROWSER_COOKIE
+from sanscouture.cookies import set_cookie
 from sanscouture.models import AuthorizationRequest
 from sanscouture.models import EntraAccount
 from sanscouture.models import Row
@@ -80,6 +83,15 @@ def browser_hash(value: str) -> str:
 
 def new_browser_value() -> str:
     return secrets.token_urlsafe(32)
+
+
+def browser_binding(cookies: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """The browser's journey cookie value: reused when present, else a new one with its Set-Cookie."""
+    value = cookies.get(BROWSER_COOKIE)
+    if value and _TOKEN.fullmatch(value):
+        return value, ()
+    value = new_browser_value()
+    return value, (set_cookie(BROWSER_COOKIE, value),)
 
 
 class JourneyStore:

@@ -16,10 +16,9 @@ from typing import Any
 from sanscouture.cookies import BROWSER_COOKIE
 from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.cookies import clear_cookie
-from sanscouture.cookies import set_cookie
 from sanscouture.error_pages import error_page
 from sanscouture.journeys import Step
-from sanscouture.journeys import new_browser_value
+from sanscouture.journeys import browser_binding
 from sanscouture.pages import render as pages
 from sanscouture.web import Request
 from sanscouture.web import Response
@@ -73,11 +72,7 @@ def _verified_hint(hint: str, decode_hint: HintDecoder) -> dict[str, Any] | None
 
 
 def _ask_confirmation(broker: Broker, request: Request, client_name: str | None) -> Response:
-    value = request.cookies.get(BROWSER_COOKIE)
-    cookies: tuple[str, ...] = ()
-    if not value or not 32 <= len(value) <= 64:
-        value = new_browser_value()
-        cookies = (set_cookie(BROWSER_COOKIE, value),)
+    value, cookies = browser_binding(request.cookies)
     journey = broker.journeys.insert(broker.journeys.new(value, Step.LOGOUT, None))
     page = pages.render_logout_confirm(client_name=client_name, form_action=f"/logout?j={journey.id}",
                                       csrf_token=journey.csrf)
