@@ -243,3 +243,19 @@ class RelyingParty:
     def userinfo(self, access_token: str) -> requests.Response:
         return requests.get(f"{self.sandbox.broker_url}/userinfo",
                             headers={"Authorization": f"Bearer {access_token}"}, timeout=30)
+
+
+PAIRING_TITLE = "Appairage du compte"
+CONFIRMATION_TITLE = "Connexion"
+
+
+def sign_in(browser: Browser, party: RelyingParty, pkce: Pkce, **extra: str) -> Landing:
+    """The whole interactive sign-in: pair when the broker asks, then confirm; the RP's landing."""
+    page = browser.go(party.authorization_url(pkce, **extra), stop_at=party.redirect_uri)
+    if isinstance(page, Page) and page.h1 == PAIRING_TITLE:
+        page = browser.submit(page, "pair", stop_at=party.redirect_uri)
+    assert isinstance(page, Page) and page.h1 == CONFIRMATION_TITLE, getattr(page, "h1", page)
+    landing = browser.submit(page, "confirm", stop_at=party.redirect_uri)
+    assert isinstance(landing, Landing) and "code" in landing.params, landing
+    return landing
+

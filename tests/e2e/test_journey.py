@@ -18,6 +18,7 @@ from sandbox.scripted import Landing
 from sandbox.scripted import Page
 from sandbox.scripted import Pkce
 from sandbox.scripted import RelyingParty
+from sandbox.scripted import sign_in
 from tests.e2e.pairings import binding_row
 from tests.e2e.pairings import persona_oid
 from tests.e2e.pairings import unpair
@@ -43,6 +44,11 @@ def pair(sandbox: Sandbox, entra: str, psc: str) -> None:
     assert isinstance(page, Page) and page.h1 == CONFIRMATION
     landing = browser.submit(page, "confirm", stop_at=party.redirect_uri)
     assert isinstance(landing, Landing) and "code" in landing.params
+
+
+def ensure_paired(sandbox: Sandbox, entra: str, psc: str) -> None:
+    """Sign ``entra`` in once, pairing it with ``psc`` unless another test already did."""
+    sign_in(Browser(sandbox, psc_persona=psc), rp(sandbox), Pkce(), login_hint=entra)
 
 
 def test_first_sign_in_pairs_the_entra_account_then_issues_psc_shaped_tokens(sandbox: Sandbox) -> None:
@@ -102,7 +108,7 @@ def test_sso_persona_sees_no_entra_page_only_the_confirmation(sandbox: Sandbox) 
 
 
 def test_another_psc_identity_is_used_once_and_the_pairing_is_untouched(sandbox: Sandbox) -> None:
-    pair(sandbox, "cpx", "medecin-cps") if binding_row(sandbox, persona_oid(sandbox, "cpx")) is None else None
+    ensure_paired(sandbox, "cpx", "medecin-cps")
     before = binding_row(sandbox, persona_oid(sandbox, "cpx"))
     browser, party, pkce = Browser(sandbox, psc_persona="medecin2-cps"), rp(sandbox), Pkce()
 
@@ -183,7 +189,7 @@ def test_prompt_none_without_a_session_returns_login_required(sandbox: Sandbox) 
 
 
 def test_a_broker_session_lets_prompt_none_succeed_silently_with_the_same_sub_and_auth_time(sandbox: Sandbox) -> None:
-    pair(sandbox, "cpx", "medecin-cps") if binding_row(sandbox, persona_oid(sandbox, "cpx")) is None else None
+    ensure_paired(sandbox, "cpx", "medecin-cps")
     browser, party, pkce = Browser(sandbox), rp(sandbox), Pkce()
     page = start(browser, party, pkce, login_hint="cpx")
     assert isinstance(page, Page) and page.h1 == CONFIRMATION
@@ -202,7 +208,7 @@ def test_a_broker_session_lets_prompt_none_succeed_silently_with_the_same_sub_an
 
 
 def test_prompt_login_forces_a_fresh_entra_authentication(sandbox: Sandbox) -> None:
-    pair(sandbox, "cpx", "medecin-cps") if binding_row(sandbox, persona_oid(sandbox, "cpx")) is None else None
+    ensure_paired(sandbox, "cpx", "medecin-cps")
     browser, party = Browser(sandbox), rp(sandbox)
     times = []
     for extra in ({}, {"prompt": "login"}):
@@ -247,7 +253,7 @@ def test_mire_choice_psc_signs_in_directly_with_a_psc_identity(sandbox: Sandbox)
 
 
 def test_a_replayed_confirmation_form_cannot_issue_a_second_code(sandbox: Sandbox) -> None:
-    pair(sandbox, "cpx", "medecin-cps") if binding_row(sandbox, persona_oid(sandbox, "cpx")) is None else None
+    ensure_paired(sandbox, "cpx", "medecin-cps")
     browser, party, pkce = Browser(sandbox), rp(sandbox), Pkce()
     page = start(browser, party, pkce, login_hint="cpx")
     assert isinstance(page, Page) and page.h1 == CONFIRMATION
@@ -257,7 +263,7 @@ def test_a_replayed_confirmation_form_cannot_issue_a_second_code(sandbox: Sandbo
 
 
 def test_a_form_from_another_browser_is_refused(sandbox: Sandbox) -> None:
-    pair(sandbox, "cpx", "medecin-cps") if binding_row(sandbox, persona_oid(sandbox, "cpx")) is None else None
+    ensure_paired(sandbox, "cpx", "medecin-cps")
     browser, party, pkce = Browser(sandbox), rp(sandbox), Pkce()
     page = start(browser, party, pkce, login_hint="cpx")
     assert isinstance(page, Page) and page.h1 == CONFIRMATION

@@ -14,6 +14,7 @@ from sandbox.scripted import Landing
 from sandbox.scripted import Page
 from sandbox.scripted import Pkce
 from sandbox.scripted import RelyingParty
+from sandbox.scripted import sign_in
 from sanscouture.adapters.keyfile import FileKeySource
 from sanscouture.keys import KeyRing
 from sanscouture.keys import generate_private_jwk
@@ -23,19 +24,12 @@ from tests.e2e.pairings import persona_oid
 ENTRA, PSC = "cpx", "medecin-cps"
 
 
-def signed_in(sandbox: Sandbox) -> tuple[Browser, RelyingParty, str]:
+def signed_in(sandbox: Sandbox, entra: str = ENTRA, psc: str = PSC) -> tuple[Browser, RelyingParty, str]:
     """A browser with a broker session, and the ID token its relying party received."""
     party = RelyingParty(sandbox, next(c for c in sandbox.clients if c.client_id == "rp-basic"))
-    browser, pkce = Browser(sandbox, psc_persona=PSC), Pkce()
-    page = browser.go(party.authorization_url(pkce, login_hint=ENTRA), stop_at=party.redirect_uri)
-    assert isinstance(page, Page)
-    if page.h1 == "Appairage du compte":
-        page = browser.submit(page, "pair", stop_at=party.redirect_uri)
-    assert isinstance(page, Page) and page.h1 == "Connexion"
-    landing = browser.submit(page, "confirm", stop_at=party.redirect_uri)
-    assert isinstance(landing, Landing)
-    tokens = party.redeem(landing.params["code"], pkce).json()
-    return browser, party, tokens["id_token"]
+    browser, pkce = Browser(sandbox, psc_persona=psc), Pkce()
+    landing = sign_in(browser, party, pkce, login_hint=entra)
+    return browser, party, party.redeem(landing.params["code"], pkce).json()["id_token"]
 
 
 def logout_url(sandbox: Sandbox, **params: str) -> str:
@@ -118,21 +112,8 @@ def test_logout_is_answered_without_a_session_too(sandbox: Sandbox) -> None:
 
 def test_a_hint_about_someone_else_asks_the_person_instead_of_logging_out(sandbox: Sandbox) -> None:
     browser, party, _ = signed_in(sandbox)
-    _, _, others_token = signed_in_as(sandbox, "fido2", "pharmacien-cps")
+    _, _, others_token = signed_in(sandbox, "fido2", "pharmacien-cps")
     target = party.client.post_logout_redirect_uris[0]
     page = browser.go(logout_url(sandbox, id_token_hint=others_token, post_logout_redirect_uri=target), stop_at=target)
     assert isinstance(page, Page) and page.forms, "a confirmation page, not a redirect"
     assert "code" in silent(browser, party)  # still signed in until the person confirms
-
-
-def signed_in_as(sandbox: Sandbox, entra: str, psc: str) -> tuple[Browser, RelyingParty, str]:
-    party = RelyingParty(sandbox, next(c for c in sandbox.clients if c.client_id == "rp-basic"))
-    browser, pkce = Browser(sandbox, psc_persona=psc), Pkce()
-    page = browser.go(party.authorization_url(pkce, login_hint=entra), stop_at=party.redirect_uri)
-    assert isinstance(page, Page)
-    if page.h1 == "Appairage du compte":
-        page = browser.submit(page, "pair", stop_at=party.redirect_uri)
-    assert isinstance(page, Page)
-    landing = browser.submit(page, "confirm", stop_at=party.redirect_uri)
-    assert isinstance(landing, Landing)
-    return browser, party, party.redeem(landing.params["code"], pkce).json()["id_token"]
