@@ -9,6 +9,7 @@ from sanscouture.errors import SignInRefused
 from sanscouture.models import AuthorizationRequest
 from sanscouture.models import EntraAccount
 from sanscouture.settings import Settings
+from tests.unit.oidc.fakes import make_settings
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 NOW = 1_800_000_000
@@ -16,17 +17,7 @@ STARTED = NOW - 30  # the journey began 30 s ago
 
 
 def settings(acrs: tuple[str, ...] = ("c1",)) -> Settings:
-    return Settings(
-        issuer="https://broker.example",
-        clients=(),
-        entra_authority="https://login.example/t",
-        entra_client_id="app",
-        entra_allowed_tenants=frozenset({TENANT}),
-        psc_discovery_url="https://psc.example/d",
-        psc_client_id="psc",
-        psc_client_secret="secret",
-        entra_required_acrs=acrs,
-    )
+    return make_settings(entra_allowed_tenants=frozenset({TENANT}), entra_required_acrs=acrs)
 
 
 def account(**changes: object) -> EntraAccount:

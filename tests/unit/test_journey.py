@@ -19,7 +19,6 @@ from sanscouture.models import EntraAccount
 from sanscouture.models import PscAuthentication
 from sanscouture.models import PscIdentity
 from sanscouture.models import UpstreamStart
-from sanscouture.settings import Settings
 from sanscouture.web import Request
 from sanscouture.web import Response
 from tests.unit.oidc.fakes import CHALLENGE
@@ -27,6 +26,7 @@ from tests.unit.oidc.fakes import ISSUER
 from tests.unit.oidc.fakes import FakeClock
 from tests.unit.oidc.fakes import FakeKeySource
 from tests.unit.oidc.fakes import FakeRowStore
+from tests.unit.oidc.fakes import make_settings
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 REDIRECT = "https://sn.example.fr/cb"
@@ -83,11 +83,7 @@ class World:
         self.tables = AllTables(self.clock)
         self.keys = KeyRing(FakeKeySource(), clock=self.clock)
         client = Client(client_id="sn", redirect_uris=(REDIRECT,), client_secret="s", client_name="Service")
-        settings = Settings(
-            issuer=ISSUER, clients=(client,), entra_authority="https://entra.test/t", entra_client_id="app",
-            entra_allowed_tenants=frozenset({TENANT}), psc_discovery_url="https://psc.test/d", psc_client_id="psc",
-            psc_client_secret="secret", entra_required_acrs=("c1",),
-        )
+        settings = make_settings(client, entra_allowed_tenants=frozenset({TENANT}))
         self.broker = journey.Broker(settings, self.tables, self.entra, self.psc, keys=self.keys, clock=self.clock)
         self.cookies: dict[str, str] = {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 from collections.abc import Mapping
@@ -144,8 +145,9 @@ def sha256_secret(secret: str) -> str:
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
 
 
-def make_settings(*clients: Client, access_token_ttl: int = 120) -> Settings:
-    return Settings(
+def make_settings(*clients: Client, **overrides: Any) -> Settings:
+    """Valid settings for unit tests; keyword arguments replace any field."""
+    settings = Settings(
         issuer=ISSUER,
         clients=clients,
         entra_authority="https://login.example.com/organizations",
@@ -154,11 +156,12 @@ def make_settings(*clients: Client, access_token_ttl: int = 120) -> Settings:
         psc_discovery_url="https://psc.example.fr/.well-known/wallet-openid-configuration",
         psc_client_id="broker",
         psc_client_secret="psc-secret",
-        access_token_ttl=access_token_ttl,
         signing_key_file="/dev/null",
         tables_connection_string="UseDevelopmentStorage=true",
         entra_client_secret="entra-secret",
+        entra_required_acrs=("c1",),
     )
+    return dataclasses.replace(settings, **overrides)
 
 
 def make_identity() -> PscIdentity:

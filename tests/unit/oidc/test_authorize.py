@@ -8,6 +8,7 @@ from sanscouture.errors import OAuthError
 from sanscouture.models import Client
 from sanscouture.oidc.authorize import validate_authorization_request
 from sanscouture.settings import Settings
+from tests.unit.oidc.fakes import make_settings
 
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 REDIRECT = "https://sn.example/callback"
@@ -17,16 +18,7 @@ def settings() -> Settings:
     client = Client(
         client_id="sn", redirect_uris=(REDIRECT,), client_secret="s", scope=("openid", "profile", "scope_all")
     )
-    return Settings(
-        issuer="https://broker.example",
-        clients=(client,),
-        entra_authority="https://login.example/t",
-        entra_client_id="app",
-        entra_allowed_tenants=frozenset({"t"}),
-        psc_discovery_url="https://psc.example/.well-known/openid-configuration",
-        psc_client_id="psc",
-        psc_client_secret="secret",
-    )
+    return make_settings(client)
 
 
 def params(**overrides: str | None) -> dict[str, str]:
