@@ -57,11 +57,6 @@ class InvalidGrantError(OAuthError):
     description = "the authorization code is invalid, expired, used or was issued to another client"
 
 
-class UnauthorizedClientError(OAuthError):
-    error = "unauthorized_client"
-    description = "the client is not allowed to use this grant or response type"
-
-
 class UnsupportedGrantTypeError(OAuthError):
     error = "unsupported_grant_type"
     description = "only grant_type=authorization_code is supported"
@@ -89,11 +84,6 @@ class LoginRequiredError(OAuthError):
     description = "the user must sign in"
 
 
-class InteractionRequiredError(OAuthError):
-    error = "interaction_required"
-    description = "the user must interact with the broker"
-
-
 class RequestNotSupportedError(OAuthError):
     error = "request_not_supported"
     description = "request objects are not supported"
@@ -112,7 +102,9 @@ class InvalidTokenError(OAuthError):
     description = "the access token is invalid or expired"
 
 
-class InvalidClientMetadataError(OAuthError):
+class UnknownClientError(OAuthError):
+    """At /authorize: no such client_id. Never redirected (there is no trusted redirect_uri)."""
+
     error = "invalid_client"
     description = "unknown client_id"
     redirectable = False

@@ -29,7 +29,9 @@ from sanscouture.entra_policy import JOURNEY_LEEWAY
 from sanscouture.entra_policy import check_entra_account
 from sanscouture.entra_policy import check_fresh_for_request
 from sanscouture.error_pages import error_page
+from sanscouture.errors import AccessDeniedError
 from sanscouture.errors import InvalidRedirectUriError
+from sanscouture.errors import LoginRequiredError
 from sanscouture.errors import OAuthError
 from sanscouture.errors import SignInRefused
 from sanscouture.journeys import Journey
@@ -126,14 +128,14 @@ def authorize(broker: Broker, request: Request) -> Response:
         return _start(broker, request, auth_request, client)
     except OAuthError as error:  # storage outage (temporarily_unavailable) or a value storage refused
         log.warning("authorize: request not completed", extra={"error": error.error, "error_detail": error.detail})
-        return error_redirect(auth_request, broker.settings.issuer, error.error, error.description)
+        return error_redirect(auth_request, broker.settings.issuer, error)
 
 
 def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest, client: Client) -> Response:
     session = _usable_session(broker, request, auth_request)
     if "none" in auth_request.prompt:
         if session is None:
-            return error_redirect(auth_request, broker.settings.issuer, "login_required", "no broker session")
+            return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("no broker session"))
         return _sign_in_with_session(broker, auth_request, session)
     browser, cookies = browser_binding(request.cookies)
     journeys = broker.journeys
@@ -194,7 +196,7 @@ def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, se
     if session.account is not None:
         binding = broker.bindings.find(session.account.tid, session.account.oid)
         if binding is None or binding.identity.sub != session.identity.sub:
-            return error_redirect(auth_request, broker.settings.issuer, "login_required", "pairing no longer valid")
+            return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("pairing no longer valid"))
     session = broker.sessions.touch(session)
     code = _issue(broker, auth_request, session.identity, session.auth_time, _public_sid(session.sid))
     broker.audit.record("login_succeeded", client_id=auth_request.client_id, mode="session", **_who(session.identity))
@@ -481,7 +483,7 @@ def _cancel(broker: Broker, journey: Journey) -> Response:
     assert journey.request is not None
     broker.journeys.finish(journey)
     broker.audit.record("login_refused", client_id=journey.request.client_id, reason="cancelled")
-    return error_redirect(journey.request, broker.settings.issuer, "access_denied", "the user cancelled the sign-in")
+    return error_redirect(journey.request, broker.settings.issuer, AccessDeniedError("the user cancelled the sign-in"))
 
 
 def _refuse(broker: Broker, journey: Journey, refusal: SignInRefused) -> Response:

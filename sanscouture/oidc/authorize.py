@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from sanscouture.errors import InvalidClientMetadataError
 from sanscouture.errors import InvalidRedirectUriError
 from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import InvalidScopeError
 from sanscouture.errors import RequestNotSupportedError
 from sanscouture.errors import RequestUriNotSupportedError
+from sanscouture.errors import UnknownClientError
 from sanscouture.errors import UnsupportedResponseTypeError
 from sanscouture.models import AuthorizationRequest
 from sanscouture.models import Client
@@ -40,7 +40,7 @@ def check_client(params: Mapping[str, str], settings: Settings) -> Client:
     client_id = params.get("client_id", "")
     client = settings.client(client_id) if client_id else None
     if client is None:
-        raise InvalidClientMetadataError(
+        raise UnknownClientError(
             "client_id is missing or unknown", detail=f"client_id={client_id[:64]!r}"
         )
     return client

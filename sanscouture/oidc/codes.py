@@ -42,11 +42,3 @@ def find_code(codes: RowStore, code: str) -> Row | None:
     if not code or len(code) > _MAX_CODE_LENGTH:
         return None
     return codes.find(code_key(code), CODE_ROW)
-
-
-def redeem_code(codes: RowStore, code: str) -> CodeGrant | None:
-    """The code's grant, consumed atomically (single use); None if absent, expired or already used."""
-    if not code or len(code) > _MAX_CODE_LENGTH:
-        return None
-    row = codes.consume(code_key(code), CODE_ROW)
-    return CodeGrant.from_dict(row.data) if row is not None else None

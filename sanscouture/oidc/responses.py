@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sanscouture.errors import OAuthError
 from sanscouture.models import AuthorizationRequest
 from sanscouture.web import Response
 from sanscouture.web import add_query
@@ -29,9 +30,8 @@ def error_redirect_url(
     return add_query(redirect_uri, params)
 
 
-def error_redirect(
-    request: AuthorizationRequest, issuer: str, error: str, description: str = "", cookies: tuple[str, ...] = ()
-) -> Response:
+def error_redirect(request: AuthorizationRequest, issuer: str, error: OAuthError) -> Response:
+    """302 to the validated redirect_uri with the error, ``state`` and ``iss``."""
     return Response.redirect(
-        error_redirect_url(request.redirect_uri, request.state, issuer, error, description), cookies=cookies
+        error_redirect_url(request.redirect_uri, request.state, issuer, error.error, error.description)
     )

@@ -15,9 +15,9 @@ from sanscouture.oidc.client_auth import record_assertion_jti
 from sanscouture.oidc.client_auth import table_key
 from sanscouture.oidc.codes import CODE_TTL
 from sanscouture.oidc.codes import code_key
+from sanscouture.oidc.codes import find_code
 from sanscouture.oidc.codes import grant_id_of
 from sanscouture.oidc.codes import issue_code
-from sanscouture.oidc.codes import redeem_code
 from sanscouture.oidc.token import revoke_tokens
 from sanscouture.oidc.token import store_access_token
 from tests.integration.conftest import NOW
@@ -53,21 +53,28 @@ def test_code_round_trips_through_table_storage_and_is_used_once(tables: Tables)
     code = issue_code(tables["codes"], issued)
     row = tables["codes"].find(code_key(code), "grant")
     assert row is not None and row.expires_at == NOW + CODE_TTL
-    assert redeem_code(tables["codes"], code) == issued
-    assert redeem_code(tables["codes"], code) is None
+    assert CodeGrant.from_dict(row.data) == issued
+    assert tables["codes"].consume_row(row) is True
+    assert find_code(tables["codes"], code) is None
 
 
-def test_twenty_concurrent_redemptions_of_one_code_give_one_grant(tables: Tables) -> None:
+def test_twenty_concurrent_redemptions_of_one_code_let_one_consume_it(tables: Tables) -> None:
+    """What /token does: read the code, record tokens, then consume the row it read (ETag delete)."""
     code = issue_code(tables["codes"], grant())
+
+    def redeem(_: int) -> bool:
+        row = find_code(tables["codes"], code)
+        return row is not None and tables["codes"].consume_row(row)
+
     with ThreadPoolExecutor(max_workers=20) as pool:
-        results = list(pool.map(lambda _: redeem_code(tables["codes"], code), range(20)))
-    assert sum(result is not None for result in results) == 1
+        results = list(pool.map(redeem, range(20)))
+    assert results.count(True) == 1
 
 
-def test_expired_code_is_not_redeemed(tables: Tables, clock: Clock) -> None:
+def test_expired_code_is_not_found(tables: Tables, clock: Clock) -> None:
     code = issue_code(tables["codes"], grant())
     clock.now += CODE_TTL
-    assert redeem_code(tables["codes"], code) is None
+    assert find_code(tables["codes"], code) is None
 
 
 def test_jti_is_accepted_once_even_with_characters_table_keys_forbid(tables: Tables) -> None:
