@@ -174,6 +174,7 @@ class Sandbox:
         }
 
     def _start_servers(self) -> None:
+        # Imported here, once the BROKER_* environment is set: the broker reads it on first use.
         from functions import _wiring
         from sandbox import entra_sim
         from sandbox import psc_sim

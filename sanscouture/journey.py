@@ -46,6 +46,7 @@ from sanscouture.models import Client
 from sanscouture.models import CodeGrant
 from sanscouture.models import EntraAccount
 from sanscouture.models import PscIdentity
+from sanscouture.models import UpstreamStart
 from sanscouture.oidc.authorize import MAX_BYTES
 from sanscouture.oidc.authorize import validate_authorization_request
 from sanscouture.oidc.authorize import validate_client_and_redirect
@@ -203,7 +204,7 @@ def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, se
     return code_response(auth_request, code, broker.settings.issuer)
 
 
-def _begin_entra(broker: Broker, journey: Journey, auth_request: AuthorizationRequest):  # type: ignore[no-untyped-def]
+def _begin_entra(broker: Broker, journey: Journey, auth_request: AuthorizationRequest) -> UpstreamStart:
     # login wins over select_account: a fresh authentication is the stronger demand.
     prompt = "login" if "login" in auth_request.prompt else None
     if prompt is None and "select_account" in auth_request.prompt:

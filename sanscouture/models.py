@@ -139,8 +139,12 @@ class PscIdentity:
     @property
     def masked_national_id(self) -> str:
         """The national identifier with all but its last 4 characters hidden (for logs and audit)."""
-        value = self.subject_name_id
-        return "*" * max(len(value) - 4, 0) + value[-4:]
+        return mask_national_id(self.subject_name_id)
+
+
+def mask_national_id(value: str) -> str:
+    """All but the last 4 characters hidden: the only form a national identifier is logged or shown in."""
+    return "*" * max(len(value) - 4, 0) + value[-4:]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import TextIO
 from sanscouture.adapters.tables import Tables
 from sanscouture.audit import AuditLog
 from sanscouture.bindings import BindingStore
+from sanscouture.models import mask_national_id
 
 
 def tables_from_environment(env: Mapping[str, str]) -> Tables:
@@ -46,8 +47,7 @@ def list_pairings(tables: Tables, tenant: str | None, out: TextIO) -> int:
     out.write(header + "\n")
     for row in rows:
         data = row.data
-        national = str(data.get("subject_name_id", ""))
-        masked = "*" * max(len(national) - 4, 0) + national[-4:]
+        masked = mask_national_id(str(data.get("subject_name_id", "")))
         out.write(
             f"{row.partition:36}  {row.row:36}  {masked:12}  {data.get('auth_mode', '')!s:6}  "
             f"{_when(data.get('paired_at'))}  {_when(data.get('last_used_at'))}\n"

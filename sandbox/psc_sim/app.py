@@ -54,6 +54,8 @@ class PscClient:
     client_secret: str = field(repr=False)
     redirect_uris: tuple[str, ...] = ()
     post_logout_redirect_uris: tuple[str, ...] = ()
+    # Keycloak's userinfo_signed_response_alg=RS256: userinfo as an application/jwt (reference §1.7).
+    userinfo_signed: bool = False
 
 
 @dataclass(frozen=True)
@@ -338,6 +340,10 @@ class _PscSimulator:
         persona = next(p for p in self.config.personas if p.sub == claims["sub"])  # tokens are only minted for them
         # scope_all is the client scope that maps every PSC claim; without it only sub is released.
         info = persona.userinfo() if "scope_all" in claims.get("scope", "").split() else {"sub": persona.sub}
+        client = next((c for c in self.config.clients if c.client_id == claims.get("azp")), None)
+        if client is not None and client.userinfo_signed:
+            signed = self.keys.sign({**info, "iss": self.issuer, "aud": client.client_id})
+            return Response(signed, content_type="application/jwt", headers={"Cache-Control": "no-store"})
         return jsonify(info)
 
     # -- logout and introspection --------------------------------------------------------------

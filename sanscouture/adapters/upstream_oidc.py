@@ -69,8 +69,9 @@ class CachedDocument:
             return self._document
 
     @property
-    def age(self) -> float:
-        return self._clock() - self._fetched_at
+    def what(self) -> str:
+        """What the document is, for error details ("entra jwks", "psc discovery")."""
+        return self._what
 
 
 class JwksCache:
@@ -87,7 +88,7 @@ class JwksCache:
             self._last_forced = self._clock()
             key = self._find(self._document.get(force=True), kid)
         if key is None:
-            raise SignInRefused("upstream_token_invalid", detail=f"no key with kid {kid!r} in {self._document._what}")
+            raise SignInRefused("upstream_token_invalid", detail=f"no key with kid {kid!r} in {self._document.what}")
         return key
 
     @staticmethod
