@@ -29,6 +29,18 @@ def check_auth_fresh(account: EntraAccount, settings: Settings, now: float) -> N
         raise SignInRefused("auth_too_old", detail=f"entra auth_time is {int(now - account.auth_time)} s old")
 
 
+def max_age_for_entra(request: AuthorizationRequest, settings: Settings) -> int:
+    """The ``max_age`` sent on every Entra request: the relying party's, never more than
+    BROKER_ENTRA_MAX_AUTH_AGE. With Windows-session SSO, ``auth_time`` is the Windows logon (a PRT's
+    primary authentication, hours old): asking Entra for a fresh authentication beyond this age
+    (Windows Hello's prompt) is what keeps a professional from reaching :func:`check_auth_fresh`'s
+    refusal. Entra honours max_age (MicrosoftDocs/azure-docs#51307) and MSAL checks auth_time against it.
+    """
+    if request.max_age is None:
+        return settings.entra_max_auth_age
+    return min(request.max_age, settings.entra_max_auth_age)
+
+
 # An upstream authentication counts as "during this journey" if not older than its start, give or take.
 JOURNEY_LEEWAY = 60
 

@@ -10,7 +10,6 @@ from sanscouture.web import Response
 # Refusal reasons raised by adapters that share a page with another reason.
 _PAGE_FOR_REASON: Mapping[str, str] = {
     "upstream_token_invalid": "server_error",
-    "auth_time_missing": "server_error",  # the app registration lacks the auth_time optional claim
 }
 
 

@@ -28,6 +28,7 @@ from sanscouture.cookies import set_cookie
 from sanscouture.entra_policy import JOURNEY_LEEWAY
 from sanscouture.entra_policy import check_entra_account
 from sanscouture.entra_policy import check_fresh_for_request
+from sanscouture.entra_policy import max_age_for_entra
 from sanscouture.error_pages import error_page
 from sanscouture.errors import AccessDeniedError
 from sanscouture.errors import InvalidRedirectUriError
@@ -214,7 +215,7 @@ def _begin_entra(broker: Broker, journey: Journey, auth_request: AuthorizationRe
         state=journey.id,
         prompt=prompt,
         login_hint=auth_request.login_hint,
-        max_age=auth_request.max_age,
+        max_age=max_age_for_entra(auth_request, broker.settings),
     )
 
 
@@ -543,6 +544,7 @@ _RP_DESCRIPTIONS: Mapping[str, str] = {
     "authentication_not_compliant": "the Entra ID authentication does not meet the required strength",
     "tenant_not_allowed": "the Entra ID tenant is not allowed",
     "auth_too_old": "the authentication is too old",
+    "entra_claim_missing": "the Entra ID app registration of the broker lacks an optional claim",
     "psc_refused": "Pro Sante Connect did not confirm the identity",
     "session_expired": "the sign-in took too long",
 }

@@ -33,12 +33,16 @@ from flask import jsonify
 from flask import render_template
 from flask import request
 
+from sandbox.entra_sim.model import AZURE_AD_TOKEN_EXCHANGE
+from sandbox.entra_sim.model import AZURE_AD_TOKEN_EXCHANGE_APP_ID
 from sandbox.entra_sim.model import AppRegistration
 from sandbox.entra_sim.model import Authentication
 from sandbox.entra_sim.model import AuthRequest
 from sandbox.entra_sim.model import EntraSimConfig
 from sandbox.entra_sim.model import SimError
 from sandbox.entra_sim.model import Store
+from sandbox.entra_sim.model import TenantState
+from sandbox.entra_sim.model import WindowsSession
 from sandbox.entra_sim.model import discovery_document
 from sandbox.entra_sim.model import parse_authorize
 from sandbox.entra_sim.model import redirect_to
@@ -46,6 +50,7 @@ from sandbox.entra_sim.model import resolve_tenant
 from sandbox.entra_sim.model import token_error
 from sandbox.entra_sim.personas import EntraPersona
 from sandbox.entra_sim.personas import find_persona
+from sandbox.entra_sim.switches import SWITCHES
 from sandbox.oidc_keys import KeySet
 from sandbox.oidc_keys import b64url
 from sandbox.oidc_keys import pkce_matches
@@ -67,6 +72,8 @@ _REASONS = {
     "max_age": "Votre dernière authentification est trop ancienne : authentifiez-vous à nouveau.",
 }
 
+_STRONG_METHODS = "Windows Hello Entreprise, une clé de sécurité FIDO2 ou une carte CPx (certificat)"
+
 
 def create_app(base_url: str, config: EntraSimConfig) -> Flask:
     """The simulator as a Flask app; ``base_url`` is where it is served (``https://127.0.0.1:7072``)."""
@@ -84,6 +91,8 @@ def create_app(base_url: str, config: EntraSimConfig) -> Flask:
     rule("/personas", view_func=sim.list_personas)
     rule("/_sim/last-authorize", view_func=sim.last_authorize)
     rule("/_sim/rotate-keys", view_func=sim.rotate_keys, methods=["POST"])
+    rule("/<tenant>/cancel", view_func=sim.cancel, methods=["POST"])
+    sim.switches.register_routes(app)
     return app
 
 
@@ -94,6 +103,7 @@ class _Grant:
     request: AuthRequest
     auth: Authentication
     expires_at: float
+    acrs: tuple[str, ...] = ()  # the requested contexts Conditional Access granted
 
 
 class _EntraSimulator:
@@ -104,6 +114,8 @@ class _EntraSimulator:
         self.personas = {p.id: p for p in config.personas}
         self.keys = KeySet()
         self.store: Store[_Grant] = Store()
+        self.tenant = TenantState(personas=config.personas)
+        self.switches = SWITCHES.bind(self.tenant)
 
     # -- discovery and keys --------------------------------------------------------------------
 
@@ -143,54 +155,92 @@ class _EntraSimulator:
             return self._respond(redirect_uri, mode, exc.redirect_params(params.get("state", "")))
 
     def _sign_in(self, req: AuthRequest, prompt: str, max_age: int | None, login_hint: str) -> Response:
-        now = int(time.time())
+        """OIDC Core 3.1.2.1 as Entra applies it: SSO from the browser's or the machine's session,
+        unless ``prompt=login`` or ``max_age`` asks for a fresh authentication (Entra honours
+        ``max_age`` although its docs do not list it: MicrosoftDocs/azure-docs#51307, and
+        msal-python#444/#455 report the re-authentication it triggers)."""
         allowed = self._personas_for(req.tenant)
-        session = self.store.sessions.get(request.cookies.get(PRT_COOKIE, ""))
-        if session is not None and session.persona_id not in allowed:
-            session = None
-        # max_age=0 always asks for a fresh authentication (same as prompt=login), even within the second.
-        too_old = session is not None and max_age is not None and (max_age == 0 or now - session.auth_time > max_age)
+        session = self._session(allowed)
         hinted = find_persona(login_hint, self.config.personas)
+        someone_else = hinted is not None and session is not None and hinted.id != session.persona_id
+        stale = session is not None and (prompt == "login" or _older_than(session, max_age))
         if prompt == "none":
-            if session is None or too_old or (hinted is not None and hinted.id != session.persona_id):
+            if session is None or someone_else:
                 raise SimError("login_required", 50058, "A silent sign-in request was sent but no user is signed in.")
-            return self._issue_code(req, session)
-        fresh = prompt == "login" or too_old
-        if prompt == "select_account" or (hinted is None and (session is None or fresh)):
-            reason = _REASONS.get("max_age" if too_old else prompt, "")
-            return self._login_page(req, allowed, reason)
-        if hinted is not None:
+            if stale:
+                raise SimError("interaction_required", 50078,
+                               "Presented multi-factor authentication has expired due to policies configured by "
+                               "your administrator, you must refresh your multi-factor authentication to access "
+                               f"'{req.client_id}'.")
+            if self.tenant.granted_contexts(req.acrs, self.personas[session.persona_id]) is None:
+                raise SimError("interaction_required", 50076,
+                               "Due to a configuration change made by your administrator, or because you moved to "
+                               "a new location, you must use multi-factor authentication to access "
+                               f"'{req.client_id}'.")
+            return self._complete(req, session)
+        if prompt == "select_account" or (hinted is None and session is None):
+            return self._login_page(req, allowed, _REASONS.get(prompt, ""))
+        if hinted is not None and (session is None or someone_else):
             if hinted.id not in allowed:
                 return self._page_error(
                     50020, f"User account '{hinted.preferred_username}' does not exist in tenant '{req.tenant}'."
                 )
-            if session is not None and session.persona_id == hinted.id and not fresh:
-                return self._issue_code(req, session)
-            return self._authenticate(req, hinted)
+            return self._authenticate(req, hinted)  # the login_hint stands for typing that account's credentials
         assert session is not None
-        return self._issue_code(req, session)  # PRT SSO: signed in from the Windows session, no screen
+        if stale:  # the same person proves it again: for Windows Hello, the Windows Hello prompt
+            reason = _REASONS["login" if prompt == "login" else "max_age"]
+            return self._reauth_page(req, self.personas[session.persona_id], reason)
+        return self._complete(req, session)  # PRT SSO: signed in from the Windows session, no screen
+
+    def _session(self, allowed: dict[str, EntraPersona]) -> Authentication | None:
+        """The browser's Entra session (PRT cookie), else the machine's Windows session (switch)."""
+        session = self.store.sessions.get(request.cookies.get(PRT_COOKIE, ""))
+        if session is None and self.tenant.windows_session is not None:
+            windows = self.tenant.windows_session
+            session = Authentication(windows.persona_id, windows.auth_time, windows.sid)
+        return session if session is not None and session.persona_id in allowed else None
 
     def login(self, tenant: str) -> Response:
-        """The login page's form: the persona button the user pressed."""
+        """The login page's form (the persona button the user pressed) or the re-authentication prompt."""
         req = self.store.pop_pending(request.form.get("request_id", ""))
         persona = self.personas.get(request.form.get("persona", ""))
         if req is None or persona is None or persona.id not in self._personas_for(req.tenant):
             return self._page_error(90014, "The sign-in request expired or the account is unknown.")
         return self._authenticate(req, persona)
 
+    def cancel(self, tenant: str) -> Response:
+        """The user backs out of a step-up prompt: Entra returns ``access_denied`` with subcode ``cancel``."""
+        req = self.store.pop_pending(request.form.get("request_id", ""))
+        if req is None:
+            return self._page_error(90014, "The sign-in request expired.")
+        error = SimError("access_denied", 53003, "Access has been blocked by Conditional Access policies. "
+                         "The access policy does not allow token issuance.", subcode="cancel")
+        return self._respond(req.redirect_uri, req.response_mode, error.redirect_params(req.state))
+
     def _authenticate(self, req: AuthRequest, persona: EntraPersona) -> Response:
         """A fresh sign-in of ``persona`` (new ``auth_time``); SSO personas get a Windows session."""
         auth = Authentication(persona_id=persona.id, auth_time=int(time.time()), sid=str(uuid.uuid4()))
-        response = self._issue_code(req, auth)
+        response = self._complete(req, auth)
         if persona.sso:
             handle = secrets.token_urlsafe(32)
             self.store.sessions[handle] = auth
             response.set_cookie(PRT_COOKIE, handle, secure=True, httponly=True, samesite="Lax")
+            windows = self.tenant.windows_session
+            if windows is not None and windows.persona_id == persona.id:  # the PRT now carries this MFA
+                self.tenant.windows_session = WindowsSession(persona.id, auth.auth_time, windows.sid)
         return response
 
-    def _issue_code(self, req: AuthRequest, auth: Authentication) -> Response:
+    def _complete(self, req: AuthRequest, auth: Authentication) -> Response:
+        """Conditional Access after the primary authentication: a code, or the step-up prompt."""
+        persona = self.personas[auth.persona_id]
+        granted = self.tenant.granted_contexts(req.acrs, persona)
+        if granted is None:
+            return self._step_up_page(req, persona)
+        return self._issue_code(req, auth, granted)
+
+    def _issue_code(self, req: AuthRequest, auth: Authentication, acrs: tuple[str, ...]) -> Response:
         code = secrets.token_urlsafe(48)
-        self.store.put_code(code, _Grant(req, auth, time.time() + CODE_LIFETIME))
+        self.store.put_code(code, _Grant(req, auth, time.time() + CODE_LIFETIME, acrs))
         params = {"code": code, "state": req.state, "session_state": auth.sid}
         return self._respond(req.redirect_uri, req.response_mode, {k: v for k, v in params.items() if v})
 
@@ -208,6 +258,23 @@ class _EntraSimulator:
             request_id=request_id,
             action=f"/{req.tenant}/login",
             reason=reason,
+        )
+        return Response(html, content_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
+
+    def _reauth_page(self, req: AuthRequest, persona: EntraPersona, reason: str) -> Response:
+        """The same account proves itself again: Windows Hello's prompt, the card's PIN..."""
+        html = render_template(
+            "reauth.html", persona=persona, request_id=self.store.add_pending(req), reason=reason,
+            action=f"/{req.tenant}/login",
+        )
+        return Response(html, content_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
+
+    def _step_up_page(self, req: AuthRequest, persona: EntraPersona) -> Response:
+        """An enforced policy needs a stronger method than the one used, and the account has none: the
+        sign-in stops on Entra's page (the only way back is to cancel)."""
+        html = render_template(
+            "stepup.html", persona=persona, methods=_STRONG_METHODS, request_id=self.store.add_pending(req),
+            action=f"/{req.tenant}/cancel",
         )
         return Response(html, content_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
 
@@ -277,6 +344,7 @@ class _EntraSimulator:
             ) from exc
         aud = claims.get("aud")
         audiences: list[object] = list(aud) if isinstance(aud, list) else [aud]
+        audiences = [AZURE_AD_TOKEN_EXCHANGE if a == AZURE_AD_TOKEN_EXCHANGE_APP_ID else a for a in audiences]
         presented = {(claims.get("iss"), claims.get("sub"), aud) for aud in audiences}
         if not presented & {tuple(fc) for fc in app.federated_credentials}:
             raise SimError(
@@ -321,12 +389,10 @@ class _EntraSimulator:
                   "oid": persona.oid, "name": persona.name, "preferred_username": persona.preferred_username,
                   "ver": "2.0"}
         id_claims = {**common, "aud": app.client_id, "sub": persona.pairwise_sub(app.client_id),
-                     "auth_time": auth.auth_time, "sid": auth.sid, "uti": b64url(secrets.token_bytes(16))}
+                     "sid": auth.sid, "uti": b64url(secrets.token_bytes(16))}
         if with_nonce and req.nonce:
             id_claims["nonce"] = req.nonce
-        if req.acrs and persona.compliant:
-            # Conditional Access granted the requested auth context; v2 tokens carry no amr.
-            id_claims["acrs"] = list(req.acrs)
+        id_claims.update(self._optional_claims(app, grant))
         scopes = req.scope.split()
         access = {**common, "aud": GRAPH_APP_ID, "sub": persona.pairwise_sub(GRAPH_APP_ID), "azp": app.client_id,
                   "scp": " ".join(s for s in scopes if s != "offline_access"), "uti": b64url(secrets.token_bytes(16))}
@@ -347,6 +413,23 @@ class _EntraSimulator:
             body["client_info"] = b64url(json.dumps({"uid": persona.oid, "utid": persona.tid}).encode())
         return Response(json.dumps(body), content_type="application/json",
                         headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    def _optional_claims(self, app: AppRegistration, grant: _Grant) -> dict[str, object]:
+        """auth_time only when the registration declares it (optional-claims-reference.md). acrs: the
+        requested contexts Conditional Access granted, declared or not (an explicit request is "the only
+        way to get an ACRS" without the opt-in), plus, with the opt-in, the contexts whose enforced
+        policies this sign-in satisfies. v2.0 tokens never carry amr."""
+        declared = self.tenant.optional_claims(app)
+        claims: dict[str, object] = {}
+        if "auth_time" in declared:
+            claims["auth_time"] = grant.auth.auth_time
+        acrs = list(grant.acrs)
+        if "acrs" in declared:
+            persona = self.personas[grant.auth.persona_id]
+            acrs += [v for v in self.tenant.opportunistic_contexts(persona) if v not in acrs]
+        if acrs:
+            claims["acrs"] = acrs
+        return claims
 
     # -- logout, managed identity, introspection -----------------------------------------------
 
@@ -382,8 +465,11 @@ class _EntraSimulator:
                 or (wanted_object and wanted_object != mi.principal_id)):
             return fail(400, "No User Assigned or Delegated Managed Identity found for specified ClientId.")
         now = int(time.time())
+        # v2.0 tokens name the resource by its application id: the token-exchange URI becomes the
+        # AAD Token Exchange app id, which Entra matches against a federated credential's URI.
+        audience = AZURE_AD_TOKEN_EXCHANGE_APP_ID if resource == AZURE_AD_TOKEN_EXCHANGE else resource
         claims = {
-            "aud": resource, "iss": f"{self.base}/{mi.tenant}/v2.0", "iat": now, "nbf": now,
+            "aud": audience, "iss": f"{self.base}/{mi.tenant}/v2.0", "iat": now, "nbf": now,
             "exp": now + MI_TOKEN_LIFETIME, "sub": mi.principal_id, "oid": mi.principal_id, "tid": mi.tenant,
             "azp": mi.client_id, "idtyp": "app", "uti": b64url(secrets.token_bytes(16)), "ver": "2.0",
         }
@@ -408,3 +494,8 @@ class _EntraSimulator:
         key = self.keys.rotate()
         return jsonify({"kid": key.kid, "kids": self.keys.kids()})
 
+
+
+def _older_than(session: Authentication, max_age: int | None) -> bool:
+    """``max_age=0`` always asks for a fresh authentication, even within the same second."""
+    return max_age is not None and (max_age == 0 or int(time.time()) - session.auth_time > max_age)

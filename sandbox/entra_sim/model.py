@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import UTC
 from datetime import datetime
+from pathlib import Path
 from typing import Generic
 from typing import NamedTuple
 from typing import TypeVar
@@ -25,7 +26,18 @@ from sandbox.entra_sim.personas import TENANT_DOMAINS
 from sandbox.entra_sim.personas import EntraPersona
 
 AZURE_AD_TOKEN_EXCHANGE = "api://AzureADTokenExchange"
-"""The audience Entra expects in a managed-identity assertion used as a federated credential."""
+"""The resource a managed identity asks a token for, to use it as a federated credential's assertion.
+A federated identity credential must name this URI as its audience (AADSTS700214 otherwise)."""
+
+AZURE_AD_TOKEN_EXCHANGE_APP_ID = "fb60f99c-7a34-4190-8149-302f77469936"
+"""The ``aud`` Entra actually puts in that token: the application id of the "AAD Token Exchange
+Endpoint" first-party app, not the URI that was asked for (v2.0 tokens carry the app id). Observed
+in public material, e.g. the decoded tokens in Azure DevOps workload-identity and HashiCorp Vault
+write-ups; Entra matches it against a credential's ``api://AzureADTokenExchange`` itself."""
+
+OPTIONAL_CLAIMS_FILE = Path(__file__).resolve().parents[2] / "infra" / "bicep" / "entra-optional-claims.json"
+"""The optional claims of the broker's app registration: the file infra/bicep/modules/entra-app.bicep
+loads with loadJsonContent, so the sandbox's Entra declares exactly what the deployed one does."""
 
 DEFAULT_IDENTITY_HEADER = "sandbox-identity-header"
 """What the sim expects in ``X-IDENTITY-HEADER``; set the same value in ``IDENTITY_HEADER``."""
@@ -50,6 +62,14 @@ class AppRegistration:
     client_secret: str | None = field(default=None, repr=False)
     redirect_uris: tuple[str, ...] = ()
     federated_credentials: tuple[FederatedCredential, ...] = ()
+    # optionalClaims.idToken of the manifest: a new registration declares none (Entra's default).
+    optional_id_token_claims: frozenset[str] = frozenset()
+
+
+def declared_optional_claims(path: Path = OPTIONAL_CLAIMS_FILE) -> frozenset[str]:
+    """The ID-token optional claims an ``optionalClaims`` JSON file declares (Graph application shape)."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return frozenset(str(claim["name"]) for claim in document.get("idToken", []))
 
 
 @dataclass(frozen=True)
@@ -89,13 +109,13 @@ def sandbox_config(
     base_url: str | None = None,
     managed_identity: ManagedIdentity = SANDBOX_MANAGED_IDENTITY,
 ) -> EntraSimConfig:
-    """The broker's app registration and the default personas.
+    """The broker's app registration (with the optional claims the Bicep declares) and the default personas.
 
     With ``base_url`` the app also trusts ``managed_identity`` as a federated credential, as the
     Bicep deployment sets it up in Azure.
     """
     credentials = (managed_identity.federated_credential(base_url),) if base_url else ()
-    app = AppRegistration(client_id, client_secret, tuple(redirect_uris), credentials)
+    app = AppRegistration(client_id, client_secret, tuple(redirect_uris), credentials, declared_optional_claims())
     return EntraSimConfig(apps=(app,), managed_identity=managed_identity)
 
 
@@ -127,18 +147,27 @@ class Authentication:
 class SimError(Exception):
     """An OAuth error with an AADSTS code, sent to the redirect_uri or as a token error body."""
 
-    def __init__(self, error: str, code: int, message: str, status: int = 400) -> None:
+    def __init__(self, error: str, code: int, message: str, status: int = 400, subcode: str = "") -> None:
         super().__init__(f"{error}: AADSTS{code}")
-        self.error, self.code, self.message, self.status = error, code, message, status
+        self.error, self.code, self.message, self.status, self.subcode = error, code, message, status, subcode
+        self.trace_id, self.correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
+        self.timestamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}"
 
     @property
     def description(self) -> str:
         # Entra appends trace and correlation ids to every description.
-        return (f"AADSTS{self.code}: {self.message} Trace ID: {uuid.uuid4()} "
-                f"Correlation ID: {uuid.uuid4()} Timestamp: {datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}")
+        return (f"AADSTS{self.code}: {self.message}\r\nTrace ID: {self.trace_id}\r\n"
+                f"Correlation ID: {self.correlation_id}\r\nTimestamp: {self.timestamp}")
+
+    @property
+    def error_uri(self) -> str:
+        return f"https://login.microsoftonline.com/error?code={self.code}"
 
     def redirect_params(self, state: str) -> dict[str, str]:
-        params = {"error": self.error, "error_description": self.description}
+        """An authorize error sent back to the redirect_uri (v2-protocols-oidc.md "Error response")."""
+        params = {"error": self.error, "error_description": self.description, "error_uri": self.error_uri}
+        if self.subcode:  # "cancel" when the user backs out; MSAL maps it to user_cancelled
+            params["error_subcode"] = self.subcode
         return {**params, "state": state} if state else params
 
     def token_response(self) -> Response:
@@ -146,11 +175,12 @@ class SimError(Exception):
 
 
 def token_error(status: int, error: str, code: int, message: str) -> Response:
-    """Entra's JSON error body (RFC 6749 5.2 plus ``error_codes``, ``trace_id``...)."""
+    """Entra's JSON error body: RFC 6749 5.2 plus ``error_codes``, ``timestamp``, ``trace_id``,
+    ``correlation_id`` and ``error_uri`` (the shape quoted in MSAL.NET issue #3017 and others)."""
     exc = SimError(error, code, message, status)
     body = {"error": error, "error_description": exc.description, "error_codes": [code],
-            "timestamp": f"{datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}", "trace_id": str(uuid.uuid4()),
-            "correlation_id": str(uuid.uuid4())}
+            "timestamp": exc.timestamp, "trace_id": exc.trace_id, "correlation_id": exc.correlation_id,
+            "error_uri": exc.error_uri}
     return Response(json.dumps(body), status=status, content_type="application/json",
                     headers={"Cache-Control": "no-store"})
 
@@ -243,21 +273,103 @@ def parse_authorize(tenant: str, params: dict[str, str]) -> tuple[AuthRequest, s
 
 
 def _requested_acrs(claims: str) -> tuple[str, ...]:
-    """The auth context values asked in ``claims`` (``{"id_token":{"acrs":{"value"|"values":...}}}``)."""
+    """The authentication contexts asked for in ``claims``, in the documented forms only.
+
+    Microsoft's developer guide for Conditional Access authentication context and its claims
+    challenge page (MicrosoftDocs/entra-docs, docs/identity-platform/
+    developer-guide-conditional-access-authentication-context.md and claims-challenge.md) show
+    ``{"access_token":{"acrs":{"essential":true,"value":"c1"}}}``; several contexts use the OIDC Core
+    5.5.1 ``values`` array, as Microsoft's own services send it (``{"acrs":{"essential":true,
+    "values":["p1"]}}`` in Azure Resource Manager's challenges). Either ``id_token`` or
+    ``access_token``. Any other shape (``acrs`` as a list, ``value`` as a list, ``essential``
+    missing or false, a context id that is not c1..c99) asks for nothing, so the token comes back
+    without ``acrs``, as it would from Entra.
+    """
     if not claims:
         return ()
     try:
         parsed = json.loads(claims)
     except ValueError as exc:
-        raise SimError("invalid_request", 90100, "The claims parameter is not valid JSON.") from exc
-    requests = [parsed.get(target) for target in ("id_token", "access_token")] if isinstance(parsed, dict) else []
+        raise SimError("invalid_request", 90014, "The claims parameter is not valid JSON.") from exc
+    if not isinstance(parsed, dict):
+        raise SimError("invalid_request", 90014, "The claims parameter must be a JSON object.")
     values: list[str] = []
-    for requested in requests:
-        acrs = requested.get("acrs") if isinstance(requested, dict) else None
-        if isinstance(acrs, dict):
-            found = [acrs["value"]] if "value" in acrs else acrs.get("values", [])
-            values += [v for v in found if isinstance(v, str) and v not in values]
+    for target in ("id_token", "access_token"):
+        members = parsed.get(target)
+        acrs = members.get("acrs") if isinstance(members, dict) else None
+        for value in _documented_acrs_values(acrs):
+            if value not in values:
+                values.append(value)
     return tuple(values)
+
+
+_CONTEXT_ID = re.compile(r"^c([1-9]|[1-9][0-9])$")
+
+
+def _documented_acrs_values(acrs: object) -> list[str]:
+    if not isinstance(acrs, dict) or acrs.get("essential") is not True:
+        return []
+    if "value" in acrs:
+        found: object = [acrs["value"]] if isinstance(acrs["value"], str) else []
+    else:
+        found = acrs.get("values")
+    if not isinstance(found, list) or not all(isinstance(v, str) and _CONTEXT_ID.match(v) for v in found):
+        return []
+    return list(found)
+
+
+# -- the tenant's configuration, as switches change it -------------------------------------------
+
+CA_STATES = ("enforced", "report-only", "none")
+"""Conditional Access on an authentication context: a policy ``enabled``, a policy in report-only
+mode (``enabledForReportingButNotEnforced``), or no policy bound to it."""
+
+
+@dataclass(frozen=True)
+class WindowsSession:
+    """The Windows session of the machine the browser runs on: its Primary Refresh Token signs the
+    browser in (PRT SSO) with ``auth_time`` = the primary authentication, however old."""
+
+    persona_id: str
+    auth_time: int
+    sid: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass
+class TenantState:
+    """What an administrator or a workstation changes in the simulated tenant (see switches.py)."""
+
+    personas: tuple[EntraPersona, ...] = PERSONAS
+    conditional_access: dict[str, str] = field(default_factory=dict)
+    optional_claims_override: frozenset[str] | None = None
+    windows_session: WindowsSession | None = None
+
+    def optional_claims(self, app: AppRegistration) -> frozenset[str]:
+        """The ID-token optional claims ``app`` declares (a switch may override the registration)."""
+        if self.optional_claims_override is not None:
+            return self.optional_claims_override
+        return app.optional_id_token_claims
+
+    def granted_contexts(self, requested: tuple[str, ...], persona: EntraPersona) -> tuple[str, ...] | None:
+        """The contexts Conditional Access adds to the token, or None when a policy blocks it.
+
+        The guide's table ("Summary table for expected behavior when ACRS are explicitly
+        requested"): a requested context is issued when its policy is satisfied, AND when no policy
+        is configured for it. A report-only policy is evaluated but never enforced, so it does not
+        stop the issuance either. Only an enforced policy that the sign-in does not satisfy holds
+        the token back: Entra then asks for a stronger method (step-up) instead.
+        """
+        for value in requested:
+            if self.conditional_access.get(value, "none") == "enforced" and not persona.compliant:
+                return None
+        return requested
+
+    def opportunistic_contexts(self, persona: EntraPersona) -> tuple[str, ...]:
+        """With the ``acrs`` optional claim, Entra adds the contexts whose enforced policies the
+        sign-in already satisfies ("Implicit auth context satisfaction by opportunistic evaluation")."""
+        if not persona.compliant:
+            return ()
+        return tuple(sorted(v for v, state in self.conditional_access.items() if state == "enforced"))
 
 
 T = TypeVar("T")

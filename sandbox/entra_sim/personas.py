@@ -44,8 +44,10 @@ class EntraPersona:
     """A user of an Entra tenant and how they authenticate.
 
     ``sso``: the Windows session holds a Primary Refresh Token, so once signed in the browser gets
-    through without any screen. ``compliant``: the method satisfies the hospital's authentication
-    strength, so an ``acrs`` auth context asked through ``claims`` is granted.
+    through without any screen; its ``auth_time`` is the Windows logon, ``windows_logon_age`` seconds
+    ago when a test opens that session (switch ``windows-session``). ``compliant``: the method
+    satisfies the hospital's authentication strength (phishing-resistant), so Conditional Access
+    grants an enforced ``acrs`` auth context; otherwise it steps the sign-in up.
     """
 
     id: str
@@ -57,6 +59,7 @@ class EntraPersona:
     compliant: bool
     preferred_username: str
     name: str
+    windows_logon_age: int = 6 * 3600
 
     @property
     def method_label(self) -> str:
@@ -116,6 +119,19 @@ PERSONAS: tuple[EntraPersona, ...] = (
         compliant=False,
         preferred_username="julien.petit@chu-exemple.fr",
         name="Julien Petit",
+    ),
+    EntraPersona(
+        # A Windows logon with a password: the PRT carries no MFA claim, so SSO works but an
+        # enforced authentication strength steps it up (and prompt=none gets interaction_required).
+        id="password-sso",
+        label="Agent administratif, session Windows par mot de passe (non conforme)",
+        tid=HOSPITAL_TENANT_ID,
+        oid="3e4f5a6b-7c8d-49e0-a1b2-c3d4e5f60718",
+        method="password",
+        sso=True,
+        compliant=False,
+        preferred_username="nadia.kaci@chu-exemple.fr",
+        name="Nadia Kaci",
     ),
     EntraPersona(
         id="other-tenant",

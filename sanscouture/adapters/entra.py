@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import warnings
 from collections.abc import Mapping
@@ -45,6 +46,56 @@ SCOPES = ["User.Read"]
 # Entra errors that mean "a person must interact", passed on to a prompt=none relying party.
 _INTERACTION_ERRORS = {"login_required", "interaction_required", "consent_required"}
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"  # noqa: S105 - an audience, not a secret
+
+
+def claims_request(contexts: tuple[str, ...]) -> str | None:
+    """The ``claims`` parameter asking for authentication contexts, in the documented form.
+
+    One context: ``{"id_token":{"acrs":{"essential":true,"value":"c1"}}}``, the form of Microsoft's
+    developer guide to Conditional Access authentication context and of its claims-challenge page
+    (MicrosoftDocs/entra-docs, docs/identity-platform/claims-challenge.md). Several: OIDC Core
+    5.5.1's ``values`` array, the form Microsoft's own services send in their claims challenges.
+    """
+    if not contexts:
+        return None
+    acrs: dict[str, object] = {"essential": True}
+    if len(contexts) == 1:
+        acrs["value"] = contexts[0]
+    else:
+        acrs["values"] = list(contexts)
+    return json.dumps({"id_token": {"acrs": acrs}}, separators=(",", ":"))
+
+
+def _aadsts(response: Mapping[str, str]) -> str:
+    """The AADSTS code and trace id of an Entra error, for the log (an administrator looks them up in
+    Entra's sign-in logs); the rest of the description may name the user and is not logged."""
+    description = response.get("error_description", "")
+    code = re.match(r"AADSTS(\d{4,7})\b", description)
+    trace = re.search(r"Trace ID: ([0-9a-fA-F-]{36})", description)
+    parts = [f"AADSTS{code.group(1)}" if code else "", f"trace {trace.group(1)}" if trace else ""]
+    return " ".join(part for part in parts if part)
+
+
+def _missing_optional_claim(name: str) -> SignInRefused:
+    """Entra emits auth_time and acrs only when the app registration declares them as optional
+    claims (optional-claims-reference.md): the broker's Bicep declares them from
+    infra/bicep/entra-optional-claims.json."""
+    return SignInRefused(
+        "entra_claim_missing",
+        detail=f"entra: the ID token has no {name} claim: declare the optional claim {name} of the ID token "
+        "in the app registration (infra/bicep/entra-optional-claims.json)",
+        rp_error="server_error",
+    )
+
+
+def _refusal_for_msal_check(message: str) -> SignInRefused:
+    """What MSAL's own ID token checks mean (msal/oauth2cli/oidc.py): its messages quote the
+    token's claims, so only the kind of failure is kept."""
+    if "should contain auth_time" in message:
+        return _missing_optional_claim("auth_time")
+    if "max_age" in message:
+        return SignInRefused("auth_too_old", detail="entra: auth_time older than the max_age sent")
+    return SignInRefused("upstream_token_invalid", detail="entra: MSAL refused the ID token (nonce)")
 
 
 class EntraAdapter:
@@ -89,16 +140,15 @@ class EntraAdapter:
             error = response.get("error", "")
             raise SignInRefused(
                 "entra_refused",
-                detail=f"entra returned {error[:64]!r}",
+                detail=f"entra returned {error[:64]!r} {_aadsts(response)}".rstrip(),
                 rp_error=error if error in _INTERACTION_ERRORS else "access_denied",
             )
         try:
             result = self._msal().acquire_token_by_auth_code_flow(dict(flow), dict(response), SCOPES)
         except ValueError as error:  # state mismatch or a flow that does not fit the response
             raise SignInRefused("session_expired", detail="entra: flow/state mismatch") from error
-        except RuntimeError as error:  # nonce mismatch, or max_age exceeded (message holds claims: not logged)
-            reason = "auth_too_old" if "max_age" in str(error) else "upstream_token_invalid"
-            raise SignInRefused(reason, detail="entra: MSAL refused the ID token") from error
+        except RuntimeError as error:  # nonce, or max_age (its message quotes the claims: never logged)
+            raise _refusal_for_msal_check(str(error)) from error
         except requests.RequestException as error:
             raise UpstreamUnavailableError(detail=f"entra token: {type(error).__name__}") from error
         if "error" in result:
@@ -119,7 +169,7 @@ class EntraAdapter:
                 raise SignInRefused("upstream_token_invalid", detail=f"entra: no {name} claim")
         auth_time = claims.get("auth_time")
         if not isinstance(auth_time, int):
-            raise SignInRefused("auth_time_missing", detail="entra: no auth_time (optional claim not configured?)")
+            raise _missing_optional_claim("auth_time")
         acrs = claims.get("acrs") or ()
         return EntraAccount(
             tid=claims["tid"].lower(),
@@ -138,10 +188,7 @@ class EntraAdapter:
 
     def _claims_challenge(self) -> str | None:
         """Ask for the configured authentication contexts in the ID token (Entra ``acrs``)."""
-        acrs = self._settings.entra_required_acrs
-        if not acrs:
-            return None
-        return json.dumps({"id_token": {"acrs": {"essential": True, "values": list(acrs)}}})
+        return claims_request(self._settings.entra_required_acrs)
 
     def _issuer_for(self, claims: dict[str, Any]) -> str:
         """Entra's issuer is tenant-specific; discovery gives a template for multi-tenant authorities."""

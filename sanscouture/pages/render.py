@@ -214,6 +214,13 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "Votre dernière authentification est trop ancienne pour accéder à ce service.",
         "Revenez au service et relancez la connexion : il vous sera demandé de vous authentifier à nouveau.",
     ),
+    "entra_claim_missing": (
+        "Configuration de la connexion incomplète",
+        "Le compte de votre établissement (Entra ID) n'a pas transmis une information indispensable à la "
+        "connexion. Ce n'est pas de votre fait : l'application Entra ID du service de connexion est "
+        "incomplètement configurée.",
+        "Contactez le support informatique de votre établissement en lui indiquant la référence ci-dessous.",
+    ),
     "session_expired": (
         "Délai dépassé",
         "Votre connexion a pris trop de temps et n'est plus valable.",

@@ -39,11 +39,12 @@ def entra_url(local_tls: LocalTls) -> Iterator[str]:
     port = free_port()
     base = f"https://127.0.0.1:{port}"
     issuer = f"{base}/{entra_sim.HOSPITAL_TENANT_ID}/v2.0"
+    declared = entra_sim.declared_optional_claims()  # what the Bicep app registration declares
     config = entra_sim.EntraSimConfig(
         apps=(
-            entra_sim.AppRegistration(ENTRA_CLIENT_ID, ENTRA_SECRET, (REDIRECT_URI,)),
+            entra_sim.AppRegistration(ENTRA_CLIENT_ID, ENTRA_SECRET, (REDIRECT_URI,), (), declared),
             entra_sim.AppRegistration(
-                FIC_CLIENT_ID, None, (REDIRECT_URI,), (MANAGED_IDENTITY.federated_credential(base),)
+                FIC_CLIENT_ID, None, (REDIRECT_URI,), (MANAGED_IDENTITY.federated_credential(base),), declared
             ),
             entra_sim.AppRegistration(
                 STRANGER_CLIENT_ID, None, (REDIRECT_URI,),

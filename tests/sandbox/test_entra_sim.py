@@ -21,9 +21,11 @@ import pytest
 import requests
 
 from sandbox.entra_sim import AZURE_AD_TOKEN_EXCHANGE
+from sandbox.entra_sim import AZURE_AD_TOKEN_EXCHANGE_APP_ID
 from sandbox.entra_sim import DEFAULT_IDENTITY_HEADER
 from sandbox.entra_sim import HOSPITAL_TENANT_ID
 from sandbox.entra_sim import OTHER_TENANT_ID
+from sandbox.switches import switched
 from tests.sandbox.conftest import ENTRA_CLIENT_ID
 from tests.sandbox.conftest import ENTRA_SECRET
 from tests.sandbox.conftest import FIC_CLIENT_ID
@@ -112,7 +114,7 @@ def test_msal_code_flow_with_a_secret_gives_a_verifiable_v2_id_token(entra_url: 
     assert claims["nonce"] == result["id_token_claims"]["nonce"]
     assert abs(claims["auth_time"] - time.time()) < 60
     assert claims["sid"] and claims["uti"] and claims["nbf"] <= claims["iat"] < claims["exp"]
-    assert "amr" not in claims and "acrs" not in claims
+    assert "amr" not in claims  # v2.0 tokens never carry amr
     assert result["access_token"] and result["token_type"] == "Bearer" and result["refresh_token"]
 
 
@@ -178,19 +180,45 @@ def test_prompt_none_without_a_session_is_login_required(entra_url: str) -> None
     assert app.acquire_token_by_auth_code_flow(flow, params)["error"] == "login_required"
 
 
-def test_prompt_login_and_max_age_force_a_fresh_authentication(entra_url: str) -> None:
+def reauth_prompt(browser: requests.Session, entra_url: str, page: requests.Response) -> requests.Response:
+    """Answer Entra's re-authentication prompt (Windows Hello, card PIN...) for the account it names."""
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html"), page.text[:300]
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+    request_id = re.search(r'name="request_id" value="([^"]+)"', page.text)
+    persona = re.search(r'name="persona" value="([^"]+)"', page.text)
+    assert action and request_id and persona
+    return browser.post(entra_url + action.group(1), allow_redirects=False,
+                        data={"request_id": request_id.group(1), "persona": persona.group(1)})
+
+
+def test_prompt_login_and_max_age_ask_the_same_person_to_prove_it_again(entra_url: str) -> None:
     app, browser = confidential_app(entra_url), requests.Session()
     first = sign_in(app, browser, login_hint="whfb-sso")["id_token_claims"]["auth_time"]
-    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, prompt="login")
-    assert browser.get(flow["auth_uri"], allow_redirects=False).status_code == 200  # page despite the session
-    time.sleep(1.1)
-    relogin = sign_in(app, browser, login_hint="whfb-sso", prompt="login")["id_token_claims"]["auth_time"]
-    assert relogin > first
-    assert sign_in(app, browser, login_hint="whfb-sso")["id_token_claims"]["auth_time"] == relogin  # SSO reuse
-    time.sleep(1.1)
-    assert sign_in(app, browser, login_hint="whfb-sso", max_age=0)["id_token_claims"]["auth_time"] > relogin
-    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, max_age=0)
-    assert browser.get(flow["auth_uri"], allow_redirects=False).status_code == 200  # too old: the page
+    for extra in ({"prompt": "login"}, {"max_age": 0}, {"prompt": "login", "login_hint": "whfb-sso"}):
+        time.sleep(1.1)
+        flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, **extra)
+        prompt = browser.get(flow["auth_uri"], allow_redirects=False)
+        assert "Utiliser Windows Hello" in prompt.text and "thomas.bernard@chu-exemple.fr" in prompt.text
+        fresh = app.acquire_token_by_auth_code_flow(flow, auth_response(reauth_prompt(browser, entra_url, prompt)))
+        assert fresh["id_token_claims"]["auth_time"] > first
+        first = fresh["id_token_claims"]["auth_time"]
+    assert sign_in(app, browser)["id_token_claims"]["auth_time"] == first  # SSO reuses the fresh one
+
+
+def test_prompt_none_answers_login_required_or_interaction_required_as_entra(entra_url: str) -> None:
+    app, browser = confidential_app(entra_url), requests.Session()
+    sign_in(app, browser, login_hint="whfb-sso")
+    cases = [
+        ({"login_hint": "cpx"}, "login_required", 50058),  # the hinted user is not the one signed in
+        ({"max_age": 0}, "interaction_required", 50078),  # signed in, but must authenticate again
+    ]
+    for extra, error, code in cases:
+        flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, prompt="none", state="st", **extra)
+        params = auth_response(browser.get(flow["auth_uri"], allow_redirects=False))
+        assert (params["error"], params["state"]) == (error, "st")
+        assert params["error_description"].startswith(f"AADSTS{code}: ")
+        assert re.search(r"Trace ID: [0-9a-f-]{36}\r\nCorrelation ID: [0-9a-f-]{36}", params["error_description"])
+        assert params["error_uri"] == f"https://login.microsoftonline.com/error?code={code}"
 
 
 @pytest.mark.parametrize(
@@ -198,15 +226,105 @@ def test_prompt_login_and_max_age_force_a_fresh_authentication(entra_url: str) -
     [
         ("cpx", ACRS_C1, ["c1"]),
         ("fido2", json.dumps({"id_token": {"acrs": {"essential": True, "values": ["c1", "c2"]}}}), ["c1", "c2"]),
-        ("password", ACRS_C1, None),  # non-compliant: Conditional Access does not grant the context
-        ("cpx", None, None),  # not requested: not present
+        # Not requested: added anyway, because the app opts in to acrs and the sign-in satisfies c1's policy
+        # ("Implicit auth context satisfaction by opportunistic evaluation").
+        ("cpx", None, ["c1"]),
     ],
 )
-def test_acrs_only_when_requested_and_compliant(
-    entra_url: str, persona: str, claims: str | None, expected: list[str] | None
-) -> None:
+def test_acrs_for_compliant_sign_ins(entra_url: str, persona: str, claims: str | None, expected: list[str]) -> None:
     result = sign_in(confidential_app(entra_url), requests.Session(), login_hint=persona, claims_challenge=claims)
     assert verify(entra_url, result["id_token"]).get("acrs") == expected
+
+
+def test_enforced_context_steps_a_password_sign_in_up_and_never_issues_acrs(entra_url: str) -> None:
+    app, browser = confidential_app(entra_url), requests.Session()
+    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, login_hint="password", claims_challenge=ACRS_C1)
+    page = browser.get(flow["auth_uri"], allow_redirects=False)
+    assert page.status_code == 200 and "Location" not in page.headers  # no code: the sign-in stops at Entra
+    assert "Méthode d'authentification plus forte requise" in page.text
+    request_id = re.search(r'name="request_id" value="([^"]+)"', page.text)
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+    assert request_id and action
+    cancelled = auth_response(browser.post(entra_url + action.group(1), data={"request_id": request_id.group(1)},
+                                           allow_redirects=False))
+    assert (cancelled["error"], cancelled["error_subcode"]) == ("access_denied", "cancel")
+    assert cancelled["error_description"].startswith("AADSTS53003")
+
+
+def test_enforced_context_answers_interaction_required_to_a_silent_request(entra_url: str) -> None:
+    with switched(entra_url, windows_session="password-sso"):
+        app = confidential_app(entra_url)
+        flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, prompt="none", claims_challenge=ACRS_C1)
+        params = auth_response(requests.get(flow["auth_uri"], allow_redirects=False, timeout=10))
+        assert params["error"] == "interaction_required"
+        assert params["error_description"].startswith("AADSTS50076")
+
+
+@pytest.mark.parametrize("state", ["report-only", "none"])
+def test_without_an_enforced_policy_every_sign_in_gets_the_requested_context(entra_url: str, state: str) -> None:
+    """The guide's table: "ACRS requested | No policies configured with ACRS | Yes | Yes"."""
+    with switched(entra_url, conditional_access={"c1": state}):
+        result = sign_in(confidential_app(entra_url), requests.Session(), login_hint="password",
+                         claims_challenge=ACRS_C1)
+        assert verify(entra_url, result["id_token"])["acrs"] == ["c1"]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"id_token": {"acrs": ["c1"]}},
+        {"id_token": {"acrs": {"essential": True, "value": ["c1"]}}},
+        {"id_token": {"acrs": {"value": "c1"}}},  # not essential
+        {"id_token": {"acr": {"essential": True, "value": "c1"}}},
+        {"id_token": {"acrs": {"essential": True, "values": "c1"}}},
+    ],
+)
+def test_only_the_documented_claims_request_forms_ask_for_a_context(entra_url: str, claims: dict[str, Any]) -> None:
+    # No policy on c1 here, so nothing is added opportunistically: only a request could bring it.
+    with switched(entra_url, conditional_access={"c1": "none"}):
+        app = confidential_app(entra_url)
+        result = sign_in(app, requests.Session(), login_hint="cpx", claims_challenge=json.dumps(claims))
+        assert "acrs" not in verify(entra_url, result["id_token"])
+        asked = sign_in(app, requests.Session(), login_hint="cpx", claims_challenge=ACRS_C1)
+        assert verify(entra_url, asked["id_token"])["acrs"] == ["c1"]
+
+
+def test_optional_claims_come_only_from_the_app_registration(entra_url: str) -> None:
+    app = confidential_app(entra_url)
+    assert "auth_time" in sign_in(app, requests.Session(), login_hint="cpx")["id_token_claims"]
+    with switched(entra_url, optional_claims=["acrs"]):
+        claims = sign_in(app, requests.Session(), login_hint="cpx", claims_challenge=ACRS_C1)["id_token_claims"]
+        assert "auth_time" not in claims and claims["acrs"] == ["c1"]
+    with switched(entra_url, optional_claims=[], conditional_access={"c1": "enforced"}):
+        # Without the opt-in, an explicit request is "the only way to get an ACRS in the token".
+        claims = sign_in(app, requests.Session(), login_hint="cpx")["id_token_claims"]
+        assert "auth_time" not in claims and "acrs" not in claims
+
+
+def test_a_windows_session_signs_in_silently_with_its_old_logon_unless_max_age_asks_again(entra_url: str) -> None:
+    app, browser = confidential_app(entra_url), requests.Session()
+    with switched(entra_url, windows_session={"persona": "whfb-sso", "logon_age": 6 * 3600}):
+        silent = sign_in(app, browser)["id_token_claims"]  # no hint, no page: the PRT answers
+        assert silent["preferred_username"] == "thomas.bernard@chu-exemple.fr"
+        assert abs(silent["auth_time"] - (time.time() - 6 * 3600)) < 60
+
+        flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, max_age=4 * 3600)
+        prompt = browser.get(flow["auth_uri"], allow_redirects=False)
+        assert "Sécurité Windows" in prompt.text  # one Windows Hello prompt, not a silent old token
+        fresh = app.acquire_token_by_auth_code_flow(flow, auth_response(reauth_prompt(browser, entra_url, prompt)))
+        assert abs(fresh["id_token_claims"]["auth_time"] - time.time()) < 60
+        # The PRT now carries the fresh authentication: a new browser on this machine gets it silently.
+        again = sign_in(app, requests.Session(), max_age=4 * 3600)["id_token_claims"]
+        assert again["auth_time"] == fresh["id_token_claims"]["auth_time"]
+
+
+def test_switches_refuse_what_the_tenant_cannot_be(entra_url: str) -> None:
+    for name, value in [("conditional-access", {"c1": "on"}), ("windows-session", "cpx"),
+                        ("optional-claims", "auth_time")]:
+        refused = requests.post(f"{entra_url}/_sim/switches/{name}", data=json.dumps(value), timeout=10)
+        assert refused.status_code == 400 and refused.json()["error"]
+    listed = requests.get(f"{entra_url}/_sim/switches", timeout=10).json()
+    assert listed["conditional-access"]["value"] == {"c1": "enforced"}
 
 
 def test_unknown_client_or_redirect_uri_gets_an_error_page_never_a_redirect(entra_url: str) -> None:
@@ -252,6 +370,8 @@ def test_token_endpoint_basic_auth_single_use_codes_and_pkce(entra_url: str) -> 
     replay = redeem(entra_url, grant["code"], grant["verifier"], auth=(ENTRA_CLIENT_ID, ENTRA_SECRET))
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
     assert replay.json()["error_codes"] == [54005]
+    assert {"timestamp", "trace_id", "correlation_id", "error_uri"} <= set(replay.json())
+    assert replay.json()["trace_id"] in replay.json()["error_description"]
 
     grant = raw_code_flow(entra_url, browser, login_hint="cpx")
     wrong = redeem(entra_url, grant["code"], "not-the-verifier", client_id=ENTRA_CLIENT_ID, client_secret=ENTRA_SECRET)
@@ -344,7 +464,8 @@ def test_managed_identity_token_for_the_token_exchange_audience(
 ) -> None:
     result = managed_identity.acquire_token_for_client(resource=AZURE_AD_TOKEN_EXCHANGE)
     assert "access_token" in result, result
-    claims = verify(entra_url, result["access_token"], audience=AZURE_AD_TOKEN_EXCHANGE)
+    # Asked for the URI, the token names the AAD Token Exchange app by its id (as Entra issues it).
+    claims = verify(entra_url, result["access_token"], audience=AZURE_AD_TOKEN_EXCHANGE_APP_ID)
     assert claims["iss"] == f"{entra_url}/{HOSPITAL_TENANT_ID}/v2.0"
     assert claims["sub"] == MANAGED_IDENTITY.principal_id
     assert result["expires_in"] > 3600

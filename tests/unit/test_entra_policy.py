@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sanscouture.entra_policy import check_entra_account
+from sanscouture.entra_policy import max_age_for_entra
 from sanscouture.errors import SignInRefused
 from sanscouture.models import AuthorizationRequest
 from sanscouture.models import EntraAccount
@@ -71,3 +72,10 @@ def test_prompt_login_needs_an_authentication_during_the_journey() -> None:
 
 def test_auth_time_in_the_future_is_refused() -> None:
     assert reason(account(auth_time=NOW + 3600)) == "upstream_token_invalid"
+
+
+def test_entra_is_always_asked_for_an_authentication_no_older_than_the_4_hour_rule() -> None:
+    assert max_age_for_entra(request(), settings()) == 4 * 3600
+    assert max_age_for_entra(request(max_age=600), settings()) == 600
+    assert max_age_for_entra(request(max_age=0), settings()) == 0
+    assert max_age_for_entra(request(max_age=86400), settings()) == 4 * 3600
