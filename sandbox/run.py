@@ -196,6 +196,7 @@ class Sandbox:
                     client_id="sans-couture-broker",
                     client_secret=self.entra_secret,
                     redirect_uris=broker_redirects,
+                    base_url=self.entra_url,  # trusts the managed identity too, as the Bicep sets it up
                 )),
                 self.ports.entra,
                 self.tls,
