@@ -8,6 +8,7 @@ shows no stack trace.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Callable
@@ -34,6 +35,9 @@ log = logging.getLogger("sanscouture.http")
 logging.getLogger("sanscouture").setLevel(logging.INFO)
 
 Handler = Callable[[Request], Response]
+
+# Every response, JSON or page: browsers keep to https for the broker for a year (RFC 6797).
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def to_request(req: func.HttpRequest) -> Request:
@@ -64,6 +68,7 @@ def to_http_response(response: Response) -> func.HttpResponse:
         # werkzeug Headers.add keeps repeated names (several Set-Cookie headers).
         http_response.headers.add(name, value)
     http_response.headers["Content-Type"] = content_type
+    http_response.headers["Strict-Transport-Security"] = HSTS
     return http_response
 
 
@@ -127,9 +132,13 @@ def _adapt(
     # and wraps() would make it see the core handler's signature instead.
     def run(req: func.HttpRequest) -> func.HttpResponse:
         try:
-            response = handler(to_request(req))
+            request = to_request(req)
+            response = handler(request)
         except Exception as error:
             response = respond(error, handler.__name__)
+        if response.status == 302 and req.method.upper() == "POST":
+            # After a form POST, 303 See Other: the next request is a GET whatever the browser (RFC 9110 15.4.4).
+            response = dataclasses.replace(response, status=303)
         return to_http_response(response)
 
     run.__name__ = handler.__name__

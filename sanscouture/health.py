@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -11,6 +12,8 @@ from sanscouture.web import NO_STORE
 from sanscouture.web import Response
 
 Probe = Callable[[], None]
+
+log = logging.getLogger("sanscouture.health")
 
 
 def probe_all(probes: Mapping[str, Probe]) -> list[DependencyStatus]:
@@ -29,17 +32,21 @@ def probe_all(probes: Mapping[str, Probe]) -> list[DependencyStatus]:
 
 
 def health_response(statuses: list[DependencyStatus]) -> Response:
-    """200 when every dependency answers, else 503 naming the ones that do not."""
-    failing = [status.name for status in statuses if not status.ok]
-    body: dict[str, object] = {
-        "status": "unavailable" if failing else "ok",
-        "dependencies": {
-            status.name: {"ok": status.ok, "detail": status.detail} for status in statuses
-        },
-    }
+    """200 ``{"status": "ok"}`` when every dependency answers, else 503 ``{"status": "unavailable"}``.
+
+    The public answer is the status only: which dependency fails, and why, helps an attacker more
+    than a load balancer. The details go to the log (Application Insights traces), where
+    administrators read them.
+    """
+    failing = [status for status in statuses if not status.ok]
     if failing:
-        body["failing"] = failing
-    return Response.json(body, status=503 if failing else 200, headers=NO_STORE)
+        log.warning(
+            "health: dependency unavailable",
+            extra={"failing": ",".join(s.name for s in failing),
+                   "error_detail": "; ".join(f"{s.name}: {s.detail}" for s in failing)},
+        )
+    return Response.json({"status": "unavailable" if failing else "ok"}, status=503 if failing else 200,
+                         headers=NO_STORE)
 
 
 def _describe(error: Exception) -> str:

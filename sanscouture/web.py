@@ -10,7 +10,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import urlencode
@@ -53,12 +52,25 @@ class Request:
 
     @property
     def cookies(self) -> dict[str, str]:
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(self.headers.get("cookie", ""))
-        except Exception:
-            return {}
-        return {name: morsel.value for name, morsel in jar.items()}
+        return parse_cookie_header(self.headers.get("cookie", ""))
+
+
+def parse_cookie_header(header: str) -> dict[str, str]:
+    """The cookies of a Cookie header (RFC 6265 5.4), parsed tolerantly: a malformed pair is skipped,
+    never the whole header. ``http.cookies.SimpleCookie`` drops every cookie when one is malformed
+    (a consent banner's ``consent={"ads":false}`` on the parent domain is enough), which would lock
+    the browser out of every sign-in. The first of two cookies with one name wins (the browser sends
+    the most specific first, RFC 6265 5.4 step 2)."""
+    cookies: dict[str, str] = {}
+    for pair in header.split(";"):
+        name, separator, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        if not separator or not name or name in cookies:
+            continue
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        cookies[name] = value
+    return cookies
 
 
 def parse_form(body: bytes, content_type: str | None) -> tuple[dict[str, str], frozenset[str]]:

@@ -27,7 +27,8 @@ def authorize(url: str, method: str = "GET") -> requests.Response:
 
 
 def error_of(response: requests.Response, party: RelyingParty) -> dict[str, str]:
-    assert response.status_code == 302, response.text[:300]
+    # 303 after a POST: the browser follows with a GET (RFC 9110 15.4.4).
+    assert response.status_code == (303 if response.request.method == "POST" else 302), response.text[:300]
     location = response.headers["Location"]
     assert location.startswith(party.redirect_uri + "?")
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
