@@ -38,7 +38,9 @@ PRIVATE_KEY_JWT = "private_key_jwt"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # Asymmetric algorithms only: never "none", never HS* (RFC 8725 3.1, OIDC Core 9).
 ASSERTION_ALGS = ("RS256", "PS256", "ES256")
-MAX_ASSERTION_LIFETIME = 3600  # seconds between now and exp: Authlib signs for 1 h, MSAL for 10 min
+# Seconds between now and exp (docs/rp-integration.md). Authlib signs for 1 h by default and MSAL for
+# 10 min: their clients pass a shorter lifetime (the guide shows how).
+MAX_ASSERTION_LIFETIME = 300
 ASSERTION_LEEWAY = 30  # clock skew tolerated on exp and nbf
 
 FAILED = "client authentication failed"
@@ -188,9 +190,9 @@ def authenticate_private_key_jwt(
     check_registered_method(client, PRIVATE_KEY_JWT)
     header = assertion_header(assertion)
     check_assertion_alg(header)
-    audiences = (settings.issuer + "/token", settings.issuer)
-    claims = verify_assertion_signature(assertion, client, header, audiences, client_jwks)
+    claims = verify_assertion_signature(assertion, client, header, client_jwks)
     now = clock()
+    check_assertion_audience(claims, settings.issuer)
     check_assertion_subject(claims, client.client_id)
     check_assertion_not_expired(claims, now)
     check_assertion_lifetime(claims, now)
@@ -236,10 +238,9 @@ def verify_assertion_signature(
     assertion: str,
     client: Client,
     header: Mapping[str, Any],
-    audiences: Sequence[str],
     client_jwks: JwksFetcher,
 ) -> dict[str, Any]:
-    """RFC 7523 3 items 1-2 and 9: signature by a key of the client, ``iss`` = client_id, ``aud`` = us."""
+    """RFC 7523 3 items 1 and 9: signature by a key of the client, ``iss`` = client_id."""
     keys = candidate_keys(client_key_set(client, client_jwks, refresh=False), header)
     if not keys and client.jwks_uri and not client.jwks:
         # An unknown kid: the client may have rotated its keys since we cached its set.
@@ -252,11 +253,11 @@ def verify_assertion_signature(
                 assertion,
                 key,
                 algorithms=[str(header["alg"])],
-                audience=list(audiences),
                 issuer=client.client_id,
                 options={
                     "require": ["iss", "sub", "aud", "exp", "jti"],
-                    # Time is checked by the functions below, against the injected clock.
+                    # The audience and the times are checked by the functions below (the clock is injected).
+                    "verify_aud": False,
                     "verify_exp": False,
                     "verify_nbf": False,
                     "verify_iat": False,
@@ -264,8 +265,6 @@ def verify_assertion_signature(
             )
         except jwt.InvalidSignatureError:
             continue
-        except jwt.InvalidAudienceError:
-            raise InvalidClientError("client_assertion aud must be the token endpoint URL") from None
         except jwt.InvalidIssuerError:
             raise InvalidClientError("client_assertion iss must be the client_id") from None
         except jwt.MissingRequiredClaimError as error:
@@ -307,6 +306,22 @@ def check_assertion_subject(claims: Mapping[str, Any], client_id: str) -> None:
     """RFC 7523 3 item 2: ``sub`` is the client_id (``iss`` was checked with the signature)."""
     if claims.get("sub") != client_id:
         raise InvalidClientError("client_assertion must have sub = client_id")
+
+
+def check_assertion_audience(claims: Mapping[str, Any], issuer: str) -> None:
+    """RFC 7523 3 item 3: ``aud`` identifies this server, as ONE string, never an array.
+
+    The OpenID Foundation's 2025 advisory on audience injection in private_key_jwt asks servers to
+    accept their issuer identifier as the single audience, and to refuse arrays (a client fooled
+    into listing another server's value could be impersonated there). The token endpoint URL is
+    accepted too: it is this server's alone, and certified client libraries (Authlib, MSAL) send
+    it by default (RFC 7523 3: "the token endpoint URL ... MAY be used").
+    """
+    audience = claims.get("aud")
+    if not isinstance(audience, str):
+        raise InvalidClientError("client_assertion aud must be a single string: the issuer or the token endpoint URL")
+    if audience not in (issuer, f"{issuer}/token"):
+        raise InvalidClientError("client_assertion aud must be the issuer or the token endpoint URL")
 
 
 def check_assertion_not_expired(claims: Mapping[str, Any], now: float) -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import secrets
 import warnings
+from typing import Any
 
+import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.integrations.requests_client import OAuthError
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from authlib.oidc.core import CodeIDToken
 
 from sandbox.run import Sandbox
@@ -33,13 +37,31 @@ def test_the_demo_service_built_on_authlib_signs_in_with_client_secret_basic(san
     assert "&#34;acr&#34;: &#34;eidas1&#34;" in done.html or '"acr": "eidas1"' in done.html
 
 
+class FiveMinutePrivateKeyJWT(PrivateKeyJWT):
+    """Authlib's private_key_jwt with the lifetime docs/rp-integration.md asks for (its default is 1 h)."""
+
+    def sign(self, auth: Any, token_endpoint: str) -> bytes:
+        return private_key_jwt_sign(auth.client_secret, auth.client_id, token_endpoint, alg=self.alg, expires_in=300)
+
+
+def test_authlibs_default_one_hour_assertion_is_refused_with_a_clear_error(sandbox: Sandbox) -> None:
+    client = next(c for c in sandbox.clients if c.client_id == "rp-jwt")
+    token_endpoint = f"{sandbox.broker_url}/token"
+    session = OAuth2Session(client_id=client.client_id, client_secret=dict(client.private_jwk or {}),
+                            token_endpoint_auth_method=PrivateKeyJWT(token_endpoint))
+    with pytest.raises(OAuthError) as refused:
+        session.fetch_token(token_endpoint, grant_type="authorization_code", code="any-code")
+    assert refused.value.error == "invalid_client"
+    assert refused.value.description == "client_assertion exp must be at most 300 seconds ahead"
+
+
 def test_an_authlib_client_with_private_key_jwt_completes_the_flow_from_discovery(sandbox: Sandbox) -> None:
     client = next(c for c in sandbox.clients if c.client_id == "rp-jwt")
     metadata = requests.get(f"{sandbox.broker_url}/.well-known/openid-configuration", timeout=10).json()
     session = OAuth2Session(
         client_id=client.client_id,
         client_secret=dict(client.private_jwk or {}),
-        token_endpoint_auth_method=PrivateKeyJWT(metadata["token_endpoint"]),
+        token_endpoint_auth_method=FiveMinutePrivateKeyJWT(metadata["token_endpoint"]),
         scope="openid scope_all",
         redirect_uri=client.redirect_uris[0],
         code_challenge_method="S256",

@@ -161,6 +161,27 @@ def test_client_assertion_signed_by_another_key_is_invalid_client(rps: RelyingPa
     assert_error(rps.redeem("rp-jwt", code, pkce, client_assertion=forged), 401, "invalid_client")
 
 
+def test_client_assertion_audience_is_one_string_naming_the_broker(
+    broker: BrokerUnderTest, rps: RelyingParties
+) -> None:
+    for audience in (broker.url, f"{broker.url}/token"):
+        code, pkce = rps.code("rp-jwt")
+        assert rps.redeem("rp-jwt", code, pkce, client_assertion=rps.assertion(aud=audience)).status_code == 200
+    code, pkce = rps.code("rp-jwt")
+    injected = rps.assertion(aud=[broker.url, "https://other-op.example"])  # audience injection
+    body = assert_error(rps.redeem("rp-jwt", code, pkce, client_assertion=injected), 401, "invalid_client")
+    assert body["error_description"] == (
+        "client_assertion aud must be a single string: the issuer or the token endpoint URL"
+    )
+
+
+def test_client_assertion_living_longer_than_five_minutes_is_invalid_client(rps: RelyingParties) -> None:
+    code, pkce = rps.code("rp-jwt")
+    long_lived = rps.assertion(exp=int(time.time()) + 3600)
+    body = assert_error(rps.redeem("rp-jwt", code, pkce, client_assertion=long_lived), 401, "invalid_client")
+    assert body["error_description"] == "client_assertion exp must be at most 300 seconds ahead"
+
+
 def test_unsupported_grant_type(rps: RelyingParties) -> None:
     code, pkce = rps.code("rp-basic")
     response = rps.redeem("rp-basic", code, pkce, grant_type="refresh_token")
