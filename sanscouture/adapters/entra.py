@@ -40,12 +40,23 @@ log = logging.getLogger("sanscouture.entra")
 # SameSite=Lax, which a cross-site form_post would not carry. MSAL warns about it on every call.
 warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended", category=UserWarning)
 
-# Delegated permissions the app registration declares (infra/bicep); MSAL adds openid profile
-# offline_access itself.
-SCOPES = ["User.Read"]
+# The broker needs Entra's ID token only: no resource scope (MSAL adds openid and profile, which give
+# the ID token its oid, tid and name), and offline_access excluded (MSAL would add it): no Entra
+# refresh token exists for a broker sign-in. The app registration consents to exactly these two.
+SCOPES: list[str] = []
+EXCLUDED_SCOPES = ["offline_access"]
 # Entra errors that mean "a person must interact", passed on to a prompt=none relying party.
 _INTERACTION_ERRORS = {"login_required", "interaction_required", "consent_required"}
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"  # noqa: S105 - an audience, not a secret
+
+
+class _KeepNothing(msal.TokenCache):
+    """MSAL puts every token it obtains in the application's cache, which lives as long as the worker
+    and would hold the Entra tokens of every professional signed in through it. The broker reads the
+    ID token once, in :meth:`EntraAdapter.finish`, and keeps no Entra token at all."""
+
+    def add(self, event: dict[str, Any], now: Any = None) -> None:
+        return None
 
 
 def claims_request(contexts: tuple[str, ...]) -> str | None:
@@ -213,7 +224,8 @@ class EntraAdapter:
                         # The authority is configured, not guessed: skip the instance discovery call.
                         instance_discovery=False,
                         http_client=self._session,
-                        token_cache=msal.TokenCache(),
+                        token_cache=_KeepNothing(),
+                        exclude_scopes=EXCLUDED_SCOPES,
                     )
                 except (requests.RequestException, ValueError) as error:
                     raise UpstreamUnavailableError(detail=f"entra metadata: {type(error).__name__}") from error

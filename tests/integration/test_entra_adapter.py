@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
 import jwt
+import msal
 import pytest
 import requests
 
@@ -100,3 +101,16 @@ def test_a_token_without_auth_time_names_the_optional_claim_to_declare(
         adapter.finish(*authorize(adapter, "cpx"))
     assert refused.value.reason == "entra_claim_missing" and refused.value.rp_error == "server_error"
     assert "no auth_time claim" in refused.value.detail
+
+
+def test_the_broker_asks_entra_only_for_an_id_token_and_keeps_no_entra_token(
+    adapter: EntraAdapter, entra: RunningServer
+) -> None:
+    flow, response = authorize(adapter, "cpx")
+    asked = requests.get(f"{entra.url}/_sim/last-authorize", timeout=10).json()
+    assert asked["scope"].split() == ["openid", "profile"]  # no offline_access, no Graph permission
+    adapter.finish(flow, response)
+    msal_app = adapter._msal()
+    assert msal_app.get_accounts() == []  # no access token, refresh token or account left in the worker
+    assert list(msal_app.token_cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN)) == []
+    assert list(msal_app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)) == []
