@@ -19,13 +19,16 @@ import azure.functions as func
 
 from sanscouture.error_pages import error_page
 from sanscouture.errors import OAuthError
+from sanscouture.errors import RequestTooLargeError
 from sanscouture.errors import ServerError
 from sanscouture.errors import SignInRefused
 from sanscouture.errors import TemporarilyUnavailableError
 from sanscouture.errors import UpstreamUnavailableError
+from sanscouture.web import MAX_FIELDS
 from sanscouture.web import NO_STORE
 from sanscouture.web import Request
 from sanscouture.web import Response
+from sanscouture.web import check_limits
 from sanscouture.web import first_values
 from sanscouture.web import parse_form
 
@@ -43,9 +46,13 @@ HSTS = "max-age=31536000; includeSubDomains"
 def to_request(req: func.HttpRequest) -> Request:
     body = req.get_body() or b""
     headers = {key.lower(): value for key, value in req.headers.items()}
+    check_limits(headers, body)
     form, repeated_form = parse_form(body, headers.get("content-type"))
     # Read the query from the URL: the host's params dict hides repeated names (RFC 6749 3.1 forbids them).
-    query, repeated_query = first_values(parse_qsl(urlsplit(req.url).query, keep_blank_values=True))
+    query_text = urlsplit(req.url).query
+    if query_text.count("&") >= MAX_FIELDS:
+        raise RequestTooLargeError(detail=f"{query_text.count('&') + 1} query parameters")
+    query, repeated_query = first_values(parse_qsl(query_text, keep_blank_values=True))
     return Request(
         method=req.method.upper(),
         url=req.url,
@@ -115,7 +122,7 @@ def browser_endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.Http
             return error_page(error.reason, status=403)
         if isinstance(error, OAuthError):
             log.warning("request refused", extra={"error": error.error, "error_detail": error.detail, "route": route})
-            return error_page("invalid_request", status=400)
+            return error_page("invalid_request", status=error.status if error.status < 500 else 400)
         reference = secrets.token_hex(4)
         log.exception("unexpected failure", extra={"route": route, "reference": reference})
         return error_page("server_error", status=500, reference=reference)

@@ -43,6 +43,14 @@ class InvalidRequestError(OAuthError):
     description = "the request is missing a parameter or is malformed"
 
 
+class RequestTooLargeError(InvalidRequestError):
+    """A body, a header or a number of fields beyond the broker's limits (:mod:`sanscouture.web`)."""
+
+    status = 413
+    description = "the request is too large"
+    redirectable = False
+
+
 class InvalidClientError(OAuthError):
     """RFC 6749 5.2: client authentication failed; 401 with a WWW-Authenticate challenge."""
 

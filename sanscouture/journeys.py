@@ -71,7 +71,8 @@ class Journey:
         return replace(self, **changes)
 
     def csrf_ok(self, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf, token or "")
+        # Bytes: compare_digest raises TypeError on a str that is not ASCII (a hostile form field).
+        return bool(token) and hmac.compare_digest(self.csrf.encode("utf-8"), (token or "").encode("utf-8"))
 
     def belongs_to(self, browser_cookie: str | None) -> bool:
         return bool(browser_cookie) and hmac.compare_digest(self.browser_hash, browser_hash(browser_cookie or ""))

@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import urlencode
 
+from sanscouture.errors import RequestTooLargeError
+
 # OIDC pages are never framed or cached; scripts and styles come from the broker only.
 PAGE_SECURITY_HEADERS: dict[str, str] = {
     "Content-Security-Policy": (
@@ -27,6 +29,13 @@ PAGE_SECURITY_HEADERS: dict[str, str] = {
 }
 
 NO_STORE: dict[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# What an OIDC request to the broker can need, with room to spare: the largest legitimate form is a
+# client assertion or an id_token_hint (a few KiB); no endpoint takes more than about 20 fields.
+MAX_BODY_BYTES = 64 * 1024
+MAX_FIELDS = 64
+MAX_HEADER_BYTES = 8 * 1024
+MAX_HEADERS_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True)
@@ -73,19 +82,30 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     return cookies
 
 
+def check_limits(headers: Mapping[str, str], body: bytes) -> None:
+    """Refuse, before parsing anything, a request beyond the limits above (413)."""
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestTooLargeError(detail=f"body of {len(body)} bytes")
+    sizes = [len(name) + len(value) for name, value in headers.items()]
+    if sum(sizes) > MAX_HEADERS_BYTES or any(size > MAX_HEADER_BYTES for size in sizes):
+        raise RequestTooLargeError(detail=f"headers of {sum(sizes)} bytes")
+
+
 def parse_form(body: bytes, content_type: str | None) -> tuple[dict[str, str], frozenset[str]]:
     """Decode an application/x-www-form-urlencoded body; other types give an empty form.
 
     Returns the parameters (first value of each) and the names that were repeated, which
-    RFC 6749 3.1 forbids for OAuth parameters.
+    RFC 6749 3.1 forbids for OAuth parameters. More than MAX_FIELDS fields is refused (413).
     """
     if not content_type or content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
         return {}, frozenset()
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         return {}, frozenset()
-    return first_values(pairs)
+    if text.count("&") >= MAX_FIELDS:
+        raise RequestTooLargeError(detail=f"{text.count('&') + 1} form fields")
+    return first_values(parse_qsl(text, keep_blank_values=True, strict_parsing=False))
 
 
 def first_values(pairs: list[tuple[str, str]]) -> tuple[dict[str, str], frozenset[str]]:

@@ -23,6 +23,7 @@ from sanscouture.ports import Clock
 log = logging.getLogger(__name__)
 
 MAX_JWKS_BYTES = 64 * 1024
+FETCH_DEADLINE = 5.0  # seconds for the whole download: a slow server must not hold a /token request
 
 
 @dataclass(frozen=True)
@@ -88,17 +89,34 @@ class ClientJwksFetcher:
         if not jwks_uri.startswith("https://"):
             raise ValueError("jwks_uri must be https")
         try:
-            response = self._session.get(jwks_uri, headers={"Accept": "application/json"}, allow_redirects=False)
+            content = self._download(jwks_uri)
         except requests.RequestException as error:
             raise ValueError(type(error).__name__) from None
-        if response.status_code != 200:
-            raise ValueError(f"HTTP {response.status_code}")
-        if len(response.content) > MAX_JWKS_BYTES:
-            raise ValueError("JWK Set larger than 64 KiB")
         try:
-            jwks = json.loads(response.content)
+            jwks = json.loads(content)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ValueError("not JSON") from None
         if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
             raise ValueError('not a JWK Set ({"keys": [...]})')
         return jwks
+
+    def _download(self, jwks_uri: str) -> bytes:
+        """The body, streamed: never more than MAX_JWKS_BYTES read, never longer than FETCH_DEADLINE
+        in all (the per-read timeout alone lets a server drip one byte at a time for ever)."""
+        started = time.monotonic()
+        with self._session.get(
+            jwks_uri, headers={"Accept": "application/json"}, allow_redirects=False, stream=True
+        ) as response:
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}")
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > MAX_JWKS_BYTES:
+                raise ValueError("JWK Set larger than 64 KiB")
+            body = bytearray()
+            for chunk in response.iter_content(chunk_size=8192):
+                body += chunk
+                if len(body) > MAX_JWKS_BYTES:
+                    raise ValueError("JWK Set larger than 64 KiB")
+                if time.monotonic() - started > FETCH_DEADLINE:
+                    raise ValueError(f"JWK Set not received within {FETCH_DEADLINE:.0f} s")
+            return bytes(body)

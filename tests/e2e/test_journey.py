@@ -50,6 +50,7 @@ def ensure_paired(sandbox: Sandbox, entra: str, psc: str) -> None:
 
 
 def test_first_sign_in_pairs_the_entra_account_then_issues_psc_shaped_tokens(sandbox: Sandbox) -> None:
+    unpair(sandbox, "cpx")  # a first sign-in, whatever other tests did with this account
     browser, party, pkce = Browser(sandbox, psc_persona="medecin-cps"), rp(sandbox), Pkce()
 
     page = start(browser, party, pkce, login_hint="cpx")

@@ -16,9 +16,22 @@ URI = "https://rp.example.fr/jwks"
 
 
 class FakeResponse:
+    """What the fetcher uses of a streamed ``requests.Response``."""
+
     def __init__(self, status: int, content: bytes) -> None:
         self.status_code = status
         self.content = content
+        self.headers: dict[str, str] = {}
+
+    def __enter__(self) -> FakeResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def iter_content(self, chunk_size: int) -> Any:
+        for start in range(0, len(self.content), chunk_size):
+            yield self.content[start:start + chunk_size]
 
 
 class FakeSession:

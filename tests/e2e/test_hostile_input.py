@@ -1,0 +1,46 @@
+"""Hostile input over HTTPS (issue 8, point 7): never a 500, the right error, nothing lost."""
+
+from __future__ import annotations
+
+import requests
+
+from sandbox.run import Sandbox
+from sandbox.scripted import Browser
+from sandbox.scripted import Page
+from sandbox.scripted import Pkce
+from tests.e2e.test_journey import CONFIRMATION
+from tests.e2e.test_journey import ensure_paired
+from tests.e2e.test_journey import rp
+from tests.e2e.test_journey import start
+
+
+def test_a_non_ascii_csrf_token_is_a_refused_form_not_a_crash(sandbox: Sandbox) -> None:
+    ensure_paired(sandbox, "cpx", "medecin-cps")
+    browser, party = Browser(sandbox), rp(sandbox)
+    page = start(browser, party, Pkce(), login_hint="cpx")
+    assert isinstance(page, Page) and page.h1 == CONFIRMATION
+    form, name, value = page.button("confirm")
+    response = browser.session.post(f"{sandbox.broker_url}{form.action}",
+                                    data={**form.fields, "csrf_token": "jeton-forgé-é", name: value},
+                                    allow_redirects=False, timeout=10)
+    assert response.status_code == 403 and "Formulaire expiré" in response.text
+
+
+def test_a_body_beyond_64_kib_is_413_invalid_request(sandbox: Sandbox) -> None:
+    response = requests.post(f"{sandbox.broker_url}/token", data={"grant_type": "authorization_code",
+                                                                  "code": "c" * 70_000}, timeout=10)
+    assert response.status_code == 413
+    assert response.json() == {"error": "invalid_request", "error_description": "the request is too large"}
+
+
+def test_too_many_fields_are_refused_before_anything_is_parsed(sandbox: Sandbox) -> None:
+    fields = {f"f{i}": "x" for i in range(200)}
+    assert requests.post(f"{sandbox.broker_url}/token", data=fields, timeout=10).status_code == 413
+    page = requests.get(f"{sandbox.broker_url}/authorize", params=fields, timeout=10)
+    assert page.status_code == 413 and 'lang="fr"' in page.text  # a French page for a browser endpoint
+
+
+def test_an_oversized_header_is_413(sandbox: Sandbox) -> None:
+    response = requests.get(f"{sandbox.broker_url}/userinfo", headers={"Authorization": "Bearer " + "a" * 9000},
+                            timeout=10)
+    assert response.status_code == 413 and response.json()["error"] == "invalid_request"
