@@ -422,9 +422,11 @@ class _PscSimulator:
     # -- logout and introspection --------------------------------------------------------------
 
     def logout(self) -> Response:
-        """RP-Initiated Logout as Keycloak 18+: ends the SSO session. With a valid ``id_token_hint`` at
-        once; without one, a live session is ended only after the person confirms (Keycloak's logout
-        confirmation page). ``post_logout_redirect_uri`` needs the hint or ``client_id`` (Keycloak 19+)."""
+        """RP-Initiated Logout as Keycloak 18+ (``protocol/oidc/endpoints/LogoutEndpoint.java``): ends the
+        SSO session, at once with a valid ``id_token_hint`` (its ``sid`` names the session, no cookie
+        needed); without one, a live session ends only after the person confirms ("if the user does
+        not provide a valid idTokenHint, a logout prompt appears", Keycloak 19.0.2 upgrading notes).
+        ``post_logout_redirect_uri`` needs the hint or ``client_id`` (Keycloak 19+)."""
         target = request.values.get("post_logout_redirect_uri", "")
         client_id = request.values.get("client_id", "")
         hint = request.values.get("id_token_hint", "")

@@ -140,7 +140,10 @@ class PscPersona:
         """Userinfo with scope ``scope_all``: the claim names and shapes of the samples of its layout."""
         first = self.exercices[0]
         site = first.activities[0]
-        exercices = [dataclasses.asdict(e) for e in self.exercices]
+        exercices = [  # lists, as the JSON PSC sends
+            {**dataclasses.asdict(e), "activities": [dataclasses.asdict(a) for a in e.activities]}
+            for e in self.exercices
+        ]
         info: dict[str, Any] = {
             "sub": self.sub,
             "preferred_username": self.id_nat,

@@ -2,11 +2,13 @@
 
 Keycloak keeps a user session behind its ``KEYCLOAK_IDENTITY`` cookie; a later authorization from any
 client of the realm within it is answered without a login page, for the session's user and with the
-session's *original* ``auth_time`` (Keycloak ``CookieAuthenticator``: the cookie alone authenticates,
-``login_hint`` is not consulted). ``prompt=login``, or a ``max_age`` the session is older than, make
-Keycloak ask again (``OIDCLoginProtocol.requireReauthentication``), and the new authentication
-replaces the session. Lifetimes are PSC's realm settings (reference §1.9, ANS IG): SSO Session Max
-4 hours, SSO Session Idle 30 minutes.
+session's *original* ``auth_time``: keycloak/keycloak
+``services/src/main/java/org/keycloak/authentication/authenticators/browser/CookieAuthenticator.java``
+authenticates on the cookie alone and never reads ``login_hint``. ``prompt=login``, or a ``max_age``
+the session is older than (``auth_time + max_age < now``, whole seconds), make Keycloak ask again
+(``services/src/main/java/org/keycloak/protocol/oidc/OIDCLoginProtocol.java``,
+``requireReauthentication``), and the new authentication replaces the session. Lifetimes are PSC's
+realm settings (reference §1.9, ANS IG): SSO Session Max 4 hours, SSO Session Idle 30 minutes.
 
 The cookie keeps Keycloak's name, which cannot clash on 127.0.0.1 (cookies ignore the port) with the
 Entra simulator's ``x-ms-RefreshTokenCredential`` or the broker's ``__Host-sc-*``. It is sent for
