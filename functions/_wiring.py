@@ -74,9 +74,10 @@ class Services:
 
     @cached_property
     def psc(self) -> PscAdapter:
+        """PSC; with ``private_key_jwt`` it signs its client assertions with the signing key ring."""
         from sanscouture.adapters.psc import PscAdapter
 
-        return PscAdapter(self.settings, self.http)
+        return PscAdapter(self.settings, self.http, keys=self.key_ring)
 
     @cached_property
     def broker(self) -> Broker:

@@ -17,7 +17,12 @@ def main() -> None:
     ports = Ports.from_env(os.environ)
     extra = os.environ.get("SANDBOX_CLIENTS")
     data_dir = Path(os.environ.get("SANDBOX_DATA_DIR") or DATA_DIR)
-    sandbox = Sandbox(ports=ports, data_dir=data_dir, extra_clients=load_extra_clients(Path(extra)) if extra else [])
+    sandbox = Sandbox(
+        ports=ports,
+        data_dir=data_dir,
+        extra_clients=load_extra_clients(Path(extra)) if extra else [],
+        psc_token_auth_method=os.environ.get("SANDBOX_PSC_TOKEN_AUTH_METHOD") or "client_secret_basic",
+    )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

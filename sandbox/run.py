@@ -5,6 +5,9 @@ Ports default to DESIGN.md's (demo 7070, broker 7071, Entra 7072, PSC 7073, Azur
 changed with ``SANDBOX_DEMO_PORT``, ``SANDBOX_BROKER_PORT``, ``SANDBOX_ENTRA_PORT``, ``SANDBOX_PSC_PORT``
 and ``SANDBOX_AZURITE_PORT``. ``SANDBOX_CLIENTS`` names a JSON file of extra relying parties (the same
 format as ``BROKER_CLIENTS``) so that a service developer can try their own application.
+``SANDBOX_PSC_TOKEN_AUTH_METHOD=private_key_jwt`` registers the broker with the PSC simulator as ANS
+may: client assertions signed with the broker's key, fetched from its ``/jwks`` (default
+``client_secret_basic``).
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from sandbox import azurite
 from sandbox import tls as local_tls
 from sandbox.servers import RunningServer
 from sandbox.servers import serve
+
+if TYPE_CHECKING:
+    from sandbox.psc_sim import PscSimConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".data"
@@ -108,6 +115,7 @@ class Sandbox:
     persist_tables: bool = True
     clients: list[RegisteredClient] = field(default_factory=list)
     extra_clients: list[dict[str, Any]] = field(default_factory=list)
+    psc_token_auth_method: str = "client_secret_basic"
     servers: list[RunningServer] = field(default_factory=list)
     _azurite: azurite.Azurite | None = None
 
@@ -167,7 +175,9 @@ class Sandbox:
                 f"{self.psc_url}/auth/realms/esante-wallet/.well-known/wallet-openid-configuration"
             ),
             "BROKER_PSC_CLIENT_ID": "sans-couture-broker",
-            "BROKER_PSC_CLIENT_SECRET": self.psc_secret,
+            # private_key_jwt: no secret (the broker refuses one beside it), its signing key instead.
+            "BROKER_PSC_CLIENT_SECRET": self.psc_secret if self.psc_token_auth_method == "client_secret_basic" else "",
+            "BROKER_PSC_TOKEN_AUTH_METHOD": self.psc_token_auth_method,
             "BROKER_TABLES_CONNECTION_STRING": self.azurite_connection or "",
             "BROKER_SIGNING_KEY_FILE": str(self.data_dir / "keys" / "signing-keys.json"),
             "BROKER_CA_BUNDLE": str(self.tls.bundle),
@@ -202,19 +212,8 @@ class Sandbox:
                 self.tls,
             )
         )
-        self.servers.append(
-            serve(
-                "psc",
-                psc_sim.create_app(self.psc_url, psc_sim.sandbox_config(
-                    client_id="sans-couture-broker",
-                    client_secret=self.psc_secret,
-                    redirect_uris=(f"{self.broker_url}/pair/callback",),
-                    post_logout_redirect_uris=(f"{self.broker_url}/",),
-                )),
-                self.ports.psc,
-                self.tls,
-            )
-        )
+        self.servers.append(serve("psc", psc_sim.create_app(self.psc_url, self._psc_registration()), self.ports.psc,
+                                  self.tls))
         self.servers.append(serve("broker", FunctionsHost(function_app.app), self.ports.broker, self.tls))
         self.servers.append(
             serve(
@@ -228,6 +227,22 @@ class Sandbox:
                 self.ports.demo,
                 self.tls,
             )
+        )
+
+    def _psc_registration(self) -> PscSimConfig:
+        """The broker as ANS would register it with PSC, from the broker's own settings."""
+        from sandbox import psc_sim
+
+        env = self.broker_environment()
+        method = env["BROKER_PSC_TOKEN_AUTH_METHOD"]
+        return psc_sim.sandbox_config(
+            client_id=env["BROKER_PSC_CLIENT_ID"],
+            client_secret=env["BROKER_PSC_CLIENT_SECRET"],
+            redirect_uris=(f"{self.broker_url}/pair/callback",),
+            post_logout_redirect_uris=(f"{self.broker_url}/",),
+            token_endpoint_auth_method=method,
+            jwks_uri=f"{env['BROKER_ISSUER']}/jwks" if method == "private_key_jwt" else None,
+            ca_bundle=str(self.tls.bundle),
         )
 
     def stop(self) -> None:

@@ -25,7 +25,6 @@ from sanscouture.bindings import BindingStore
 from sanscouture.cookies import BROWSER_COOKIE
 from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.cookies import set_cookie
-from sanscouture.entra_policy import JOURNEY_LEEWAY
 from sanscouture.entra_policy import check_entra_account
 from sanscouture.entra_policy import check_fresh_for_request
 from sanscouture.entra_policy import max_age_for_entra
@@ -68,6 +67,11 @@ from sanscouture.web import Request
 from sanscouture.web import Response
 
 log = logging.getLogger("sanscouture.journey")
+
+# Pairing and "another identity" accept a PSC auth_time up to this much before the broker asked for a
+# fresh authentication: clock skew between PSC and the broker (both NTP-synchronised servers), no more,
+# since that is also how old a previous person's PSC session may be and still pass for fresh.
+PSC_CLOCK_SKEW = 10
 
 ALREADY_PAIRED_NOTICE = "Ce compte était déjà appairé à l'identité ci-dessous ; l'appairage existant est conservé."
 
@@ -309,13 +313,19 @@ def psc_callback(broker: Broker, request: Request) -> Response:
 
 
 def _check_psc_freshness(broker: Broker, journey: Journey, auth_time: int) -> None:
-    """Pairing and "another identity" need a CPS / e-CPS authentication made during this journey (on
-    a shared workstation, PSC's SSO session may be the previous person's); the mire's direct PSC
+    """Pairing and "another identity" need a CPS / e-CPS authentication made after the broker asked
+    PSC for one (prompt=login, max_age=0): on a shared workstation, PSC's SSO session may be the
+    previous person's, and a wallet that ignores prompt=login returns it with its original
+    auth_time. That is refused (never retried: it would loop, never paired). The mire's direct PSC
     sign-in follows the relying party's prompt and max_age."""
-    assert journey.request is not None
+    assert journey.request is not None and journey.psc_flow is not None
     if journey.psc_purpose in (Purpose.PAIR, Purpose.OTHER):
-        if auth_time < journey.started_at - JOURNEY_LEEWAY:
-            raise SignInRefused("psc_refused", detail="PSC authentication older than the journey")
+        asked_at = journey.psc_flow.get("asked_at")
+        asked_at = asked_at if isinstance(asked_at, int) else journey.started_at  # a journey from before asked_at
+        if auth_time < asked_at - PSC_CLOCK_SKEW:
+            raise SignInRefused(
+                "psc_session_stale", detail=f"PSC returned an authentication {asked_at - auth_time}s older than asked"
+            )
         return
     check_fresh_for_request(auth_time, journey.request, journey.started_at, broker.clock())
 
@@ -437,17 +447,19 @@ def _issue(broker: Broker, auth_request: AuthorizationRequest, identity: PscIden
 def _go_to_psc(broker: Broker, journey: Journey, purpose: str) -> Response:
     assert journey.request is not None
     prompt: str | None = "login"
-    max_age: int | None = None
+    max_age: int | None = 0
     if purpose == Purpose.DIRECT:
         prompt = "login" if "login" in journey.request.prompt else None
         max_age = journey.request.max_age
-    # Otherwise (pairing, another identity) a fresh CPS / e-CPS authentication: never the PSC SSO
-    # session of whoever used the browser before.
+    # Otherwise (pairing, another identity) a fresh CPS / e-CPS authentication, asked for both ways
+    # Keycloak honours (prompt=login, max_age=0): never the PSC SSO session of whoever used the
+    # browser before. asked_at is what _check_psc_freshness compares PSC's auth_time with.
     start = broker.psc.begin(
         redirect_uri=broker.url("/pair/callback"), state=journey.id, prompt=prompt, max_age=max_age
     )
+    flow = {**start.flow, "asked_at": int(broker.clock())}
     return _advance_and_redirect(
-        broker, journey.advance(step=Step.PSC, psc_flow=dict(start.flow), psc_purpose=purpose), start.url
+        broker, journey.advance(step=Step.PSC, psc_flow=flow, psc_purpose=purpose), start.url
     )
 
 
@@ -506,7 +518,18 @@ def _refuse(broker: Broker, journey: Journey, refusal: SignInRefused) -> Respons
         journey.request.redirect_uri, journey.request.state, broker.settings.issuer, refusal.rp_error,
         _RP_DESCRIPTIONS.get(refusal.reason, "the authentication was refused"),
     )
-    return error_page(refusal.reason, status=403, return_url=return_url, reference=reference)
+    return error_page(
+        refusal.reason, status=403, return_url=return_url, reference=reference, extra_link=_way_out(broker, refusal)
+    )
+
+
+def _way_out(broker: Broker, refusal: SignInRefused) -> pages.Link | None:
+    """A stale PSC session is closed at PSC's end_session_endpoint (without post_logout_redirect_uri:
+    the broker knows of no post-logout URI registered with ANS; PSC then shows its own page)."""
+    if refusal.reason != "psc_session_stale":
+        return None
+    url = broker.psc.end_session_url()
+    return pages.Link(pages.CLOSE_PSC_SESSION, url) if url else None
 
 
 def _load_for_form(broker: Broker, request: Request, step: str) -> tuple[Journey | None, Response]:
@@ -546,5 +569,6 @@ _RP_DESCRIPTIONS: Mapping[str, str] = {
     "auth_too_old": "the authentication is too old",
     "entra_claim_missing": "the Entra ID app registration of the broker lacks an optional claim",
     "psc_refused": "Pro Sante Connect did not confirm the identity",
+    "psc_session_stale": "Pro Sante Connect returned an earlier authentication instead of a new one",
     "session_expired": "the sign-in took too long",
 }

@@ -34,6 +34,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "BROKER_PSC_DISCOVERY_URL",
     "BROKER_PSC_CLIENT_ID",
     "BROKER_PSC_CLIENT_SECRET",
+    "BROKER_PSC_TOKEN_AUTH_METHOD",
     "BROKER_TABLES_ENDPOINT",
     "BROKER_TABLES_CONNECTION_STRING",
     "BROKER_KEYVAULT_URL",
@@ -57,6 +58,11 @@ SANDBOX_ONLY_SETTINGS: frozenset[str] = frozenset(
 )
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+# How the broker authenticates to PSC's token endpoint: the secret ANS issued, or an RFC 7523 assertion
+# signed with the broker's own signing key, whose public half ANS fetches from {issuer}/jwks.
+PSC_CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105 - a method name
+PSC_PRIVATE_KEY_JWT = "private_key_jwt"
+PSC_AUTH_METHODS = (PSC_CLIENT_SECRET_BASIC, PSC_PRIVATE_KEY_JWT)
 _SHA256_SECRET = re.compile(r"^sha256:[0-9a-f]{64}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
@@ -80,7 +86,8 @@ class Settings:
     entra_allowed_tenants: frozenset[str]
     psc_discovery_url: str
     psc_client_id: str
-    psc_client_secret: str = field(repr=False)
+    psc_client_secret: str | None = field(default=None, repr=False)
+    psc_token_auth_method: str = PSC_CLIENT_SECRET_BASIC
     entra_client_secret: str | None = field(default=None, repr=False)
     entra_managed_identity_client_id: str | None = None
     entra_required_acrs: tuple[str, ...] = ()
@@ -120,7 +127,8 @@ class Settings:
             entra_max_auth_age=reader.seconds("BROKER_ENTRA_MAX_AUTH_AGE", 4 * 3600),
             psc_discovery_url=reader.https_url("BROKER_PSC_DISCOVERY_URL"),
             psc_client_id=reader.required("BROKER_PSC_CLIENT_ID"),
-            psc_client_secret=reader.required("BROKER_PSC_CLIENT_SECRET"),
+            psc_client_secret=reader.optional("BROKER_PSC_CLIENT_SECRET"),
+            psc_token_auth_method=reader.choice("BROKER_PSC_TOKEN_AUTH_METHOD", PSC_AUTH_METHODS),
             tables_endpoint=reader.optional_https_url("BROKER_TABLES_ENDPOINT"),
             tables_connection_string=reader.optional("BROKER_TABLES_CONNECTION_STRING"),
             keyvault_url=reader.optional_https_url("BROKER_KEYVAULT_URL"),
@@ -153,7 +161,22 @@ class Settings:
             raise SettingsError("BROKER_SIGNING_KEY_NAME", "is required with BROKER_KEYVAULT_URL")
         if not settings.entra_allowed_tenants:
             raise SettingsError("BROKER_ENTRA_ALLOWED_TENANTS", "list at least one tenant id")
+        _check_psc_credential(settings)
         return settings
+
+
+def _check_psc_credential(settings: Settings) -> None:
+    """client_secret_basic needs the secret; private_key_jwt signs with the signing key, and a secret
+    left beside it would be a live credential nobody uses: refused, so that it gets removed."""
+    method = settings.psc_token_auth_method
+    if method == PSC_CLIENT_SECRET_BASIC and not settings.psc_client_secret:
+        raise SettingsError("BROKER_PSC_CLIENT_SECRET", f"is required with BROKER_PSC_TOKEN_AUTH_METHOD={method}")
+    if method == PSC_PRIVATE_KEY_JWT and settings.psc_client_secret:
+        raise SettingsError(
+            "BROKER_PSC_CLIENT_SECRET",
+            "must be empty with BROKER_PSC_TOKEN_AUTH_METHOD=private_key_jwt (the broker signs a client "
+            "assertion with its signing key instead)",
+        )
 
 
 def _check_exactly_one(env: Mapping[str, str], name_a: str, name_b: str, a: object, b: object) -> None:
@@ -214,6 +237,13 @@ class _Reader:
             if not _GUID.match(item):
                 raise SettingsError(name, f"{item!r} is not a tenant id (GUID)")
         return [item.lower() for item in items]
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        """One of ``choices``; the first is the default."""
+        value = self.optional(name) or choices[0]
+        if value not in choices:
+            raise SettingsError(name, f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
 
     def seconds(self, name: str, default: int) -> int:
         value = self.optional(name)

@@ -136,6 +136,16 @@ param pscClientSecret string = ''
 @description('Name of the Key Vault secret holding the PSC client secret.')
 param pscClientSecretName string = 'psc-client-secret'
 
+// ANS registers the broker either with a client secret or with private_key_jwt: then the broker signs
+// its client assertions with its own signing key (Key Vault secret signingKeySecretName) and ANS
+// fetches the public key from ${issuer}/jwks; no PSC secret is used.
+@description('How the broker authenticates to PSC, as ANS registered it (BROKER_PSC_TOKEN_AUTH_METHOD): client_secret_basic (the secret pscClientSecret) or private_key_jwt (the signing key; JWKS URL ${issuer}/jwks).')
+@allowed([
+  'client_secret_basic'
+  'private_key_jwt'
+])
+param pscTokenAuthMethod string = 'client_secret_basic'
+
 // ---------------------------------------------------------------------------------------------
 // The broker as an OpenID provider
 // ---------------------------------------------------------------------------------------------
@@ -316,6 +326,7 @@ module appSettings 'modules/appsettings.bicep' = {
     pscDiscoveryUrl: pscDiscoveryUrl
     pscClientId: pscClientId
     pscClientSecretName: pscClientSecretName
+    pscTokenAuthMethod: pscTokenAuthMethod
     signingKeySecretName: signingKeySecretName
     showMire: showMire
     sessionMaxAge: sessionMaxAge

@@ -1,7 +1,9 @@
-"""Pro Santé Connect identities of the simulator, with the userinfo shape PSC returns.
+"""Pro Santé Connect identities of the simulator, with the userinfo shapes PSC has been seen to return.
 
-Claim names, nesting and value formats follow the BAS samples in the reference (section 1.7); the
-people, identifiers and the hospital are fictitious. idNat = ``8`` + RPPS number (11 digits).
+Claim names, nesting and value formats follow the samples in the reference (section 1.7); the
+people, identifiers and the hospital are fictitious. idNat = ``8`` + RPPS number (11 digits), or an
+EDIT test identity (``ANS`` + a timestamp). Real PSC userinfo has been observed in more than one
+layout (:data:`LAYOUTS`); each persona answers in one of them, so that the broker is tested with all.
 """
 
 from __future__ import annotations
@@ -75,8 +77,41 @@ class Exercice:
 
 
 @dataclass(frozen=True)
+class UserinfoLayout:
+    """Where PSC put the claims that moved between observed userinfo responses."""
+
+    name: str
+    source: str
+    civility_in_refpro: bool  # codeCivilite inside SubjectRefPro (else top level, with codeGenreActivite)
+    auth_mode: bool  # authMode present
+    email_verified: bool  # email_verified present (false)
+
+
+BAS_2022 = UserinfoLayout(
+    "bas-2022",
+    "prosanteconnect/proof-of-concept dam/.../HelperTest.java USERINFO (BAS, CPS card)",
+    civility_in_refpro=True, auth_mode=True, email_verified=False,
+)
+EDIT_2021 = UserinfoLayout(
+    "edit-2021",
+    "prosanteconnect/proof-of-concept dam/.../HelperTest.java, the 5-activity sample (EDIT identity, 2021)",
+    civility_in_refpro=True, auth_mode=False, email_verified=True,
+)
+EDIT_2023 = UserinfoLayout(
+    "edit-2023",
+    "ad2ien/prosante-connect-synapse-module tests/test_mapping.py (EDIT identity, November 2023)",
+    civility_in_refpro=False, auth_mode=False, email_verified=False,
+)
+LAYOUTS: tuple[UserinfoLayout, ...] = (BAS_2022, EDIT_2021, EDIT_2023)
+
+
+@dataclass(frozen=True)
 class PscPersona:
-    """A health professional as PSC knows them; ``userinfo()`` gives the PSC claims."""
+    """A health professional as PSC knows them; ``userinfo()`` gives the PSC claims in ``layout``.
+
+    ``auth_mode`` is the means the wallet offers them with (card or e-CPS); whether userinfo says it
+    (``authMode``) depends on the layout.
+    """
 
     id: str
     label: str
@@ -86,6 +121,8 @@ class PscPersona:
     family_name: str
     code_civilite: str
     exercices: tuple[Exercice, ...] = field(repr=False)
+    layout: UserinfoLayout = BAS_2022
+    origine: str = "RPPS"
 
     @property
     def sub(self) -> str:
@@ -96,26 +133,26 @@ class PscPersona:
         return {
             "id": self.id, "label": self.label, "SubjectNameID": self.id_nat, "authMode": self.auth_mode,
             "sub": self.sub, "given_name": self.given_name, "family_name": self.family_name,
+            "layout": self.layout.name,
         }
 
     def userinfo(self) -> dict[str, Any]:
-        """Userinfo with scope ``scope_all``: the claim names and shapes of the BAS samples."""
+        """Userinfo with scope ``scope_all``: the claim names and shapes of the samples of its layout."""
         first = self.exercices[0]
         site = first.activities[0]
-        return {
+        exercices = [  # lists, as the JSON PSC sends
+            {**dataclasses.asdict(e), "activities": [dataclasses.asdict(a) for a in e.activities]}
+            for e in self.exercices
+        ]
+        info: dict[str, Any] = {
             "sub": self.sub,
             "preferred_username": self.id_nat,
             "given_name": self.given_name,
             "family_name": self.family_name,
-            "email_verified": False,
             "SubjectNameID": self.id_nat,
             "SubjectOrganization": site.raisonSocialeSite,
             "SubjectOrganizationID": site.identifiantTechniqueDeLaStructure,
             "SubjectRole": [f"{e.codeProfession}^{ROLE_OID}" for e in self.exercices],
-            "SubjectRefPro": {
-                "codeCivilite": self.code_civilite,
-                "exercices": [dataclasses.asdict(e) for e in self.exercices],
-            },
             "Secteur_Activite": f"{site.codeSecteurDactivite}^{SECTEUR_OID}",
             "PSI_Locale": "1.2.250.1.213.1.3.1.1",
             # The samples show this value for a CPS card; the e-CPS value is not documented either.
@@ -123,9 +160,19 @@ class PscPersona:
             "Mode_Acces_Raison": "",
             "Acces_Regulation_Medicale": "FAUX",
             "UITVersion": "1.0",
-            "otherIds": [{"identifiant": self.id_nat, "origine": "RPPS", "qualite": 1}],
-            "authMode": self.auth_mode,
+            "otherIds": [{"identifiant": self.id_nat, "origine": self.origine, "qualite": 1}],
         }
+        if self.layout.civility_in_refpro:
+            info["SubjectRefPro"] = {"codeCivilite": self.code_civilite, "exercices": exercices}
+        else:
+            info["SubjectRefPro"] = {"exercices": exercices}
+            info["codeCivilite"] = self.code_civilite
+            info["codeGenreActivite"] = site.codeGenreActivite
+        if self.layout.email_verified:
+            info["email_verified"] = False
+        if self.layout.auth_mode:
+            info["authMode"] = self.auth_mode
+        return info
 
 
 def _chu(**overrides: str) -> Activity:
@@ -214,6 +261,42 @@ PERSONAS: tuple[PscPersona, ...] = (
                 ),
             ),
         ),
+    ),
+    PscPersona(
+        # Userinfo as an EDIT identity of 2021: no authMode, email_verified false.
+        id="kine-2021",
+        label="Masseuse-kinésithérapeute, carte CPS (userinfo sans authMode, format 2021)",
+        id_nat="810100000005",
+        auth_mode=CARD,
+        given_name="CAMILLE",
+        family_name="ROBERT",
+        code_civilite="MME",
+        exercices=(
+            Exercice(
+                "70", "C", "MME", "ROBERT", "CAMILLE", "", "",
+                (_chu(codeGenreActivite="GENR01", autoriteDenregistrement="CNOMK/CNOMK/ARS"),),
+            ),
+        ),
+        layout=EDIT_2021,
+    ),
+    PscPersona(
+        # Userinfo as an EDIT identity of late 2023: codeCivilite and codeGenreActivite at the top
+        # level, no authMode, no email_verified, names in mixed case.
+        id="infirmiere-2023",
+        label="Infirmière, e-CPS (userinfo avec codeCivilite hors SubjectRefPro, format 2023)",
+        id_nat="ANS20240315093012",
+        auth_mode=MOBILE,
+        given_name="Manon",
+        family_name="Girard",
+        code_civilite="MME",
+        exercices=(
+            Exercice(
+                "60", "C", "", "Girard", "Manon", "", "",
+                (_chu(codeGenreActivite="GENR01", autoriteDenregistrement="ONI/ONI/ARS"),),
+            ),
+        ),
+        layout=EDIT_2023,
+        origine="EDIT",
     ),
 )
 

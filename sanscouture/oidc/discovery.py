@@ -41,6 +41,7 @@ CLAIMS_SUPPORTED: tuple[str, ...] = (
     "UITVersion",
     "otherIds",
     "codeCivilite",
+    "codeGenreActivite",  # top level in some PSC userinfo layouts (reference 1.7), relayed as received
     "authMode",
 )
 

@@ -15,6 +15,7 @@ import functools
 import hashlib
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -86,6 +87,14 @@ def _link(url: str | None) -> str | None:
     return url if urlsplit(url).scheme.lower() in {"https", "http"} else None
 
 
+@dataclass(frozen=True)
+class Link:
+    """A link an error page offers besides « Retourner au service » (opened in a new tab)."""
+
+    label: str
+    url: str
+
+
 # --- pages ---------------------------------------------------------------------------------------
 
 
@@ -147,9 +156,13 @@ def render_error(
     reference: str | None = None,
     return_url: str | None = None,
     status_hint: str | None = None,
+    extra_link: Link | None = None,
 ) -> str:
     """An error page: what happened, what to do, an optional link back to the service and a
-    support reference. ``status_hint`` is a short secondary line (never the main message)."""
+    support reference. ``status_hint`` is a short secondary line (never the main message);
+    ``extra_link`` is the step the advice asks for (closing the PSC session), in a new tab so that
+    the way back to the service stays on this page."""
+    extra = extra_link if extra_link is not None and _link(extra_link.url) else None
     return _render(
         "error.html",
         title=title,
@@ -158,6 +171,7 @@ def render_error(
         reference=reference or None,
         return_url=_link(return_url),
         status_hint=status_hint or None,
+        extra_link=extra,
     )
 
 
@@ -233,6 +247,15 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "Réessayez avec votre carte CPS ou l'application e-CPS. Si le problème persiste, contactez le "
         "support informatique de votre établissement.",
     ),
+    "psc_session_stale": (
+        "Session Pro Santé Connect déjà ouverte",
+        "Pro Santé Connect n'a pas demandé votre carte CPS ou votre e-CPS : il a renvoyé une authentification "
+        "faite plus tôt sur ce navigateur, peut-être par une autre personne. Par sécurité, elle n'a pas été "
+        "utilisée : aucun compte n'a été appairé et personne n'a été connecté.",
+        "Fermez d'abord la session Pro Santé Connect ouverte sur ce navigateur : utilisez le bouton « Fermer la "
+        "session Pro Santé Connect », ou fermez toutes les fenêtres du navigateur. Revenez ensuite au service et "
+        "reconnectez-vous : votre carte CPS ou votre e-CPS vous sera demandée.",
+    ),
     "pairing_failed": (
         "Appairage impossible",
         "Le compte de votre établissement n'a pas pu être relié à votre identité Pro Santé Connect.",
@@ -293,17 +316,27 @@ ERRORS: dict[str, tuple[str, str, str]] = {
 }
 
 
+CLOSE_PSC_SESSION = "Fermer la session Pro Santé Connect (nouvel onglet)"
+"""The label of the ``psc_session_stale`` page's link to PSC's end_session_endpoint."""
+
+
 # --- user-facing labels from PSC userinfo --------------------------------------------------------
+
+AUTH_MODE_UNKNOWN = "non précisé"
 
 
 def auth_mode_label(auth_mode: str | None) -> str:
-    """PSC ``authMode`` in words: ``CARD`` → « carte CPS », the mobile modes → « e-CPS »."""
+    """PSC ``authMode`` in words: ``CARD`` → « carte CPS », the mobile modes → « e-CPS ».
+
+    Several observed userinfo layouts have no ``authMode`` at all (reference §1.7): absent or
+    unknown, the page says « non précisé » rather than guess.
+    """
     mode = (auth_mode or "").strip().upper()
     if "CARD" in mode:
         return "carte CPS"
     if mode in {"MOBILE", "EXTERNAL_APP"} or "CPS" in mode:
         return "e-CPS"
-    return "Pro Santé Connect"
+    return AUTH_MODE_UNKNOWN
 
 
 # TRE_G15-ProfessionSante (ANS nomenclature), the common codes only: code → (masculine, feminine).
@@ -346,7 +379,7 @@ def profession_label(userinfo: Mapping[str, Any]) -> str | None:
     """The profession of the first exercise (« Médecin », « Infirmière »…), or None when unknown.
 
     Falls back to ``SubjectRole`` (``"10^1.2.250.1.213.1.1.5.5"``) when ``SubjectRefPro`` is absent.
-    The feminine form follows ``SubjectRefPro.codeCivilite`` (MME, MLLE).
+    The feminine form follows ``codeCivilite`` (MME, MLLE), wherever the layout puts it.
     """
     code = _text(_first_exercice(userinfo).get("codeProfession"))
     if not code:
@@ -356,9 +389,15 @@ def profession_label(userinfo: Mapping[str, Any]) -> str | None:
     labels = _PROFESSIONS.get(code)
     if labels is None:
         return None
+    return labels[1] if _civility(userinfo) in {"MME", "MLLE"} else labels[0]
+
+
+def _civility(userinfo: Mapping[str, Any]) -> str:
+    """``codeCivilite``: inside ``SubjectRefPro`` (BAS samples) or at the top level (EDIT identities
+    of late 2023, reference §1.7)."""
     ref = userinfo.get("SubjectRefPro")
-    civility = _text(ref.get("codeCivilite")).upper() if isinstance(ref, Mapping) else ""
-    return labels[1] if civility in {"MME", "MLLE"} else labels[0]
+    inside = _text(ref.get("codeCivilite")) if isinstance(ref, Mapping) else ""
+    return (inside or _text(userinfo.get("codeCivilite"))).upper()
 
 
 def civility_prefix(userinfo: Mapping[str, Any]) -> str | None:

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.browser
 FORM = "/echo"
 CSRF = "csrf-7f3a9c1e5b2d4f6a8c0e"
 RETURN_URL = "https://dpi.chu-exemple.fr/oidc/callback?error=access_denied&state=af0ifjsldkj"
+PSC_LOGOUT = "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet/protocol/openid-connect/logout"
 
 DOCTOR: dict[str, Any] = {
     "given_name": "KIT",
@@ -112,6 +113,10 @@ PAGES: dict[str, Callable[[], str]] = {
     "error": lambda: _known_error("server_error", reference="7c1e9a42-5b3d-4f0e", return_url=RETURN_URL),
     "error-not-compliant": lambda: _known_error("authentication_not_compliant", reference="b91d03fe"),
     "error-unknown-client": lambda: _known_error("unknown_client"),
+    "error-psc-session-stale": lambda: _known_error(
+        "psc_session_stale", reference="3f9e0c1a", return_url=RETURN_URL,
+        extra_link=render.Link(render.CLOSE_PSC_SESSION, PSC_LOGOUT),
+    ),
     "logout-confirm": lambda: render.render_logout_confirm(
         client_name="Dossier patient informatisé", form_action=FORM, csrf_token=CSRF
     ),

@@ -451,13 +451,28 @@ def test_entra_required_acrs_default_is_accepted_by_the_broker_and_enables_the_c
 # ---------------------------------------------------------------------------------------------
 
 
-def test_psc_client_secret_is_only_a_key_vault_reference() -> None:
-    value = app_settings()["BROKER_PSC_CLIENT_SECRET"]
-    assert isinstance(value, str)
+def test_psc_client_secret_is_only_a_key_vault_reference_and_only_with_client_secret_basic() -> None:
+    choice = app_settings()["BROKER_PSC_CLIENT_SECRET"]["operator"]
+    assert choice["type"] == "conditional"
+    basic = {"operand_1": "pscTokenAuthMethod", "operand_2": "client_secret_basic"}
+    assert choice["operands"]["condition"] == {"operator": {"type": "equals", "operands": basic}}
+    assert choice["operands"]["false_value"] == ""  # private_key_jwt: the broker refuses a secret beside it
+    value = choice["operands"]["true_value"]
     vault = next(iter(resources_of(module_file("appsettings.bicep"), "Microsoft.KeyVault/vaults", existing=True)))
     assert re.fullmatch(
         r"@Microsoft\.KeyVault\(SecretUri=\$\{" + vault + r"\.properties\.vaultUri\}secrets/\$\{\w+\}/\)", value
     ), value
+
+
+def test_psc_token_auth_method_is_a_parameter_with_the_methods_and_default_of_settings_py() -> None:
+    for parsed in (parse(MAIN), module_file("appsettings.bicep")):
+        param = parsed["parameters"]["pscTokenAuthMethod"]
+        allowed = next(d["argument"] for d in param["decorators"] if d["type"] == "allowed")
+        assert tuple(allowed) == broker_settings.PSC_AUTH_METHODS
+    defaults = {field.name: field.default for field in dataclasses.fields(broker_settings.Settings)}
+    assert parse(MAIN)["parameters"]["pscTokenAuthMethod"]["default"] == defaults["psc_token_auth_method"]
+    assert passed_to("appsettings.bicep", "pscTokenAuthMethod") == "pscTokenAuthMethod"
+    assert app_settings()["BROKER_PSC_TOKEN_AUTH_METHOD"] == "pscTokenAuthMethod"
 
 
 def test_no_secret_in_plain_app_settings() -> None:

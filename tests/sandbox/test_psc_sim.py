@@ -1,4 +1,4 @@
-"""The Pro Santé Connect simulator as the broker's pairing step uses it (code flow, PKCE, userinfo)."""
+"""The Pro Santé Connect simulator as the broker uses it: code flow, PKCE, userinfo layouts, SSO session, switches."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ import os
 import re
 import secrets
 import ssl
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 import jwt
+import pytest
 import requests
 
+from sandbox.switches import set_switch
+from sandbox.switches import switched
 from tests.sandbox.conftest import PSC_CLIENT_ID
 from tests.sandbox.conftest import PSC_POST_LOGOUT_URI
 from tests.sandbox.conftest import PSC_REDIRECT_URI
@@ -35,11 +39,12 @@ EXERCICE_KEYS = {
     "codeTypeSavoirFaire", "codeSavoirFaire", "activities",
 }
 USERINFO_KEYS = {
-    "sub", "preferred_username", "given_name", "family_name", "email_verified", "SubjectNameID",
+    "sub", "preferred_username", "given_name", "family_name", "SubjectNameID",
     "SubjectOrganization", "SubjectOrganizationID", "SubjectRole", "SubjectRefPro", "Secteur_Activite",
     "PSI_Locale", "Palier_Authentification", "Mode_Acces_Raison", "Acces_Regulation_Medicale", "UITVersion",
-    "otherIds", "authMode",
+    "otherIds",
 }
+"""Claims every observed layout has; each layout adds its own (test_each_userinfo_layout_...)."""
 
 
 def authorize_url(psc_url: str, challenge: str = "", method: str = "S256", **extra: str) -> str:
@@ -126,10 +131,10 @@ def test_code_flow_with_basic_auth_pkce_and_nonce_gives_an_eidas1_id_token(psc_u
 
 def test_userinfo_of_the_doctor_has_psc_claim_names_and_shapes(psc_url: str) -> None:
     info = userinfo(psc_url, tokens_for(psc_url, "medecin-cps")["access_token"])
-    assert set(info) == USERINFO_KEYS
+    assert set(info) == USERINFO_KEYS | {"authMode"}  # the BAS sample's layout
     assert info["SubjectNameID"] == info["preferred_username"] == "810100000001"
     assert len(info["SubjectNameID"]) == 12 and info["SubjectNameID"].startswith("8")
-    assert info["authMode"] == "CARD" and info["email_verified"] is False
+    assert info["authMode"] == "CARD"
     assert info["SubjectRole"] == ["10^1.2.250.1.213.1.1.5.5"]
     assert info["Secteur_Activite"].endswith("^1.2.250.1.71.4.2.4")
     assert info["otherIds"] == [{"identifiant": "810100000001", "origine": "RPPS", "qualite": 1}]
@@ -228,9 +233,181 @@ def test_personas_and_last_authorize(psc_url: str) -> None:
     personas = {p["id"]: p for p in requests.get(f"{psc_url}/personas", timeout=10).json()}
     assert {"medecin-cps", "infirmier-ecps", "pharmacien-cps", "medecin2-cps"} <= set(personas)
     for persona in personas.values():
-        assert set(persona) == {"id", "label", "SubjectNameID", "authMode", "sub", "given_name", "family_name"}
+        assert set(persona) == {"id", "label", "SubjectNameID", "authMode", "sub", "given_name", "family_name",
+                                "layout"}
         assert persona["sub"].endswith(":" + persona["SubjectNameID"])
     requests.get(authorize_url(psc_url, pkce()[1], login_hint="medecin-cps"), allow_redirects=False, timeout=10)
     seen = requests.get(f"{psc_url}/_sim/last-authorize", timeout=10).json()
     assert seen["acr_values"] == "eidas1" and seen["scope"] == "openid scope_all"
     assert seen["login_hint"] == "medecin-cps" and seen["code_challenge_method"] == "S256"
+
+
+# -- the wallet's SSO session (issue 7, point 6) -------------------------------------------------
+
+
+def sign_in(browser: requests.Session, psc_url: str, **extra: str) -> dict[str, Any]:
+    """One authorization in ``browser`` (with its cookies), redeemed: the ID token's claims."""
+    verifier, challenge = pkce()
+    back = redirected(browser.get(authorize_url(psc_url, challenge, **extra), allow_redirects=False, timeout=10))
+    response = redeem(psc_url, back["code"], verifier)
+    assert response.status_code == 200, response.text
+    return jwt.decode(response.json()["id_token"], options={"verify_signature": False})
+
+
+def age_sessions(psc_url: str, seconds: float) -> None:
+    """Time passes for the wallet's SSO sessions."""
+    assert requests.post(f"{psc_url}/_sim/sso-sessions/age", json=seconds, timeout=10).status_code == 200
+
+
+def silent(browser: requests.Session, psc_url: str) -> dict[str, str]:
+    return redirected(browser.get(authorize_url(psc_url, pkce()[1], prompt="none"), allow_redirects=False, timeout=10))
+
+
+def test_the_sso_cookie_is_keycloaks_secure_and_http_only(psc_url: str) -> None:
+    browser = requests.Session()
+    response = browser.get(authorize_url(psc_url, pkce()[1], login_hint="medecin-cps"), allow_redirects=False)
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("KEYCLOAK_IDENTITY=") and "Secure" in cookie and "HttpOnly" in cookie
+    assert "SameSite=None" in cookie and "Path=/" in cookie
+
+
+def test_within_the_sso_session_an_authorization_is_silent_with_the_original_auth_time(psc_url: str) -> None:
+    browser = requests.Session()
+    first = sign_in(browser, psc_url, login_hint="medecin-cps")
+    age_sessions(psc_url, 60)
+    # Keycloak's cookie authenticator answers for the session's person: login_hint is not consulted.
+    second = sign_in(browser, psc_url, login_hint="pharmacien-cps")
+    assert second["sub"] == first["sub"] and second["sid"] == first["sid"]
+    assert second["auth_time"] == first["auth_time"] - 60  # the original authentication, a minute ago
+    assert time.time() - second["auth_time"] >= 60
+
+
+def test_prompt_none_within_the_sso_session_is_silent_and_without_it_login_required(psc_url: str) -> None:
+    browser = requests.Session()
+    assert silent(browser, psc_url)["error"] == "login_required"
+    sign_in(browser, psc_url, login_hint="infirmier-ecps")
+    assert "code" in silent(browser, psc_url)
+
+
+def test_prompt_login_forces_a_fresh_authentication_that_replaces_the_session(psc_url: str) -> None:
+    browser = requests.Session()
+    first = sign_in(browser, psc_url, login_hint="medecin-cps")
+    age_sessions(psc_url, 60)
+    wallet = browser.get(authorize_url(psc_url, pkce()[1], prompt="login"), allow_redirects=False, timeout=10)
+    assert wallet.status_code == 200 and "Authentifiez-vous" in wallet.text  # the card is asked for again
+    fresh = sign_in(browser, psc_url, prompt="login", login_hint="medecin2-cps")
+    assert fresh["sub"].endswith(":810100000004") and fresh["sid"] != first["sid"]
+    assert time.time() - fresh["auth_time"] < 10
+    assert sign_in(browser, psc_url)["sid"] == fresh["sid"]  # the new session is the browser's now
+
+
+def test_max_age_forces_a_fresh_authentication_once_the_session_is_older(psc_url: str) -> None:
+    browser = requests.Session()
+    first = sign_in(browser, psc_url, login_hint="medecin-cps")
+    age_sessions(psc_url, 60)
+    assert sign_in(browser, psc_url, max_age="3600")["auth_time"] == first["auth_time"] - 60
+    fresh = sign_in(browser, psc_url, max_age="0", login_hint="medecin-cps")
+    assert time.time() - fresh["auth_time"] < 10 and fresh["sid"] != first["sid"]
+    bad = redirected(requests.get(authorize_url(psc_url, max_age="soon"), allow_redirects=False, timeout=10))
+    assert (bad["error"], bad["error_description"]) == ("invalid_request", "Invalid parameter: max_age")
+
+
+def test_the_sso_session_ends_after_30_minutes_idle(psc_url: str) -> None:
+    browser = requests.Session()
+    sign_in(browser, psc_url, login_hint="medecin-cps")
+    age_sessions(psc_url, 29 * 60)
+    assert "code" in silent(browser, psc_url)  # used: the idle timeout starts again
+    age_sessions(psc_url, 31 * 60)
+    assert silent(browser, psc_url)["error"] == "login_required"
+
+
+def test_the_sso_session_ends_after_4_hours_however_often_it_is_used(psc_url: str) -> None:
+    browser = requests.Session()
+    sign_in(browser, psc_url, login_hint="medecin-cps")
+    for _ in range(9):  # 225 minutes, never 30 minutes idle
+        age_sessions(psc_url, 25 * 60)
+        assert "code" in silent(browser, psc_url)
+    age_sessions(psc_url, 25 * 60)
+    assert silent(browser, psc_url)["error"] == "login_required"
+
+
+def test_logout_ends_the_sso_session_after_confirmation_or_at_once_with_an_id_token_hint(psc_url: str) -> None:
+    logout = f"{psc_url}{REALM}/protocol/openid-connect/logout"
+    browser = requests.Session()
+    sign_in(browser, psc_url, login_hint="medecin-cps")
+    confirmation = browser.get(logout, timeout=10)
+    assert confirmation.status_code == 200 and "Voulez-vous vous déconnecter" in confirmation.text
+    assert "code" in silent(browser, psc_url)  # nothing ended before the person confirms
+    code = re.search(r'name="session_code" value="([^"]+)"', confirmation.text)
+    assert code
+    done = browser.post(logout, data={"session_code": code.group(1), "confirm": "yes"}, timeout=10)
+    assert "Vous êtes déconnecté" in done.text
+    assert silent(browser, psc_url)["error"] == "login_required"
+
+    verifier, challenge = pkce()
+    back = redirected(browser.get(authorize_url(psc_url, challenge, login_hint="medecin-cps"), allow_redirects=False))
+    hint = redeem(psc_url, back["code"], verifier).json()["id_token"]
+    # The hint's sid names the session: no confirmation, and no cookie needed.
+    assert "Vous êtes déconnecté" in requests.get(logout, params={"id_token_hint": hint}, timeout=10).text
+    assert silent(browser, psc_url)["error"] == "login_required"
+
+
+# -- switches -------------------------------------------------------------------------------------
+
+
+def test_switch_wallet_ignores_prompt_login_answers_from_the_session_with_its_auth_time(psc_url: str) -> None:
+    browser = requests.Session()
+    first = sign_in(browser, psc_url, login_hint="medecin-cps")
+    age_sessions(psc_url, 120)
+    with switched(psc_url, wallet_ignores_prompt_login=True):
+        stale = sign_in(browser, psc_url, prompt="login", max_age="0", login_hint="medecin2-cps")
+        fresh = sign_in(requests.Session(), psc_url, prompt="login", login_hint="medecin2-cps")  # no session
+    assert stale["sub"] == first["sub"] and stale["auth_time"] == first["auth_time"] - 120
+    assert fresh["sub"].endswith(":810100000004") and time.time() - fresh["auth_time"] < 10
+    with pytest.raises(ValueError, match="takes true or false"):
+        set_switch(psc_url, "wallet-ignores-prompt-login", "yes")
+
+
+def test_switch_userinfo_signed_answers_a_jws_whose_envelope_is_not_identity(psc_url: str) -> None:
+    plain = userinfo(psc_url, tokens_for(psc_url, "medecin-cps")["access_token"])
+    with switched(psc_url, userinfo_signed=True):
+        access_token = tokens_for(psc_url, "medecin-cps")["access_token"]
+        response = requests.get(f"{psc_url}{REALM}/protocol/openid-connect/userinfo",
+                                headers={"Authorization": f"Bearer {access_token}"}, timeout=10)
+    assert response.headers["Content-Type"] == "application/jwt"
+    context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+    keys = jwt.PyJWKClient(f"{psc_url}{REALM}/protocol/openid-connect/certs", ssl_context=context)
+    claims = jwt.decode(response.text, keys.get_signing_key_from_jwt(response.text), algorithms=["RS256"],
+                        audience=PSC_CLIENT_ID, issuer=psc_url + REALM)
+    envelope = {"iss", "aud", "iat", "nbf", "exp", "jti"}
+    assert envelope <= set(claims) and {k: v for k, v in claims.items() if k not in envelope} == plain
+
+
+# -- userinfo layouts (issue 7, point 7) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("persona", "layout", "own_claims"),
+    [
+        ("medecin-cps", "bas-2022", {"authMode"}),
+        ("kine-2021", "edit-2021", {"email_verified"}),
+        ("infirmiere-2023", "edit-2023", {"codeCivilite", "codeGenreActivite"}),
+    ],
+)
+def test_each_userinfo_layout_has_the_observed_shape(
+    psc_url: str, persona: str, layout: str, own_claims: set[str]
+) -> None:
+    info = userinfo(psc_url, tokens_for(psc_url, persona)["access_token"])
+    assert set(info) == USERINFO_KEYS | own_claims
+    described = {p["id"]: p for p in requests.get(f"{psc_url}/personas", timeout=10).json()}[persona]
+    assert described["layout"] == layout
+    exercice = info["SubjectRefPro"]["exercices"][0]
+    assert set(exercice) == EXERCICE_KEYS and set(exercice["activities"][0]) == ACTIVITY_KEYS
+    if layout == "edit-2023":
+        assert set(info["SubjectRefPro"]) == {"exercices"} and info["codeCivilite"] == "MME"
+        assert info["codeGenreActivite"] == exercice["activities"][0]["codeGenreActivite"] == "GENR01"
+        assert info["otherIds"][0]["origine"] == "EDIT" and info["SubjectNameID"].startswith("ANS")
+    else:
+        assert set(info["SubjectRefPro"]) == {"codeCivilite", "exercices"}
+    if layout == "edit-2021":
+        assert info["email_verified"] is False

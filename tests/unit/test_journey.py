@@ -54,6 +54,7 @@ class FakePsc:
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.identity = DOCTOR
+        self.auth_time: int | None = None  # None: PSC authenticates afresh, now
         self.begun: list[dict[str, Any]] = []
 
     def begin(self, **kwargs: Any) -> UpstreamStart:
@@ -61,7 +62,11 @@ class FakePsc:
         return UpstreamStart(url=f"https://psc.test/auth?state={kwargs['state']}", flow={"state": kwargs["state"]})
 
     def finish(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> PscAuthentication:
-        return PscAuthentication(self.identity, int(self.clock()), "eidas1")
+        auth_time = self.auth_time if self.auth_time is not None else int(self.clock())
+        return PscAuthentication(self.identity, auth_time, "eidas1")
+
+    def end_session_url(self) -> str | None:
+        return "https://psc.test/logout"
 
 
 class AllTables:
@@ -136,7 +141,8 @@ def test_first_sign_in_pairs_and_issues_a_code_with_a_session() -> None:
     world = World()
     assert "code" in landing(world.first_sign_in())
     assert SESSION_COOKIE in world.cookies and BROWSER_COOKIE in world.cookies
-    assert world.psc.begun[0]["prompt"] == "login"  # pairing needs a fresh CPS authentication
+    # Pairing needs a fresh CPS authentication, asked for in both the ways Keycloak honours.
+    assert (world.psc.begun[0]["prompt"], world.psc.begun[0]["max_age"]) == ("login", 0)
 
 
 def test_a_session_is_never_renewed_past_four_hours_by_confirming_again() -> None:
@@ -202,9 +208,30 @@ def test_another_identity_asks_psc_for_a_fresh_login_and_keeps_the_pairing() -> 
     world.psc.identity = OTHER
     code = landing(world.callback(journey.psc_callback, world.post(journey.confirm, page, action="other")))
     assert "code" in code
-    assert world.psc.begun[-1]["prompt"] == "login"
+    assert (world.psc.begun[-1]["prompt"], world.psc.begun[-1]["max_age"]) == ("login", 0)
     row = world.tables["bindings"].find(TENANT, "oid-1")
     assert row is not None and row.data["psc_sub"] == DOCTOR.sub
+
+
+def test_a_psc_authentication_older_than_the_request_shows_the_stale_session_page_and_pairs_nothing() -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    world.psc.auth_time = int(world.clock()) - journey.PSC_CLOCK_SKEW - 1  # the wallet's earlier session
+    page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
+    assert page.status == 403 and "Session Pro Santé Connect déjà ouverte" in page.body.decode()
+    assert 'href="https://psc.test/logout" target="_blank"' in page.body.decode()
+    assert world.tables["bindings"].find(TENANT, "oid-1") is None
+    refused = [row.data for row in world.tables["audit"].rows.values() if row.data.get("event") == "login_refused"]
+    assert [row["reason"] for row in refused] == ["psc_session_stale"]
+    assert len(world.psc.begun) == 1  # no second try
+
+
+def test_clock_skew_within_the_allowance_is_a_fresh_authentication() -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    world.psc.auth_time = int(world.clock()) - journey.PSC_CLOCK_SKEW
+    page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
+    assert page.status == 200 and "Connexion" in page.body.decode()
 
 
 def test_a_double_submitted_confirmation_issues_one_code() -> None:

@@ -2,7 +2,8 @@
 // 'appsettings' replaces every setting: list them all here). The BROKER_* names are exactly those
 // of sanscouture/settings.py minus its sandbox-only ones (tests/infra/test_bicep.py checks it);
 // the others are the platform's. No secret is written in clear: the PSC client secret is a Key
-// Vault reference resolved with the managed identity (keyVaultReferenceIdentity on the site).
+// Vault reference resolved with the managed identity (keyVaultReferenceIdentity on the site), and only
+// with client_secret_basic (private_key_jwt signs with the signing key; the broker refuses a secret then).
 // Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
 // WEBSITE_RUN_FROM_PACKAGE, WEBSITE_CONTENT*, ...: none of them is set.
 
@@ -52,6 +53,13 @@ param pscClientId string
 
 @description('Name of the Key Vault secret holding the PSC client secret.')
 param pscClientSecretName string
+
+@description('How the broker authenticates to PSC (BROKER_PSC_TOKEN_AUTH_METHOD): client_secret_basic or private_key_jwt.')
+@allowed([
+  'client_secret_basic'
+  'private_key_jwt'
+])
+param pscTokenAuthMethod string
 
 @description('Name of the Key Vault secret whose versions are the signing keys (BROKER_SIGNING_KEY_NAME).')
 param signingKeySecretName string
@@ -116,7 +124,8 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     BROKER_ENTRA_MAX_AUTH_AGE: string(entraMaxAuthAge)
     BROKER_PSC_DISCOVERY_URL: pscDiscoveryUrl
     BROKER_PSC_CLIENT_ID: pscClientId
-    BROKER_PSC_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${pscClientSecretName}/)'
+    BROKER_PSC_CLIENT_SECRET: (pscTokenAuthMethod == 'client_secret_basic') ? '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${pscClientSecretName}/)' : ''
+    BROKER_PSC_TOKEN_AUTH_METHOD: pscTokenAuthMethod
     BROKER_TABLES_ENDPOINT: stg.properties.primaryEndpoints.table
     BROKER_KEYVAULT_URL: vault.properties.vaultUri
     BROKER_SIGNING_KEY_NAME: signingKeySecretName

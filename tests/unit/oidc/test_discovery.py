@@ -54,6 +54,7 @@ def test_document_advertises_only_what_is_implemented() -> None:
 
 def test_claims_include_the_psc_claims() -> None:
     claims = build_discovery(ISSUER)["claims_supported"]
-    for name in ("sub", "acr", "at_hash", "sid", "SubjectNameID", "SubjectRefPro", "otherIds", "authMode"):
+    for name in ("sub", "acr", "at_hash", "sid", "SubjectNameID", "SubjectRefPro", "otherIds", "authMode",
+                 "codeCivilite", "codeGenreActivite"):
         assert name in claims
     assert len(claims) == len(set(claims))

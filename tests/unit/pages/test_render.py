@@ -316,6 +316,23 @@ def test_error_catalogue_covers_the_journey() -> None:
     assert render.render_known_error("no-such-key") == render.render_known_error("server_error")
 
 
+def test_the_stale_psc_session_page_says_what_happened_and_links_to_psc_logout_in_a_new_tab() -> None:
+    title, message, advice = render.ERRORS["psc_session_stale"]
+    assert title == "Session Pro Santé Connect déjà ouverte"
+    assert "peut-être par une autre personne" in message and "aucun compte n'a été appairé" in message
+    assert "Fermer la session Pro Santé Connect" in advice and "fermez toutes les fenêtres du navigateur" in advice
+    logout = "https://psc.example/auth/realms/esante-wallet/protocol/openid-connect/logout"
+    page = error(title=title, message=message, advice=advice, return_url="https://sn.example/cb?error=access_denied",
+                 extra_link=render.Link(render.CLOSE_PSC_SESSION, logout))
+    assert parse(page).links == [
+        (logout, "Fermer la session Pro Santé Connect (nouvel onglet)"),
+        ("https://sn.example/cb?error=access_denied", "Retourner au service"),
+    ]
+    assert f'href="{logout}" target="_blank" rel="noopener noreferrer"' in page
+    unsafe = error(extra_link=render.Link(render.CLOSE_PSC_SESSION, "javascript:alert(1)"))
+    assert parse(unsafe).links == []
+
+
 def test_logout_pages() -> None:
     assert "Voulez-vous vous déconnecter" in logout_confirm(client_name=None)
     page = logged_out(client_name=None, return_url="https://sn.example/")
@@ -330,7 +347,7 @@ def test_logout_pages() -> None:
 @pytest.mark.parametrize(
     ("mode", "label"),
     [("CARD", "carte CPS"), ("card", "carte CPS"), ("MOBILE", "e-CPS"), ("EXTERNAL_APP", "e-CPS"),
-     ("E_CPS", "e-CPS"), ("", "Pro Santé Connect"), (None, "Pro Santé Connect"), ("OTP", "Pro Santé Connect")],
+     ("E_CPS", "e-CPS"), ("", "non précisé"), (None, "non précisé"), ("OTP", "non précisé")],
 )
 def test_auth_mode_label(mode: str | None, label: str) -> None:
     assert render.auth_mode_label(mode) == label
@@ -362,6 +379,9 @@ def userinfo(code: str | None = "10", civility: str = "DR", gender: str = "M", *
         ({"SubjectRefPro": "oops"}, None),
         ({"SubjectRefPro": {"exercices": []}}, None),
         ({"SubjectRole": ["10^1.2.250.1.213.1.1.5.5"]}, "Médecin"),
+        # EDIT identities of late 2023: codeCivilite at the top level, SubjectRefPro without it.
+        ({"codeCivilite": "MME", "SubjectRefPro": {"exercices": [{"codeProfession": "60"}]}}, "Infirmière"),
+        ({"codeCivilite": "M", "SubjectRefPro": {"exercices": [{"codeProfession": "21"}]}}, "Pharmacien"),
     ],
 )
 def test_profession_label(info: dict[str, Any], label: str | None) -> None:

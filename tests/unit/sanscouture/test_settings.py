@@ -56,6 +56,14 @@ def test_a_complete_environment_parses() -> None:
     assert settings.session_idle_timeout == 30 * 60
 
 
+def test_psc_authentication_is_client_secret_basic_by_default_or_private_key_jwt_without_a_secret() -> None:
+    assert Settings.from_env(valid_env()).psc_token_auth_method == "client_secret_basic"
+    jwt_settings = Settings.from_env(
+        valid_env(BROKER_PSC_TOKEN_AUTH_METHOD="private_key_jwt", BROKER_PSC_CLIENT_SECRET="")
+    )
+    assert (jwt_settings.psc_token_auth_method, jwt_settings.psc_client_secret) == ("private_key_jwt", None)
+
+
 def test_secrets_do_not_appear_in_repr() -> None:
     assert "psc-secret" not in repr(Settings.from_env(valid_env()))
 
@@ -99,7 +107,21 @@ def test_secrets_do_not_appear_in_repr() -> None:
         ({"BROKER_SHOW_MIRE": "perhaps"}, "BROKER_SHOW_MIRE", "true or false"),
         ({"BROKER_ENTRA_REQUIRED_ACRS": ""}, "BROKER_ENTRA_REQUIRED_ACRS", "is required"),
         ({"BROKER_ENTRA_REQUIRED_ACRS": "c1 mfa"}, "BROKER_ENTRA_REQUIRED_ACRS", "c1..c25"),
-        ({"BROKER_PSC_CLIENT_SECRET": "<unset>"}, "BROKER_PSC_CLIENT_SECRET", "is required"),
+        (
+            {"BROKER_PSC_CLIENT_SECRET": "<unset>"},
+            "BROKER_PSC_CLIENT_SECRET",
+            "is required with BROKER_PSC_TOKEN_AUTH_METHOD=client_secret_basic",
+        ),
+        (
+            {"BROKER_PSC_TOKEN_AUTH_METHOD": "private_key_jwt"},
+            "BROKER_PSC_CLIENT_SECRET",
+            "must be empty with BROKER_PSC_TOKEN_AUTH_METHOD=private_key_jwt",
+        ),
+        (
+            {"BROKER_PSC_TOKEN_AUTH_METHOD": "client_secret_post"},
+            "BROKER_PSC_TOKEN_AUTH_METHOD",
+            "must be one of client_secret_basic, private_key_jwt, not 'client_secret_post'",
+        ),
     ],
 )
 def test_a_bad_setting_is_refused_with_its_name(overrides: dict[str, str], named: str, says: str) -> None:
