@@ -742,11 +742,26 @@ l'application d'entreprise exige une affectation, et ce script n'y affecte les g
 professionnels qu'une fois le contexte d'authentification $context protégé par une stratégie active
 (sans elle, Entra délivre $context sans rien exiger et le contrôle acrs du broker ne prouve rien).
 EOF
-    case "$GROUPS_STATUS" in
-        assigned) printf '%s\n' "Groupes affectés :$(groups_argument | sed 's/ --group / /g') (contexte $context vérifié protégé)." ;;
-        pending) printf '%s\n' "Groupes demandés (--group) NON affectés : $context n'est pas encore protégé." ;;
-        *) printf '%s\n' "Aucun groupe demandé (--group) : aucune affectation faite par ce lancement." ;;
-    esac
+    if [[ "$GROUPS_STATUS" == "assigned" ]]; then
+        cat <<EOF
+Groupes affectés :$(groups_argument | sed 's/ --group / /g') (contexte $context vérifié protégé).
+
+Étapes suivantes, dans cet ordre :
+  1. Si ce n'est fait, faire enregistrer auprès de l'ANS (Pro Santé Connect), pour le client id PSC
+     du broker, l'URI de redirection :
+         $psc_redirect
+  2. Vérifier l'état du service :
+         curl -s $issuer/health
+  3. En dernier, vérifier que le contexte est protégé par une stratégie active :
+         infra/conditional-access.sh --check --auth-context $context$subscription_option
+EOF
+        return
+    fi
+    if [[ "$GROUPS_STATUS" == "pending" ]]; then
+        printf '%s\n' "Groupes demandés (--group) NON affectés : $context n'est pas encore protégé."
+    else
+        printf '%s\n' "Aucun groupe demandé (--group) : aucune affectation faite par ce lancement."
+    fi
     cat <<EOF
 
 Étapes suivantes, dans cet ordre :

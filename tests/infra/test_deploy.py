@@ -290,6 +290,8 @@ def test_groups_are_assigned_once_an_enabled_policy_protects_the_context(az: AzS
     assert "PROTÉGÉ : le contexte c1" in result.stderr
     assert "Groupe « Professionnels de santé »" in result.stderr and ": affecté." in result.stderr
     assert "Groupes affectés :" in result.stdout
+    commands = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("infra/")]
+    assert commands == [LAST_STEP], "the policies are enabled and the groups assigned: only the check is left"
 
 
 def test_groups_are_not_assigned_while_the_context_is_unprotected(az: AzStandin, app: Path) -> None:
