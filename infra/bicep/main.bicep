@@ -116,7 +116,7 @@ param entraAllowedTenants string = tenant().tenantId
 // (MicrosoftDocs/entra-docs, docs/identity-platform/developer-guide-conditional-access-authentication-context.md).
 // infra/conditional-access.sh creates the context, binds the policy and, with --check, verifies that an
 // enabled policy with the expected strength protects it.
-@description('Entra authentication contexts (c1..c25) every Entra ID token must carry in its acrs claim, comma-separated (BROKER_ENTRA_REQUIRED_ACRS). The broker requests them (claims challenge), and Entra includes c1 in the ID token only when the Conditional Access policy bound to that authentication context is satisfied (infra/conditional-access.sh creates both); keep the context bound to the policy. The value none disables the check and relies only on a policy targeting the app, which the broker cannot observe: not recommended. Empty is refused.')
+@description('Entra authentication contexts (c1..c25) every Entra ID token must carry in its acrs claim, comma-separated (BROKER_ENTRA_REQUIRED_ACRS). The broker requests them (claims challenge). Entra includes c1 in the ID token when the Conditional Access policy bound to that authentication context is satisfied, but also when no enabled policy applies to it: infra/conditional-access.sh creates the context and the policy, --enable enforces it, --check verifies it; keep the context bound to an enabled policy. The value none disables the check and relies only on a policy targeting the app, which the broker cannot observe: not recommended. Empty is refused.')
 @minLength(1)
 param entraRequiredAcrs string = 'c1'
 
@@ -184,9 +184,6 @@ var names = {
   functionApp: 'func-${baseName}-${environmentName}-${take(suffix, 6)}'
 }
 var deploymentContainerName = 'app-package'
-// Module deployments are deployment records of the resource group too: their names carry the
-// environment, like infra/deploy.sh's top-level one (psc-sans-couture-<environmentName>), so that two
-// environments deployed into one resource group never overwrite each other's records.
 
 // The tables of DESIGN.md "State" (sanscouture/adapters/tables.py TABLE_NAMES).
 var tableNames = [
@@ -202,6 +199,10 @@ var tableNames = [
 // ---------------------------------------------------------------------------------------------
 // Resources
 // ---------------------------------------------------------------------------------------------
+
+// Module deployments are deployment records of the resource group too: their names carry the
+// environment, like infra/deploy.sh's top-level one (psc-sans-couture-<environmentName>), so that two
+// environments deployed into one resource group never overwrite each other's records.
 
 module identity 'modules/identity.bicep' = {
   name: 'identity-${environmentName}'
