@@ -100,17 +100,23 @@ param entraAppDisplayName string = 'PSC sans couture (${environmentName})'
 @description('Immutable unique name of the Entra app registration (redeployments update the app with this name).')
 param entraAppUniqueName string = 'psc-sans-couture-${environmentName}'
 
-@description('Require users and groups to be assigned to the enterprise application before they can use it.')
-param entraAssignmentRequired bool = false
+// Fails closed: with assignment required and no group assigned yet, nobody can sign in. infra/deploy.sh
+// assigns the professionals' groups (--group) only once the authentication context is bound to an
+// enabled Conditional Access policy (infra/conditional-access.sh --check).
+@description('Require users and groups to be assigned to the enterprise application before they can sign in (appRoleAssignmentRequired). Keep true: infra/deploy.sh --group assigns the professionals.')
+param entraAssignmentRequired bool = true
 
 @description('Tenant ids whose users may sign in, comma-separated (BROKER_ENTRA_ALLOWED_TENANTS).')
 param entraAllowedTenants string = tenant().tenantId
 
 // The acrs claim is the only proof of the sign-in's strength the broker can see: a policy that only
-// targets the app is invisible to it. Entra puts c1 in the ID token only when the Conditional Access
-// policy bound to the authentication context c1 is satisfied, but it also issues a requested context
-// that no policy is bound to: infra/conditional-access.sh creates the context and binds the policy.
-@description('Entra authentication contexts (c1..c25) every Entra ID token must carry in its acrs claim, comma-separated (BROKER_ENTRA_REQUIRED_ACRS). The broker requests them (claims challenge), and Entra includes c1 in the ID token only when the Conditional Access policy bound to that authentication context is satisfied (infra/conditional-access.sh creates both); keep the context bound to the policy. The value none disables the check and relies only on a policy targeting the app, which the broker cannot observe: not recommended. Empty is refused.')
+// targets the app is invisible to it. Entra puts c1 in the ID token when the Conditional Access policy
+// bound to the authentication context c1 is satisfied, but ALSO when no policy applies to it (none bound,
+// or only report-only ones): "ACRS requested | No policies configured with ACRS | Yes | Yes"
+// (MicrosoftDocs/entra-docs, docs/identity-platform/developer-guide-conditional-access-authentication-context.md).
+// infra/conditional-access.sh creates the context, binds the policy and, with --check, verifies that an
+// enabled policy with the expected strength protects it.
+@description('Entra authentication contexts (c1..c25) every Entra ID token must carry in its acrs claim, comma-separated (BROKER_ENTRA_REQUIRED_ACRS). The broker requests them (claims challenge). Entra includes c1 in the ID token when the Conditional Access policy bound to that authentication context is satisfied, but also when no enabled policy applies to it: infra/conditional-access.sh creates the context and the policy, --enable enforces it, --check verifies it; keep the context bound to an enabled policy. The value none disables the check and relies only on a policy targeting the app, which the broker cannot observe: not recommended. Empty is refused.')
 @minLength(1)
 param entraRequiredAcrs string = 'c1'
 
@@ -173,21 +179,6 @@ param sessionIdleTimeout int = 1800
 param accessTokenTtl int = 120
 
 // ---------------------------------------------------------------------------------------------
-// Who deploys
-// ---------------------------------------------------------------------------------------------
-
-@description('Object id of the administrator (or pipeline) given Key Vault Secrets Officer to manage the signing key. Empty: none.')
-param deployerPrincipalId string = ''
-
-@description('Kind of principal deployerPrincipalId is.')
-@allowed([
-  'User'
-  'Group'
-  'ServicePrincipal'
-])
-param deployerPrincipalType string = 'User'
-
-// ---------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------
 
@@ -219,8 +210,12 @@ var tableNames = [
 // Resources
 // ---------------------------------------------------------------------------------------------
 
+// Module deployments are deployment records of the resource group too: their names carry the
+// environment, like infra/deploy.sh's top-level one (psc-sans-couture-<environmentName>), so that two
+// environments deployed into one resource group never overwrite each other's records.
+
 module identity 'modules/identity.bicep' = {
-  name: 'identity'
+  name: 'identity-${environmentName}'
   params: {
     name: names.identity
     location: location
@@ -229,7 +224,7 @@ module identity 'modules/identity.bicep' = {
 }
 
 module storage 'modules/storage.bicep' = {
-  name: 'storage'
+  name: 'storage-${environmentName}'
   params: {
     name: names.storage
     location: location
@@ -241,7 +236,7 @@ module storage 'modules/storage.bicep' = {
 }
 
 module keyVault 'modules/keyvault.bicep' = {
-  name: 'keyvault'
+  name: 'keyvault-${environmentName}'
   params: {
     name: names.keyVault
     location: location
@@ -253,7 +248,7 @@ module keyVault 'modules/keyvault.bicep' = {
 }
 
 module monitoring 'modules/monitoring.bicep' = {
-  name: 'monitoring'
+  name: 'monitoring-${environmentName}'
   params: {
     workspaceName: names.workspace
     appInsightsName: names.appInsights
@@ -264,11 +259,9 @@ module monitoring 'modules/monitoring.bicep' = {
 }
 
 module rbac 'modules/rbac.bicep' = {
-  name: 'rbac'
+  name: 'rbac-${environmentName}'
   params: {
     appPrincipalId: identity.outputs.principalId
-    deployerPrincipalId: deployerPrincipalId
-    deployerPrincipalType: deployerPrincipalType
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
@@ -276,7 +269,7 @@ module rbac 'modules/rbac.bicep' = {
 }
 
 module functionApp 'modules/functionapp.bicep' = {
-  name: 'functionapp'
+  name: 'functionapp-${environmentName}'
   params: {
     planName: names.plan
     name: names.functionApp
@@ -298,7 +291,7 @@ var publicHost = empty(customDomain) ? functionApp.outputs.defaultHostName : cus
 var issuer = 'https://${publicHost}'
 
 module entraApp 'modules/entra-app.bicep' = {
-  name: 'entra-app'
+  name: 'entra-app-${environmentName}'
   params: {
     displayName: entraAppDisplayName
     uniqueName: entraAppUniqueName
@@ -309,7 +302,7 @@ module entraApp 'modules/entra-app.bicep' = {
 }
 
 module appSettings 'modules/appsettings.bicep' = {
-  name: 'appsettings'
+  name: 'appsettings-${environmentName}'
   params: {
     functionAppName: functionApp.outputs.name
     threadPoolThreadCount: min(perInstanceConcurrency, 32)
@@ -351,11 +344,17 @@ output pscRedirectUri string = '${issuer}/pair/callback'
 @description('Application (client) id of the Entra app registration; Conditional Access targets it.')
 output entraClientId string = entraApp.outputs.clientId
 
+@description('Object id of the enterprise application (service principal): infra/deploy.sh assigns the groups to it.')
+output entraServicePrincipalId string = entraApp.outputs.servicePrincipalId
+
 @description('Name of the Function App (deploy.sh publishes the code to it).')
 output functionAppName string = functionApp.outputs.name
 
 @description('Name of the Key Vault (deploy.sh writes the first signing key to it).')
 output keyVaultName string = keyVault.outputs.name
+
+@description('Resource id of the Key Vault: the scope of deploy.sh\'s temporary Key Vault Secrets Officer assignment.')
+output keyVaultId string = keyVault.outputs.id
 
 // Output names avoid "secret" and "password": the outputs-should-not-contain-secrets linter rule
 // treats such names as secrets (these two are only names of Key Vault secrets).

@@ -2,15 +2,17 @@
 // adjust it, and pass it to infra/deploy.sh --parameters. Every parameter of main.bicep is
 // described in docs/deploy.md; those not set here keep main.bicep's defaults.
 //
-// Two values never live in this file; infra/deploy.sh provides them through the environment:
+// One value never lives in this file; infra/deploy.sh provides it through the environment:
 //   PSC_CLIENT_SECRET      the secret the ANS gave with the PSC client id (asked for on the first
-//                          deployment when it is not in Key Vault yet; empty later = keep it);
-//   DEPLOYER_PRINCIPAL_ID  object id of the signed-in administrator, given Key Vault Secrets
-//                          Officer to write the signing key (deploy.sh fills it in).
+//                          deployment when it is not in Key Vault yet; empty later = keep it).
+// infra/deploy.sh refuses this file as long as it holds the example digital service below (its
+// all-zero secret hash): replace it with your own.
 using './main.bicep'
 
 param location = 'francecentral'
 param baseName = 'pscbroker'
+// environmentName is also part of the deployment records' names (psc-sans-couture-<environmentName>):
+// keep it a plain quoted value, infra/deploy.sh reads it from this file.
 param environmentName = 'prod'
 param tags = {
   application: 'psc-sans-couture'
@@ -30,10 +32,13 @@ param customDomain = ''
 // Entra ID. entraAllowedTenants defaults to the deployment's tenant; list others (comma-separated
 // tenant ids) only if their users must sign in too.
 // entraRequiredAcrs: the authentication context every ID token must carry (acrs). Entra includes c1
-// only when the Conditional Access policy bound to it is satisfied: run infra/conditional-access.sh
-// (--auth-context c1, the default), which creates the context and binds the policy to it. 'none'
-// disables the check (a policy on the app only, invisible to the broker): not recommended.
+// when the Conditional Access policy bound to it is satisfied, but also when no ENABLED policy is bound
+// to it: run infra/conditional-access.sh (--auth-context c1, the default), which creates the context and
+// binds the policy, then --enable, and finally --check. 'none' disables the check (a policy on the app
+// only, invisible to the broker): not recommended.
 param entraRequiredAcrs = 'c1'
+// Only users and groups assigned to the enterprise application sign in (infra/deploy.sh --group).
+param entraAssignmentRequired = true
 param entraMaxAuthAge = 14400
 
 // Pro Santé Connect. BAS (sandbox):
@@ -64,7 +69,3 @@ param showMire = false
 param sessionMaxAge = 14400
 param sessionIdleTimeout = 1800
 param accessTokenTtl = 120
-
-// Filled in by infra/deploy.sh (the signed-in administrator); set it yourself for a pipeline.
-param deployerPrincipalId = readEnvironmentVariable('DEPLOYER_PRINCIPAL_ID', '')
-param deployerPrincipalType = readEnvironmentVariable('DEPLOYER_PRINCIPAL_TYPE', 'User')

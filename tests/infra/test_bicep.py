@@ -66,7 +66,29 @@ FLEX_FORBIDDEN_SETTINGS = frozenset(
         "AzureWebJobsStorage",  # a connection string: the identity-based __ form is used
     }
 )
-FLEX_FORBIDDEN_SITE_PROPERTIES = ("alwaysOn", "linuxFxVersion", "preWarmedInstanceCount", "functionAppScaleLimit")
+# Site properties Flex Consumption rejects or ignores ("Flex Consumption plan deprecations",
+# https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations):
+# under properties or properties.siteConfig, compared case-insensitively (the table writes LinuxFxVersion).
+FLEX_FORBIDDEN_SITE_PROPERTIES = frozenset(
+    name.lower()
+    for name in (
+        "ftpsState",  # "FTPS not supported"
+        "use32BitWorkerProcess",
+        "isReserved",
+        "IsXenon",
+        "windowsFxVersion",
+        "alwaysOn",
+        "preWarmedInstanceCount",
+        "functionAppScaleLimit",
+        "containerSize",
+        "javaVersion",
+        "powerShellVersion",
+        "netFrameworkVersion",
+        "linuxFxVersion",
+    )
+)
+OPTIONAL_CLAIMS_FILE = BICEP_DIR / "entra-optional-claims.json"
+DEPLOY_SCRIPT = ROOT / "infra" / "deploy.sh"
 
 # Built-in roles the broker may use (least privilege), by role-definition GUID
 # (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
@@ -224,6 +246,16 @@ def app_settings() -> dict[str, Any]:
     return body(resource)["properties"]
 
 
+def loaded_json_file(file_name: str, expr: Any) -> Path:
+    """The file that `loadJsonContent('<path>')` in modules/<file_name> reads (paths are relative to the module)."""
+    assert isinstance(expr, dict), f"not a loadJsonContent call: {expr!r}"
+    function = expr.get("function", {})
+    assert function.get("type") == "load_json_content", f"not a loadJsonContent call: {expr!r}"
+    parameters = function["parameters"]
+    assert parameters["json_path"] is None, "the whole file, not a part of it"
+    return (MODULES / file_name).parent.joinpath(parameters["file_path"]).resolve()
+
+
 def assert_resource_property(file_name: str, expr: Any, resource_type: str, path: str) -> None:
     """`expr` is `<symbol>.<path>` where <symbol> is a resource of `resource_type` in that file."""
     chain = dotted(expr)
@@ -326,8 +358,23 @@ def test_no_sandbox_only_or_flex_forbidden_setting_and_no_other_settings_block()
         for symbol, resource in resources_of(parse(path), "Microsoft.Web/sites").items():
             site_config = body(resource).get("properties", {}).get("siteConfig", {})
             assert "appSettings" not in site_config, f"{path.name}:{symbol}: settings live in appsettings.bicep only"
-            for name in FLEX_FORBIDDEN_SITE_PROPERTIES:
-                assert name not in site_config and name not in body(resource).get("properties", {})
+
+
+def test_the_site_sets_no_property_flex_consumption_rejects() -> None:
+    sites = [
+        (path, symbol, body(resource))
+        for path in BICEP_FILES
+        for symbol, resource in resources_of(parse(path), "Microsoft.Web/sites").items()
+    ]
+    assert sites, "no Microsoft.Web/sites resource found"
+    for path, symbol, site in sites:
+        properties = site.get("properties", {})
+        site_config = properties.get("siteConfig", {})
+        used = {name.lower() for name in properties} | {name.lower() for name in site_config}
+        rejected = used & FLEX_FORBIDDEN_SITE_PROPERTIES
+        assert not rejected, f"{path.name}:{symbol}: {sorted(rejected)}"
+        # Checked one by one against the deprecations table and Microsoft's Flex samples: keep it that way.
+        assert set(site_config) == {"minTlsVersion"}, f"{path.name}:{symbol}: new siteConfig property, check it on Flex"
 
 
 def test_app_settings_come_from_the_right_resources() -> None:
@@ -571,14 +618,13 @@ def test_role_assignments_are_the_least_privilege_set() -> None:
         ("Storage Table Data Contributor", "Microsoft.Storage/storageAccounts", "appPrincipalId"),
         ("Key Vault Secrets User", "Microsoft.KeyVault/vaults", "appPrincipalId"),
         ("Monitoring Metrics Publisher", "Microsoft.Insights/components", "appPrincipalId"),
-        ("Key Vault Secrets Officer", "Microsoft.KeyVault/vaults", "deployerPrincipalId"),
-    }
+    }, "no standing role for the deploying administrator: deploy.sh gives itself one, temporarily"
     file_name, value = module_output(passed_to("rbac.bicep", "appPrincipalId"))
     assert file_name == "identity.bicep"
     assert_resource_property(
         "identity.bicep", value, "Microsoft.ManagedIdentity/userAssignedIdentities", "properties.principalId"
     )
-    assert passed_to("rbac.bicep", "deployerPrincipalId") == "deployerPrincipalId"
+    assert not {"deployerPrincipalId", "deployerPrincipalType"} & set(parse(MAIN)["parameters"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,7 +659,7 @@ def test_graph_resources_are_present_and_linked() -> None:
     assert variables.get(access["resourceAppId"], access["resourceAppId"]) == GRAPH_APP_ID
     filtered = json.dumps(variables[access["resourceAccess"]])
     assert f'"{graph_symbol}"' in filtered and "oauth2PermissionScopes" in filtered and '"Scope"' in filtered
-    assert {claim["name"] for claim in app["optionalClaims"]["idToken"]} == {"auth_time", "acrs"}
+    assert loaded_json_file("entra-app.bicep", app["optionalClaims"]) == OPTIONAL_CLAIMS_FILE
     assert "passwordCredentials" not in app, "no client secret: the managed identity is the credential"
 
     # The federated identity credential makes the user-assigned managed identity the app's credential.
@@ -627,6 +673,40 @@ def test_graph_resources_are_present_and_linked() -> None:
     )
 
 
+def test_optional_claims_come_from_the_file_the_sandbox_reads_too() -> None:
+    """auth_time and acrs exist only when the app registration declares them: one file declares them,
+    for the Bicep app registration and for the sandbox's Entra simulator alike."""
+    _, app = only(resources_of(module_file("entra-app.bicep"), "Microsoft.Graph/applications"), "application")
+    assert loaded_json_file("entra-app.bicep", body(app)["optionalClaims"]) == OPTIONAL_CLAIMS_FILE
+    claims = json.loads(OPTIONAL_CLAIMS_FILE.read_text(encoding="utf-8"))
+    assert set(claims) == {"idToken"}, "the optionalClaims object of a Graph application, ID token only"
+    assert claims["idToken"] == [
+        {"name": "auth_time", "essential": False},
+        {"name": "acrs", "essential": False},
+    ]
+
+
+def test_the_enterprise_application_requires_assignment_by_default() -> None:
+    """Fails closed: nobody signs in before deploy.sh assigns the professionals' groups."""
+    param = parse(MAIN)["parameters"]["entraAssignmentRequired"]
+    assert param["default"] is True
+    assert passed_to("entra-app.bicep", "assignmentRequired") == "entraAssignmentRequired"
+    entra = module_file("entra-app.bicep")
+    _, sp = only(resources_of(entra, "Microsoft.Graph/servicePrincipals"), "service principal")
+    assert body(sp)["appRoleAssignmentRequired"] == "assignmentRequired"
+    assert "assignmentRequired" in entra["parameters"]
+    assert re.search(r"^param entraAssignmentRequired = true$", bicepparam(), re.MULTILINE)
+
+
+def test_module_deployments_are_named_after_the_environment() -> None:
+    """Module deployments are deployment records of the resource group too: two environments deployed
+    into one resource group must not overwrite each other's."""
+    names = [module["config"]["name"] for module in parse(MAIN)["modules"].values()]
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert isinstance(name, str) and name.endswith("-${environmentName}"), name
+
+
 def test_outputs_of_main() -> None:
     outputs = parse(MAIN)["outputs"]
     assert outputs["issuer"]["value"] == "issuer"
@@ -634,6 +714,13 @@ def test_outputs_of_main() -> None:
     file_name, value = module_output(outputs["entraClientId"]["value"])
     assert file_name == "entra-app.bicep"
     assert_resource_property("entra-app.bicep", value, "Microsoft.Graph/applications", "appId")
+    # deploy.sh assigns the groups to the enterprise application and scopes its temporary role to the vault.
+    file_name, value = module_output(outputs["entraServicePrincipalId"]["value"])
+    assert file_name == "entra-app.bicep"
+    assert_resource_property("entra-app.bicep", value, "Microsoft.Graph/servicePrincipals", "id")
+    file_name, value = module_output(outputs["keyVaultId"]["value"])
+    assert file_name == "keyvault.bicep"
+    assert_resource_property("keyvault.bicep", value, "Microsoft.KeyVault/vaults", "id")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -653,8 +740,7 @@ def test_function_app_is_flex_consumption_python_311_hardened() -> None:
     properties = site["properties"]
     assert properties["httpsOnly"] is True
     assert properties["keyVaultReferenceIdentity"] == "identityId"
-    assert properties["siteConfig"]["minTlsVersion"] == "1.2"
-    assert properties["siteConfig"]["ftpsState"] == "Disabled"
+    assert properties["siteConfig"] == {"minTlsVersion": "1.2"}
     config = properties["functionAppConfig"]
     assert config["runtime"] == {"name": "python", "version": "3.11"}
     storage = config["deployment"]["storage"]
@@ -667,7 +753,8 @@ def test_function_app_is_flex_consumption_python_311_hardened() -> None:
         body(resource)["name"]: body(resource)["properties"]["allow"]
         for resource in resources_of(functionapp, "Microsoft.Web/sites/basicPublishingCredentialsPolicies").values()
     }
-    assert policies == {"ftp": False, "scm": False}
+    # Basic credentials off on the deployment (scm) endpoint; a Flex app has no FTP endpoint to disable.
+    assert policies == {"scm": False}
 
     main_params = parse(MAIN)["parameters"]
     assert main_params["alwaysReadyInstances"]["default"] == 1
@@ -735,9 +822,14 @@ def test_bicepparam_keeps_secrets_out_of_the_file() -> None:
     assert re.search(
         r"^param pscClientSecret = readEnvironmentVariable\('PSC_CLIENT_SECRET', ''\)$", text, re.MULTILINE
     )
-    assert re.search(
-        r"^param deployerPrincipalId = readEnvironmentVariable\('DEPLOYER_PRINCIPAL_ID'", text, re.MULTILINE
-    )
+    assert "DEPLOYER_PRINCIPAL" not in text and "deployerPrincipal" not in text
+
+
+def test_bicepparam_environment_is_a_literal_deploy_sh_can_read() -> None:
+    """deploy.sh names the deployment psc-sans-couture-<environmentName> from this line."""
+    assert re.search(r"^param environmentName = '[A-Za-z0-9-]{2,10}'$", bicepparam(), re.MULTILINE)
+    default = re.search(r'^readonly DEFAULT_ENVIRONMENT="([^"]+)"$', DEPLOY_SCRIPT.read_text(encoding="utf-8"), re.M)
+    assert default and default.group(1) == parse(MAIN)["parameters"]["environmentName"]["default"]
 
 
 def test_bicepparam_example_clients_are_valid_for_the_broker() -> None:

@@ -4,7 +4,12 @@
 //   - delegated Microsoft Graph scopes openid profile email offline_access User.Read, declared
 //     (requiredResourceAccess) AND granted tenant-wide (oauth2PermissionGrants, AllPrincipals):
 //     declaring alone grants nothing;
-//   - optional ID-token claims auth_time and acrs (freshness and authentication context checks);
+//   - optional ID-token claims auth_time and acrs (freshness and authentication context checks),
+//     read from ../entra-optional-claims.json: the sandbox's Entra simulator reads the same file, so a
+//     claim removed there is missing from the simulator's ID tokens exactly as it would be from Entra's;
+//   - the enterprise application requires assignment (appRoleAssignmentRequired) unless told
+//     otherwise: the deployment fails closed, nobody signs in until infra/deploy.sh assigns the
+//     professionals' groups (docs/deploy.md);
 //   - no client secret: a federated identity credential makes the Function App's user-assigned
 //     managed identity the app's credential (MSAL client assertion from a managed-identity token).
 // Graph resources have no Azure location or tags.
@@ -23,6 +28,9 @@ param publicHost string
 @description('Object (principal) id of the user-assigned managed identity trusted as the app credential.')
 param managedIdentityPrincipalId string
 
+// Graph servicePrincipal.appRoleAssignmentRequired: "whether users or other service principals need to
+// be granted an app role assignment for this service principal before users can sign in" (default
+// false in Graph; microsoftgraph/msgraph-bicep-types, generated/microsoftgraph/microsoft.graph/v1.0/types.md).
 @description('Only users and groups assigned to the enterprise application may sign in through the broker.')
 param assignmentRequired bool
 
@@ -67,18 +75,8 @@ resource brokerApp 'Microsoft.Graph/applications@v1.0' = {
       resourceAccess: graphScopeAccess
     }
   ]
-  optionalClaims: {
-    idToken: [
-      {
-        name: 'auth_time'
-        essential: false
-      }
-      {
-        name: 'acrs'
-        essential: false
-      }
-    ]
-  }
+  // The optionalClaims object of a Graph application, shared with the sandbox (see the header).
+  optionalClaims: loadJsonContent('../entra-optional-claims.json')
 
   // Graph extension known issue: a child's name is '<parent uniqueName>/<child name>'.
   resource managedIdentityCredential 'federatedIdentityCredentials@v1.0' = {

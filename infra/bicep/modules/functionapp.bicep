@@ -74,9 +74,17 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
     clientAffinityEnabled: false // stateless workers: any instance serves any request
     keyVaultReferenceIdentity: identityId // Key Vault references resolve with the UAMI
     publicNetworkAccess: 'Enabled'
+    // Flex Consumption rejects or ignores many site properties ("Flex Consumption plan deprecations",
+    // https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations,
+    // linked from MicrosoftDocs/azure-docs articles/azure-functions/flex-consumption-plan.md): among them
+    // properties.ftpsState ("FTPS not supported"), alwaysOn, use32BitWorkerProcess, linuxFxVersion,
+    // preWarmedInstanceCount, functionAppScaleLimit, containerSize, javaVersion/netFrameworkVersion/
+    // powerShellVersion (runtime, scale and memory live in functionAppConfig). minTlsVersion is not on that
+    // list; Microsoft's Flex samples set no other siteConfig property
+    // (Azure-Samples/azure-functions-flex-consumption-samples IaC/bicep/core/host/function.bicep,
+    // Azure-Samples/functions-quickstart-python-azd-otel infra/core/host/functions-flexconsumption.bicep).
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
     }
     functionAppConfig: {
       deployment: {
@@ -115,15 +123,12 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
   }
 }
 
-// Basic (user name + password) publishing credentials off: deployments authenticate with Entra ID.
-resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
-  parent: site
-  name: 'ftp'
-  properties: {
-    allow: false
-  }
-}
-
+// Basic (user name + password) publishing credentials off for the deployment endpoint (scm, which
+// infra/deploy.sh's zip publish reaches with an Entra token): "basicPublishingCredentialsPolicies/scm"
+// (MicrosoftDocs/azure-docs, articles/app-service/configure-basic-auth-disable.md). No 'ftp' policy:
+// a Flex Consumption app has no FTP endpoint (FTPS is not supported, see the deprecations above), and
+// the portal hides "FTP Basic Auth Publishing" for Flex apps while keeping the SCM one
+// (Azure/azure-functions-ux#7660).
 resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
   parent: site
   name: 'scm'

@@ -6,24 +6,16 @@
 //   - Key Vault Secrets User on the vault: read the signing key and the PSC client secret
 //     (no Secrets Officer: the app never writes or rotates its own keys);
 //   - Monitoring Metrics Publisher on Application Insights: Entra-authenticated ingestion.
-// Deploying administrator (optional): Key Vault Secrets Officer on the vault, so that deploy.sh
-// can write the first signing-key version and later rotations.
+// No standing role for the deploying administrator: infra/deploy.sh gives itself Key Vault Secrets
+// Officer on the vault only while it writes the first signing-key version (a new secret can only be
+// created with a vault-scope role) and deletes that assignment before it exits; rotations use a
+// temporary assignment scoped to the signing-key secret (docs/deploy.md, section 6; secret-scope
+// assignments: MicrosoftDocs/azure-docs, articles/key-vault/general/rbac-guide.md).
 // Assigning roles needs Owner, User Access Administrator or Role Based Access Control
 // Administrator on the resource group.
 
 @description('Object (principal) id of the app\'s user-assigned managed identity.')
 param appPrincipalId string
-
-@description('Object id of the administrator (or pipeline) who manages the signing key. Empty: no assignment.')
-param deployerPrincipalId string
-
-@description('Kind of principal deployerPrincipalId is.')
-@allowed([
-  'User'
-  'Group'
-  'ServicePrincipal'
-])
-param deployerPrincipalType string
 
 @description('Name of the storage account.')
 param storageAccountName string
@@ -39,7 +31,6 @@ var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
-  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
@@ -96,16 +87,5 @@ resource appMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     description: 'PSC sans couture broker: Entra-authenticated telemetry ingestion'
-  }
-}
-
-resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
-  name: guid(vault.id, deployerPrincipalId, roles.keyVaultSecretsOfficer)
-  scope: vault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
-    principalId: deployerPrincipalId
-    principalType: deployerPrincipalType
-    description: 'PSC sans couture broker: administrator who writes and rotates the signing key'
   }
 }
