@@ -458,8 +458,20 @@ vault_secret_exists() {
         --query id -o tsv >/dev/null 2>&1
 }
 
+psc_uses_private_key_jwt() {
+    # pscTokenAuthMethod of the parameter file (main.bicep's default: client_secret_basic).
+    [[ "$(param_literal pscTokenAuthMethod)" == "private_key_jwt" ]]
+}
+
 ask_psc_secret_if_needed() {
     if [[ -n "${PSC_CLIENT_SECRET:-}" ]]; then
+        if psc_uses_private_key_jwt; then
+            die "pscTokenAuthMethod = 'private_key_jwt' : PSC_CLIENT_SECRET doit rester vide (le broker s'authentifie auprès de PSC avec sa clé de signature)."
+        fi
+        return 0
+    fi
+    if psc_uses_private_key_jwt; then
+        say "PSC : authentification private_key_jwt avec la clé de signature du broker, aucun secret client."
         return
     fi
     # This environment's vault, read from this environment's deployment record (load_record).
@@ -722,6 +734,12 @@ groups_argument() {
     printf '%s' "${out:- --group <object id du groupe des professionnels>}"
 }
 
+psc_jwks_line() {
+    # With private_key_jwt, ANS registers the broker's JWKS URL as the client's keys (docs/deploy.md §10).
+    psc_uses_private_key_jwt || return 0
+    printf '\n     et, méthode private_key_jwt, l\x27URL des clés publiques du client (JWKS) :\n         %s/jwks' "$1"
+}
+
 print_next_steps() {
     local issuer="$OUT_ISSUER" psc_redirect="$OUT_PSC_REDIRECT" client_id="$OUT_CLIENT_ID" context
     local subscription_option=""
@@ -749,7 +767,7 @@ Groupes affectés :$(groups_argument | sed 's/ --group / /g') (contexte $context
 Étapes suivantes, dans cet ordre :
   1. Si ce n'est fait, faire enregistrer auprès de l'ANS (Pro Santé Connect), pour le client id PSC
      du broker, l'URI de redirection :
-         $psc_redirect
+         $psc_redirect$(psc_jwks_line "$issuer")
   2. Vérifier l'état du service :
          curl -s $issuer/health
   3. En dernier, vérifier que le contexte est protégé par une stratégie active :
@@ -767,7 +785,7 @@ EOF
 Étapes suivantes, dans cet ordre :
   1. Faire enregistrer auprès de l'ANS (Pro Santé Connect), pour le client id PSC du broker,
      l'URI de redirection :
-         $psc_redirect
+         $psc_redirect$(psc_jwks_line "$issuer")
   2. Créer le contexte d'authentification $context et les deux stratégies (application du broker,
      contexte $context), en mode « rapport seulement » à leur création ; excluez le groupe des comptes
      d'urgence :

@@ -45,6 +45,9 @@ param entraMaxAuthAge = 14400
 // https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet/.well-known/wallet-openid-configuration
 param pscDiscoveryUrl = 'https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet/.well-known/wallet-openid-configuration'
 param pscClientId = 'chu-exemple-psc-sans-couture'
+// How ANS registered the broker at PSC's token endpoint: 'client_secret_basic' (the secret below, from
+// PSC_CLIENT_SECRET) or 'private_key_jwt' (the broker's signing key; ANS registers <issuer>/jwks).
+param pscTokenAuthMethod = 'client_secret_basic'
 param pscClientSecret = readEnvironmentVariable('PSC_CLIENT_SECRET', '')
 
 // Digital services (RPs) allowed to use the broker: a JSON list of RFC 7591 client metadata.

@@ -1,15 +1,12 @@
 """Shared by the infra tests: running the scripts, and `az` replaced by the stand-in of fake_az.py.
 
 The stand-in answers Microsoft Graph from recorded v1.0 responses (fixtures/graph) and evaluates the
-scripts' `--query` with jmespath, the library Azure CLI itself uses. The project's environment does not
-pin jmespath: the stand-in runs with the first interpreter that has it (this one, or the one the
-virtual environment was made from), and the tests that need it are skipped, saying so, when none has.
+scripts' `--query` with jmespath, the library Azure CLI itself uses (pinned in requirements-dev.txt).
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import os
 import re
@@ -69,16 +66,6 @@ def named(document: dict[str, Any], display_name: str) -> dict[str, Any]:
     return item
 
 
-@functools.cache
-def interpreter_with_jmespath() -> str | None:
-    candidates = [sys.executable, str(Path(sys.base_prefix) / "bin" / "python3")]
-    for candidate in candidates:
-        probe = subprocess.run([candidate, "-c", "import jmespath"], capture_output=True, check=False)
-        if probe.returncode == 0:
-            return candidate
-    return None
-
-
 @dataclass
 class AzStandin:
     """`az` on PATH for the scripts run with `env`; its world (JSON) and its call log."""
@@ -130,9 +117,7 @@ class AzStandin:
 
 @pytest.fixture
 def az(tmp_path: Path) -> Iterator[AzStandin]:
-    python = interpreter_with_jmespath()
-    if python is None:
-        pytest.skip("jmespath (Azure CLI's --query engine) is not installed: the Graph stand-in needs it")
+    python = sys.executable
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     shim = bin_dir / "az"

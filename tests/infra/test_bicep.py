@@ -25,6 +25,7 @@ import pytest
 from pycep import BicepParser
 
 from sanscouture import settings as broker_settings
+from sanscouture.adapters.entra import SCOPES
 from sanscouture.adapters.tables import TABLE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +128,8 @@ LOCATIONLESS_TYPES = frozenset(
     }
 )
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-DELEGATED_SCOPES = {"openid", "profile", "email", "offline_access", "User.Read"}
+# What sanscouture/adapters/entra.py asks for (MSAL adds openid and profile), nothing more.
+DELEGATED_SCOPES = {"openid", "profile", *SCOPES}
 FIC_ISSUER = "${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0"
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 _INTERPOLATED = re.compile(r"\$\{\s*([A-Za-z_]\w*)")

@@ -401,3 +401,17 @@ def test_an_old_bicep_is_refused(az: AzStandin, app: Path) -> None:
     az.arm(bicep="0.30.3")
     result = deploy(az, app, PSC_CLIENT_SECRET="x")
     assert result.returncode != 0 and "az bicep upgrade" in result.stderr and "0.30.3" in result.stderr
+
+
+def test_with_private_key_jwt_towards_psc_no_secret_is_asked_and_ans_gets_the_jwks_url(
+    az: AzStandin, app: Path
+) -> None:
+    az.graph("GET", ASSIGNMENTS_PATH, assignments())
+    parameters = parameters_file(app.parent, pscTokenAuthMethod="'private_key_jwt'")
+    result = deploy(az, app, parameters=parameters)  # first deployment, no PSC_CLIENT_SECRET
+    assert result.returncode == 0, result.stderr
+    assert "aucun secret client" in result.stderr
+    assert f"{TEMPLATE_OUTPUTS['issuer']}/jwks" in result.stdout
+
+    refused = deploy(az, app, parameters=parameters, PSC_CLIENT_SECRET="x")
+    assert refused.returncode == 1 and "PSC_CLIENT_SECRET doit rester vide" in refused.stderr

@@ -1,9 +1,10 @@
 // The broker's Entra ID app registration, through the Microsoft Graph Bicep extension
 // (bicepconfig.json, Bicep >= 0.36.1). Created with the deploying administrator's own token.
 //   - web redirect URI https://<public host>/callback (where Entra returns the PS);
-//   - delegated Microsoft Graph scopes openid profile email offline_access User.Read, declared
-//     (requiredResourceAccess) AND granted tenant-wide (oauth2PermissionGrants, AllPrincipals):
-//     declaring alone grants nothing;
+//   - delegated Microsoft Graph scopes openid and profile, exactly what the broker asks for (an ID
+//     token with oid, tid and name; no offline_access, no Graph API permission: sanscouture/adapters/
+//     entra.py), declared (requiredResourceAccess) AND granted tenant-wide (oauth2PermissionGrants,
+//     AllPrincipals): declaring alone grants nothing;
 //   - optional ID-token claims auth_time and acrs (freshness and authentication context checks),
 //     read from ../entra-optional-claims.json: the sandbox's Entra simulator reads the same file, so a
 //     claim removed there is missing from the simulator's ID tokens exactly as it would be from Entra's;
@@ -38,9 +39,6 @@ var graphAppId = '00000003-0000-0000-c000-000000000000' // Microsoft Graph
 var delegatedScopes = [
   'openid'
   'profile'
-  'email'
-  'offline_access'
-  'User.Read'
 ]
 
 resource graphSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
