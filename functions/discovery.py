@@ -21,7 +21,7 @@ def openid_configuration(request: Request) -> Response:
 
 
 def wallet_openid_configuration(request: Request) -> Response:
-    """The same document under the name PSC publishes it (psc-entra.md 1.1)."""
+    """The same document under the name PSC publishes it (ansforge/keycloak-prosanteconnect psc.properties)."""
     return openid_configuration(request)
 
 

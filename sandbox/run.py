@@ -1,7 +1,7 @@
 """Start the whole sandbox on 127.0.0.1: Azurite, the broker host, the Entra and PSC simulators and the
 demo service. Used by ``make demo`` (``python -m sandbox``) and by the end-to-end tests.
 
-Ports default to DESIGN.md's (demo 7070, broker 7071, Entra 7072, PSC 7073, Azurite 10002) and can be
+Ports default to docs/design.md's (demo 7070, broker 7071, Entra 7072, PSC 7073, Azurite 10002) and can be
 changed with ``SANDBOX_DEMO_PORT``, ``SANDBOX_BROKER_PORT``, ``SANDBOX_ENTRA_PORT``, ``SANDBOX_PSC_PORT``
 and ``SANDBOX_AZURITE_PORT``. ``SANDBOX_CLIENTS`` names a JSON file of extra relying parties (the same
 format as ``BROKER_CLIENTS``) so that a service developer can try their own application.

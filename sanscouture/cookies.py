@@ -1,4 +1,4 @@
-"""The broker's cookies (DESIGN.md: ``__Host-`` prefix, Secure, HttpOnly, SameSite=Lax).
+"""The broker's cookies (docs/design.md: ``__Host-`` prefix, Secure, HttpOnly, SameSite=Lax).
 
 ``__Host-`` pins a cookie to the broker's origin with ``Path=/`` and no ``Domain`` (RFC 6265bis
 4.1.3.2). SameSite=Lax still sends it on the top-level GET redirects back from Entra ID and PSC.

@@ -1,4 +1,4 @@
-"""The broker's rules for an Entra authentication (DESIGN.md "/callback"); one rule per function.
+"""The broker's rules for an Entra authentication (docs/design.md "/callback"); one rule per function.
 
 Signature, issuer, audience and nonce are verified by the adapter; these rules decide whether a
 genuine authentication is acceptable for a health professional's sign-in.

@@ -147,7 +147,7 @@ class StorageUnavailableError(TemporarilyUnavailableError):
 
 
 class SignInRefused(Exception):
-    """An upstream sign-in failed or broke one of the broker's rules (DESIGN.md "/callback").
+    """An upstream sign-in failed or broke one of the broker's rules (docs/design.md "/callback").
 
     ``reason`` selects the French error page (``sanscouture.pages`` catalogue); the relying party
     then receives ``rp_error`` (``access_denied`` unless the upstream said ``login_required`` or

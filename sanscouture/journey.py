@@ -1,6 +1,6 @@
 """The sans-couture sign-in: authorize → Entra ID → pairing through PSC or confirmation → code.
 
-Each public function is one browser endpoint (DESIGN.md "The journey"): it loads the journey, checks
+Each public function is one browser endpoint (docs/design.md "The journey"): it loads the journey, checks
 that it belongs to this browser and is at a step the endpoint can continue, does one step, and either
 renders the next French page or redirects (to Entra ID, to PSC, or back to the relying party).
 
@@ -534,7 +534,7 @@ def _way_out(broker: Broker, refusal: SignInRefused) -> pages.Link | None:
 
 def _load_for_form(broker: Broker, request: Request, step: str) -> tuple[Journey | None, Response]:
     """A POSTed journey form: the journey must exist, belong to this browser, be at ``step``, and the
-    CSRF token must match (DESIGN.md: forms carry a CSRF token bound to the journey cookie)."""
+    CSRF token must match (docs/design.md: forms carry a CSRF token bound to the journey cookie)."""
     journey = broker.journeys.load(request.query.get("j") or request.form.get("j"))
     if journey is None:
         return None, error_page("session_expired", status=400)
@@ -559,7 +559,7 @@ def _public_sid(session_id: str) -> str:
 
 
 def _who(identity: PscIdentity) -> dict[str, str]:
-    # Never the full national identifier in logs or audit (DESIGN.md non-negotiable 4).
+    # Never the full national identifier in logs or audit (docs/design.md "Protocol rules").
     return {"national_id": identity.masked_national_id, "auth_mode": identity.auth_mode}
 
 

@@ -195,7 +195,7 @@ var names = {
 }
 var deploymentContainerName = 'app-package'
 
-// The tables of DESIGN.md "State" (sanscouture/adapters/tables.py TABLE_NAMES).
+// The tables of docs/design.md "State" (sanscouture/adapters/tables.py TABLE_NAMES).
 var tableNames = [
   'journeys'
   'codes'

@@ -57,7 +57,7 @@ from sandbox.psc_sim.state import PscState
 REALM_PATH = "/auth/realms/esante-wallet"
 WALLET_AUTH_PATH = "/wallet/auth"
 CODE_LIFETIME = 60  # Keycloak's default access code lifespan
-ACCESS_TOKEN_LIFETIME = 120  # PSC access tokens last 2 minutes (reference 1.9)
+ACCESS_TOKEN_LIFETIME = 120  # PSC access tokens last 2 minutes (ANS IG https://interop.esante.gouv.fr/ig/securisation-transport/api_prosanteconnectee_web_erreurs.html)
 SCOPES = ("openid", "scope_all")
 ACR = "eidas1"  # the level every PSC means gives, and the only one the ANS connector accepts
 LOGOUT_CONFIRMATION_LIFETIME = 300
@@ -71,7 +71,8 @@ class PscClient:
     client_secret: str = field(repr=False)
     redirect_uris: tuple[str, ...] = ()
     post_logout_redirect_uris: tuple[str, ...] = ()
-    # Keycloak's userinfo_signed_response_alg=RS256: userinfo as an application/jwt (reference §1.7).
+    # Keycloak's userinfo_signed_response_alg=RS256: userinfo as an application/jwt (which
+    # ansforge/keycloak-prosanteconnect's ProSanteConnectIdentityProvider reads).
     userinfo_signed: bool = False
     # client_secret_basic (Keycloak "client-secret") or private_key_jwt ("client-jwt" with "Use JWKS URL").
     token_endpoint_auth_method: str = CLIENT_SECRET_BASIC

@@ -8,7 +8,8 @@ authenticates on the cookie alone and never reads ``login_hint``. ``prompt=login
 the session is older than (``auth_time + max_age < now``, whole seconds), make Keycloak ask again
 (``services/src/main/java/org/keycloak/protocol/oidc/OIDCLoginProtocol.java``,
 ``requireReauthentication``), and the new authentication replaces the session. Lifetimes are PSC's
-realm settings (reference §1.9, ANS IG): SSO Session Max 4 hours, SSO Session Idle 30 minutes.
+realm settings (ANS IG, https://interop.esante.gouv.fr/ig/securisation-transport/
+api_prosanteconnectee_web_erreurs.html): SSO Session Max 4 hours, SSO Session Idle 30 minutes.
 
 The cookie keeps Keycloak's name, which cannot clash on 127.0.0.1 (cookies ignore the port) with the
 Entra simulator's ``x-ms-RefreshTokenCredential`` or the broker's ``__Host-sc-*``. It is sent for

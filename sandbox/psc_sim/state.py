@@ -40,6 +40,6 @@ def wallet_ignores_prompt_login(state: PscState, value: Any) -> None:
 @SWITCHES.switch("userinfo-signed", default=False)
 def userinfo_signed(state: PscState, value: Any) -> None:
     """Every registration asks for a signed userinfo (Keycloak client setting "User info signed response
-    algorithm" = RS256, reference 1.7): userinfo answers application/jwt, a JWS of the claims with a
-    JWT envelope (iss and aud as Keycloak's UserInfoEndpoint, plus iat, exp, nbf and jti)."""
+    algorithm" = RS256, which ansforge/keycloak-prosanteconnect reads): userinfo answers application/jwt,
+    a JWS of the claims with a JWT envelope (iss and aud as Keycloak's UserInfoEndpoint, plus iat, exp, nbf and jti)."""
     state.userinfo_signed = _boolean(value, "userinfo-signed")

@@ -1,6 +1,7 @@
 """Pro Santé Connect as an upstream OpenID provider (pairing and one-off sign-ins).
 
-The request is the one ANS documents for relying parties (reference §1.3): ``scope=openid scope_all``,
+The request is the one ANS's own clients send (ansforge/keycloak-prosanteconnect, the Apache config of
+prosanteconnect/proof-of-concept): ``scope=openid scope_all``,
 ``acr_values=eidas1``, a nonce, PKCE S256 and a state tied to the journey. The code is redeemed with
 the method ANS registered the broker for (``BROKER_PSC_TOKEN_AUTH_METHOD``): ``client_secret_basic``
 (§1.4), or ``private_key_jwt`` with an RFC 7523 assertion signed by the broker's own signing key

@@ -1,4 +1,4 @@
-"""Azure Table Storage: one :class:`TableStore` per table of DESIGN.md, expiry-aware and single-use aware.
+"""Azure Table Storage: one :class:`TableStore` per table of docs/design.md, expiry-aware and single-use aware.
 
 Table Storage has no per-entity TTL, so every transient row carries ``expires_at`` (UTC epoch seconds):
 readers treat an expired row as absent and :meth:`TableStore.sweep` deletes them. Single use relies on
@@ -33,7 +33,7 @@ from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import StorageUnavailableError
 from sanscouture.models import Row
 
-# The tables of DESIGN.md ("State").
+# The tables of docs/design.md ("State").
 TABLE_NAMES: tuple[str, ...] = ("journeys", "codes", "sessions", "bindings", "audit", "jti", "tokens")
 # Tables whose rows all expire; bindings last until removed and audit rows follow the ES's policy.
 TRANSIENT_TABLES: tuple[str, ...] = ("journeys", "codes", "sessions", "jti", "tokens")
@@ -305,7 +305,7 @@ class Tables:
         return store
 
     def sweep_expired(self) -> dict[str, int]:
-        """Delete the expired rows of every transient table (DESIGN.md: a timer sweeps them)."""
+        """Delete the expired rows of every transient table (docs/design.md: a timer sweeps them)."""
         return {name: self[name].sweep() for name in TRANSIENT_TABLES}
 
     def create_all(self) -> None:

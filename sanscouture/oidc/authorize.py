@@ -99,7 +99,7 @@ def check_scope(params: Mapping[str, str], client: Client) -> tuple[str, ...]:
 
 
 def check_pkce(params: Mapping[str, str]) -> tuple[str, str]:
-    """RFC 7636 4.3, DESIGN.md: PKCE with S256 is required for every client; ``plain`` is refused.
+    """RFC 7636 4.3, docs/design.md: PKCE with S256 is required for every client; ``plain`` is refused.
 
     A missing method means ``plain`` (RFC 7636 4.3), so it is refused too.
     """

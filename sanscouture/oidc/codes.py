@@ -14,7 +14,7 @@ from sanscouture.models import CodeGrant
 from sanscouture.models import Row
 from sanscouture.ports import RowStore
 
-CODE_TTL = 60  # seconds (DESIGN.md "State"; RFC 6749 4.1.2 recommends at most 10 minutes)
+CODE_TTL = 60  # seconds (docs/design.md "State"; RFC 6749 4.1.2 recommends at most 10 minutes)
 CODE_ROW = "grant"
 # token_urlsafe(32) gives 43 characters; anything much longer is not one of our codes.
 _MAX_CODE_LENGTH = 128

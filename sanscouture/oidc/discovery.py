@@ -11,7 +11,8 @@ from typing import Any
 
 DISCOVERY_CACHE_CONTROL = "public, max-age=3600"
 
-# OIDC Core 5.1 standard claims the broker serves, then PSC's own userinfo claims (psc-entra.md 1.7).
+# OIDC Core 5.1 standard claims the broker serves, then PSC's own userinfo claims (as in the userinfo
+# samples of prosanteconnect/proof-of-concept HelperTest.java).
 CLAIMS_SUPPORTED: tuple[str, ...] = (
     "sub",
     "iss",
@@ -41,7 +42,7 @@ CLAIMS_SUPPORTED: tuple[str, ...] = (
     "UITVersion",
     "otherIds",
     "codeCivilite",
-    "codeGenreActivite",  # top level in some PSC userinfo layouts (reference 1.7), relayed as received
+    "codeGenreActivite",  # top level in some PSC userinfo layouts (EDIT samples), relayed as received
     "authMode",
 )
 

@@ -26,7 +26,7 @@ def build_id_token_claims(grant: CodeGrant, *, issuer: str, access_token: str, n
     """OIDC Core 2: iss, sub (the PSC sub), aud, exp, iat, auth_time, nonce, acr, amr, at_hash, sid.
 
     ``nonce`` only when the request had one (OIDC Core 3.1.2.1: optional in the code flow), ``amr``
-    only when the authentication means are truly known (DESIGN.md "Protocol rules").
+    only when the authentication means are truly known (docs/design.md "Protocol rules").
     """
     claims: dict[str, Any] = {
         "iss": issuer,

@@ -4,7 +4,7 @@ Error codes follow node-oidc-provider (``lib/helpers/pkce.js``): a malformed ``c
 ``invalid_request`` (RFC 7636 4.1 syntax), a missing or non-matching one is ``invalid_grant``: the
 code is bound to a challenge, and a request that does not prove it presents a grant that is not
 valid for it (RFC 7636 4.6, RFC 6749 5.2). Every code of the broker carries a challenge
-(DESIGN.md: PKCE S256 required for every client), so the verifier is always required.
+(docs/design.md: PKCE S256 required for every client), so the verifier is always required.
 """
 
 from __future__ import annotations

@@ -328,7 +328,8 @@ AUTH_MODE_UNKNOWN = "non précisé"
 def auth_mode_label(auth_mode: str | None) -> str:
     """PSC ``authMode`` in words: ``CARD`` → « carte CPS », the mobile modes → « e-CPS ».
 
-    Several observed userinfo layouts have no ``authMode`` at all (reference §1.7): absent or
+    Several observed userinfo layouts have no ``authMode`` at all (the EDIT samples of
+    prosanteconnect/proof-of-concept HelperTest.java): absent or
     unknown, the page says « non précisé » rather than guess.
     """
     mode = (auth_mode or "").strip().upper()
@@ -394,7 +395,7 @@ def profession_label(userinfo: Mapping[str, Any]) -> str | None:
 
 def _civility(userinfo: Mapping[str, Any]) -> str:
     """``codeCivilite``: inside ``SubjectRefPro`` (BAS samples) or at the top level (EDIT identities
-    of late 2023, reference §1.7)."""
+    of late 2023, ad2ien/prosante-connect-synapse-module tests/test_mapping.py)."""
     ref = userinfo.get("SubjectRefPro")
     inside = _text(ref.get("codeCivilite")) if isinstance(ref, Mapping) else ""
     return (inside or _text(userinfo.get("codeCivilite"))).upper()

@@ -26,7 +26,7 @@ from sanscouture.models import PscIdentity
 from sanscouture.oidc.client_auth import ASSERTION_TYPE
 from sanscouture.oidc.codes import issue_code
 
-# PSC userinfo of the BAS test identity (psc-entra.md 1.7, ANS PoC HelperTest.java).
+# PSC userinfo of the BAS test identity (prosanteconnect/proof-of-concept HelperTest.java).
 PSC_USERINFO: dict[str, Any] = {
     "Secteur_Activite": "SA07^1.2.250.1.71.4.2.4",
     "sub": "f:550dc1c8-d97b-4b1e-ac8c-8eb4471cf9dd:899700427885",

@@ -1,6 +1,6 @@
 """The sans-couture sign-in end to end: broker host, Entra and PSC simulators and Azurite, over HTTPS.
 
-Each test is one sentence of the specification (issue 3 acceptance and DESIGN.md "The journey").
+Each test is one sentence of the specification (issue 3 acceptance and docs/design.md "The journey").
 Entra personas: ``cpx``, ``whfb-sso``, ``fido2``, ``other-tenant``; PSC personas:
 ``medecin-cps``, ``infirmier-ecps``, ``pharmacien-cps``, ``medecin2-cps``.
 """

@@ -1,4 +1,4 @@
-"""The Functions app registers every endpoint of DESIGN.md, anonymous, and the sweep timer."""
+"""The Functions app registers every endpoint of docs/design.md, anonymous, and the sweep timer."""
 
 from __future__ import annotations
 

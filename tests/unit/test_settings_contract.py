@@ -1,4 +1,4 @@
-"""The settings contract: settings.py, local.settings.json.example and DESIGN.md's names agree."""
+"""The settings contract: settings.py, local.settings.json.example and docs/design.md's names agree."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 // Storage account: Functions host storage (AzureWebJobsStorage), the Flex Consumption deployment
-// container, and the broker's state tables (DESIGN.md "State"). Identity only: no shared keys.
+// container, and the broker's state tables (docs/design.md "State"). Identity only: no shared keys.
 
 @description('Name of the storage account (3-24 lowercase letters and digits, globally unique).')
 @minLength(3)
@@ -26,7 +26,7 @@ param skuName string
 @description('Blob container that holds the zip package the Flex Consumption app runs from.')
 param deploymentContainerName string
 
-@description('Tables of the broker (one row = one thing; see DESIGN.md "State").')
+@description('Tables of the broker (one row = one thing; see docs/design.md "State").')
 param tableNames array
 
 resource stg 'Microsoft.Storage/storageAccounts@2023-05-01' = {

@@ -18,7 +18,8 @@ from sanscouture.settings import Settings
 ISSUER = "https://broker.example.fr"
 NOW = 1_800_000_000.0
 
-# PSC userinfo of the BAS test identity (psc-entra.md 1.7), trimmed to the fields the tests read.
+# PSC userinfo of the BAS test identity (prosanteconnect/proof-of-concept HelperTest.java), trimmed to
+# the fields the tests read.
 PSC_USERINFO: dict[str, Any] = {
     "sub": "f:550dc1c8-d97b-4b1e-ac8c-8eb4471cf9dd:899700427885",
     "SubjectNameID": "899700427885",

@@ -1,4 +1,4 @@
-"""The protocol core and the key ring import no Azure SDK, MSAL or requests (DESIGN.md "Code layout")."""
+"""The protocol core and the key ring import no Azure SDK, MSAL or requests (docs/design.md "Code layout")."""
 
 from __future__ import annotations
 
