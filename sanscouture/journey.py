@@ -19,11 +19,13 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import replace
 
 from sanscouture.audit import AuditLog
 from sanscouture.bindings import BindingStore
 from sanscouture.cookies import BROWSER_COOKIE
 from sanscouture.cookies import SESSION_COOKIE
+from sanscouture.cookies import clear_cookie
 from sanscouture.cookies import set_cookie
 from sanscouture.entra_policy import check_entra_account
 from sanscouture.entra_policy import check_fresh_for_request
@@ -72,6 +74,10 @@ log = logging.getLogger("sanscouture.journey")
 # fresh authentication: clock skew between PSC and the broker (both NTP-synchronised servers), no more,
 # since that is also how old a previous person's PSC session may be and still pass for fresh.
 PSC_CLOCK_SKEW = 10
+# The same for Entra ID: an authentication "after the broker asked" may be a few seconds earlier.
+UPSTREAM_CLOCK_SKEW = PSC_CLOCK_SKEW
+
+ACR_EIDAS1 = "eidas1"  # the level PSC's means give, and the only one ANS's Keycloak connector accepts
 
 ALREADY_PAIRED_NOTICE = "Ce compte était déjà appairé à l'identité ci-dessous ; l'appairage existant est conservé."
 
@@ -130,6 +136,9 @@ def authorize(broker: Broker, request: Request) -> Response:
         state = state if state is not None and len(state.encode("utf-8")) <= MAX_BYTES["state"] else None
         issuer = broker.settings.issuer
         return Response.redirect(error_redirect_url(redirect_uri, state, issuer, error.error, error.description))
+    hint = params.get("id_token_hint")
+    if hint:
+        auth_request = replace(auth_request, hinted_sub=_hinted_subject(broker, hint) or "")
     try:
         return _start(broker, request, auth_request, client)
     except OAuthError as error:  # storage outage (temporarily_unavailable) or a value storage refused
@@ -160,7 +169,7 @@ def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest,
             return _confirm_page(broker, journeys.insert(journey), binding, client, cookies=cookies)
     journey = journeys.new(browser, Step.ENTRA, auth_request)
     start = _begin_entra(broker, journey, auth_request)
-    journeys.insert(journey.advance(entra_flow=dict(start.flow)))
+    journeys.insert(journey.advance(entra_flow=dict(start.flow), entra_asked_at=int(broker.clock())))
     return Response.redirect(start.url, cookies=cookies)
 
 
@@ -179,8 +188,7 @@ def _usable_session(broker: Broker, request: Request, auth_request: Authorizatio
     age = broker.clock() - session.auth_time
     if age > broker.settings.entra_max_auth_age or (auth_request.max_age is not None and age > auth_request.max_age):
         return None
-    hint = request.params.get("id_token_hint")
-    if hint and _hinted_subject(broker, hint) != session.identity.sub:
+    if auth_request.hinted_sub is not None and auth_request.hinted_sub != session.identity.sub:
         return None
     return session
 
@@ -204,14 +212,18 @@ def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, se
         if binding is None or binding.identity.sub != session.identity.sub:
             return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("pairing no longer valid"))
     session = broker.sessions.touch(session)
-    code = _issue(broker, auth_request, session.identity, session.auth_time, _public_sid(session.sid))
+    code = _issue(broker, auth_request, session.identity, session.auth_time, _public_sid(session.sid),
+                  _acr(broker, session.account))
     broker.audit.record("login_succeeded", client_id=auth_request.client_id, mode="session", **_who(session.identity))
     return code_response(auth_request, code, broker.settings.issuer)
 
 
-def _begin_entra(broker: Broker, journey: Journey, auth_request: AuthorizationRequest) -> UpstreamStart:
+def _begin_entra(
+    broker: Broker, journey: Journey, auth_request: AuthorizationRequest, *, fresh: bool = False
+) -> UpstreamStart:
+    """``fresh``: a new authentication whatever Entra's session (prompt=login, max_age=0)."""
     # login wins over select_account: a fresh authentication is the stronger demand.
-    prompt = "login" if "login" in auth_request.prompt else None
+    prompt = "login" if fresh or "login" in auth_request.prompt else None
     if prompt is None and "select_account" in auth_request.prompt:
         prompt = "select_account"
     return broker.entra.begin(
@@ -219,7 +231,7 @@ def _begin_entra(broker: Broker, journey: Journey, auth_request: AuthorizationRe
         state=journey.id,
         prompt=prompt,
         login_hint=auth_request.login_hint,
-        max_age=max_age_for_entra(auth_request, broker.settings),
+        max_age=0 if fresh else max_age_for_entra(auth_request, broker.settings),
     )
 
 
@@ -235,7 +247,8 @@ def choose(broker: Broker, request: Request) -> Response:
     choice = request.form.get("choice")
     if choice == "entra":
         start = _begin_entra(broker, journey, journey.request)
-        return _advance_and_redirect(broker, journey.advance(step=Step.ENTRA, entra_flow=dict(start.flow)), start.url)
+        chosen = journey.advance(step=Step.ENTRA, entra_flow=dict(start.flow), entra_asked_at=int(broker.clock()))
+        return _advance_and_redirect(broker, chosen, start.url)
     if choice == "psc":
         return _go_to_psc(broker, journey, Purpose.DIRECT)
     return error_page("stale_step", status=400)
@@ -260,6 +273,11 @@ def entra_callback(broker: Broker, request: Request) -> Response:
         return _refuse(broker, journey, refusal)
     binding = broker.bindings.find(account.tid, account.oid)
     if binding is None:
+        if not _fresh_for_pairing(journey, account):
+            if journey.entra_fresh_asked:  # Entra answered with its session again: never pair from it
+                return _refuse(broker, journey, SignInRefused(
+                    "auth_too_old", detail="entra: no fresh authentication for a pairing, even with prompt=login"))
+            return _ask_entra_afresh(broker, journey)
         saved = broker.journeys.save(journey.advance(step=Step.PAIRING, account=account))
         if saved is None:
             return error_page("stale_step", status=409)
@@ -275,6 +293,23 @@ def entra_callback(broker: Broker, request: Request) -> Response:
     if saved is None:
         return error_page("stale_step", status=409)
     return _confirm_page(broker, saved, binding, client)
+
+
+def _fresh_for_pairing(journey: Journey, account: EntraAccount) -> bool:
+    """A pairing links this Entra account to whoever presents a card next: the account's holder
+    must have authenticated after the broker sent them to Entra, not hours ago on a workstation
+    left unlocked (Windows-session SSO gives the Windows logon's auth_time)."""
+    asked_at = journey.entra_asked_at or journey.started_at
+    return account.auth_time >= asked_at - UPSTREAM_CLOCK_SKEW
+
+
+def _ask_entra_afresh(broker: Broker, journey: Journey) -> Response:
+    """Back to Entra for a new authentication of the same person (Windows Hello's prompt, the card's
+    PIN), once: the pairing page comes after it."""
+    assert journey.request is not None
+    start = _begin_entra(broker, journey, journey.request, fresh=True)
+    again = journey.advance(entra_flow=dict(start.flow), entra_asked_at=int(broker.clock()), entra_fresh_asked=True)
+    return _advance_and_redirect(broker, again, start.url)
 
 
 # -- /pair and /pair/callback (PSC) --------------------------------------------------------------
@@ -390,8 +425,17 @@ def _finish_with_code(
     account: EntraAccount | None,
     mode: str,
 ) -> Response:
-    """Consume the journey (exactly once), keep or open the broker session when paired, issue the code."""
+    """Consume the journey (exactly once), keep or open the broker session when paired, issue the code.
+
+    A one-off PSC identity ("autre identité", the mire's PSC choice) ends the browser's broker
+    session: on a shared workstation it is the previous person's, and a later ``prompt=none`` from
+    another service must not sign them in silently.
+    """
     assert journey.request is not None
+    hinted = journey.request.hinted_sub
+    if hinted and hinted != identity.sub:  # OIDC Core 3.1.2.1: not the person the hint names
+        return _refuse(broker, journey, SignInRefused(
+            "hint_mismatch", detail="id_token_hint names another subject", rp_error="login_required"))
     if not broker.journeys.finish(journey):
         return error_page("stale_step", status=409)
     cookies: tuple[str, ...] = ()
@@ -399,8 +443,9 @@ def _finish_with_code(
         session, cookies = _session_for(broker, request, identity, account, auth_time)
         sid = _public_sid(session.sid)
     else:
+        cookies = _end_browser_session(broker, request)
         sid = secrets.token_urlsafe(16)
-    code = _issue(broker, journey.request, identity, auth_time, sid)
+    code = _issue(broker, journey.request, identity, auth_time, sid, _acr(broker, account))
     events: list[tuple[str, Mapping[str, object]]] = []
     if mode == "paired" and journey.account is not None:
         events.append(("pairing_confirmed", {"tid": journey.account.tid, "oid": journey.account.oid}))
@@ -430,7 +475,32 @@ def _session_for(
     return opened, (set_cookie(SESSION_COOKIE, opened.sid, max_age=broker.settings.session_max_age),)
 
 
-def _issue(broker: Broker, auth_request: AuthorizationRequest, identity: PscIdentity, auth_time: int, sid: str) -> str:
+def _end_browser_session(broker: Broker, request: Request) -> tuple[str, ...]:
+    """Delete the browser's broker session, if any, and its cookie."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
+        return ()
+    broker.sessions.end(session_id)
+    return (clear_cookie(SESSION_COOKIE),)
+
+
+def _acr(broker: Broker, account: EntraAccount | None) -> str | None:
+    """``eidas1`` only when the authentication met it: PSC's own (its acr is checked), or Entra's when
+    an enforced authentication context proved the phishing-resistant strength. Without required
+    contexts (BROKER_ENTRA_REQUIRED_ACRS=none, sandbox only) the broker does not know the level."""
+    if account is None or broker.settings.entra_required_acrs:
+        return ACR_EIDAS1
+    return None
+
+
+def _issue(
+    broker: Broker,
+    auth_request: AuthorizationRequest,
+    identity: PscIdentity,
+    auth_time: int,
+    sid: str,
+    acr: str | None,
+) -> str:
     grant = CodeGrant(
         client_id=auth_request.client_id,
         redirect_uri=auth_request.redirect_uri,
@@ -440,6 +510,7 @@ def _issue(broker: Broker, auth_request: AuthorizationRequest, identity: PscIden
         auth_time=auth_time,
         sid=sid,
         nonce=auth_request.nonce,
+        acr=acr,
     )
     return issue_code(broker.tables["codes"], grant)
 
@@ -568,6 +639,7 @@ _RP_DESCRIPTIONS: Mapping[str, str] = {
     "tenant_not_allowed": "the Entra ID tenant is not allowed",
     "auth_too_old": "the authentication is too old",
     "entra_claim_missing": "the Entra ID app registration of the broker lacks an optional claim",
+    "hint_mismatch": "the user who signed in is not the one named by id_token_hint",
     "psc_refused": "Pro Sante Connect did not confirm the identity",
     "psc_session_stale": "Pro Sante Connect returned an earlier authentication instead of a new one",
     "session_expired": "the sign-in took too long",

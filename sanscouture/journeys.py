@@ -65,6 +65,8 @@ class Journey:
     account: EntraAccount | None = None
     started_at: int = 0  # when /authorize was called: an authentication "during this journey" is later
     shown_sub: str | None = None  # the PSC sub the confirmation page showed: Confirmer signs in as it only
+    entra_asked_at: int = 0  # when the broker last sent the person to Entra ID
+    entra_fresh_asked: bool = False  # the broker asked Entra for a fresh authentication (before a pairing)
     row: Row | None = field(default=None, compare=False, repr=False)
 
     def advance(self, **changes: Any) -> Journey:
@@ -155,6 +157,8 @@ def _data(journey: Journey) -> dict[str, Any]:
         "account": journey.account.to_dict() if journey.account else None,
         "started_at": journey.started_at,
         "shown_sub": journey.shown_sub,
+        "entra_asked_at": journey.entra_asked_at,
+        "entra_fresh_asked": journey.entra_fresh_asked,
     }
 
 
@@ -172,5 +176,7 @@ def _journey(row: Row) -> Journey:
         account=EntraAccount.from_dict(data["account"]) if data.get("account") else None,
         started_at=int(data.get("started_at") or 0),
         shown_sub=data.get("shown_sub"),
+        entra_asked_at=int(data.get("entra_asked_at") or 0),
+        entra_fresh_asked=bool(data.get("entra_fresh_asked")),
         row=row,
     )

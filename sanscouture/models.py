@@ -57,6 +57,8 @@ class AuthorizationRequest:
     prompt: frozenset[str] = frozenset()
     max_age: int | None = None
     login_hint: str | None = None
+    # The sub of the id_token_hint, when the broker issued it; "" for a hint it did not issue.
+    hinted_sub: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +72,7 @@ class AuthorizationRequest:
             "prompt": sorted(self.prompt),
             "max_age": self.max_age,
             "login_hint": self.login_hint,
+            "hinted_sub": self.hinted_sub,
         }
 
     @classmethod
@@ -85,6 +88,7 @@ class AuthorizationRequest:
             prompt=frozenset(data.get("prompt") or ()),
             max_age=data.get("max_age"),
             login_hint=data.get("login_hint"),
+            hinted_sub=data.get("hinted_sub"),
         )
 
 
@@ -163,7 +167,7 @@ class CodeGrant:
     auth_time: int
     sid: str
     nonce: str | None = None
-    acr: str = "eidas1"
+    acr: str | None = "eidas1"  # None: the authentication's level is not known (sandbox without acrs)
     amr: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,7 +195,7 @@ class CodeGrant:
             auth_time=int(data["auth_time"]),
             sid=data["sid"],
             nonce=data.get("nonce"),
-            acr=data.get("acr", "eidas1"),
+            acr=data.get("acr"),
             amr=tuple(data.get("amr") or ()),
         )
 

@@ -161,6 +161,12 @@ class Settings:
             raise SettingsError("BROKER_SIGNING_KEY_NAME", "is required with BROKER_KEYVAULT_URL")
         if not settings.entra_allowed_tenants:
             raise SettingsError("BROKER_ENTRA_ALLOWED_TENANTS", "list at least one tenant id")
+        if not settings.entra_required_acrs and settings.keyvault_url:
+            # The acrs of an enforced authentication context is the only proof of the Entra sign-in's
+            # strength the broker sees; without it its tokens could not claim acr=eidas1.
+            raise SettingsError(
+                "BROKER_ENTRA_REQUIRED_ACRS", "'none' is for the sandbox only: in Azure list the contexts (c1)"
+            )
         _check_psc_credential(settings)
         return settings
 

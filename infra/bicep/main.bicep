@@ -116,7 +116,7 @@ param entraAllowedTenants string = tenant().tenantId
 // (MicrosoftDocs/entra-docs, docs/identity-platform/developer-guide-conditional-access-authentication-context.md).
 // infra/conditional-access.sh creates the context, binds the policy and, with --check, verifies that an
 // enabled policy with the expected strength protects it.
-@description('Entra authentication contexts (c1..c25) every Entra ID token must carry in its acrs claim, comma-separated (BROKER_ENTRA_REQUIRED_ACRS). The broker requests them (claims challenge). Entra includes c1 in the ID token when the Conditional Access policy bound to that authentication context is satisfied, but also when no enabled policy applies to it: infra/conditional-access.sh creates the context and the policy, --enable enforces it, --check verifies it; keep the context bound to an enabled policy. The value none disables the check and relies only on a policy targeting the app, which the broker cannot observe: not recommended. Empty is refused.')
+@description('Entra authentication contexts (c1..c25) every Entra ID token must carry in its acrs claim, comma-separated (BROKER_ENTRA_REQUIRED_ACRS). The broker requests them (claims challenge). Entra includes c1 in the ID token when the Conditional Access policy bound to that authentication context is satisfied, but also when no enabled policy applies to it: infra/conditional-access.sh creates the context and the policy, --enable enforces it, --check verifies it; keep the context bound to an enabled policy. The value none (no context checked) is for the sandbox only: the broker refuses it in Azure. Empty is refused.')
 @minLength(1)
 param entraRequiredAcrs string = 'c1'
 

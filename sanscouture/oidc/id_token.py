@@ -35,10 +35,11 @@ def build_id_token_claims(grant: CodeGrant, *, issuer: str, access_token: str, n
         "exp": now + ID_TOKEN_TTL,
         "iat": now,
         "auth_time": grant.auth_time,
-        "acr": grant.acr,
         "at_hash": at_hash(access_token),
         "sid": grant.sid,
     }
+    if grant.acr:  # eidas1 only when the authentication met it (PSC's acr, or Entra's enforced acrs)
+        claims["acr"] = grant.acr
     if grant.nonce:
         claims["nonce"] = grant.nonce
     if grant.amr:

@@ -235,6 +235,12 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "incomplètement configurée.",
         "Contactez le support informatique de votre établissement en lui indiquant la référence ci-dessous.",
     ),
+    "hint_mismatch": (
+        "Autre personne que celle attendue",
+        "Le service attendait la connexion d'une autre personne que celle qui vient de s'authentifier. "
+        "Par sécurité, la connexion s'arrête ici.",
+        "Revenez au service : il vous proposera de vous connecter avec votre propre identité.",
+    ),
     "session_expired": (
         "Délai dépassé",
         "Votre connexion a pris trop de temps et n'est plus valable.",

@@ -483,7 +483,7 @@ def test_entra_required_acrs_defaults_to_the_authentication_context_c1() -> None
     decorators = {decorator["type"]: decorator["argument"] for decorator in param["decorators"]}
     assert decorators.get("min_length", 0) >= 1, "empty is refused by the broker: refuse it at deployment"
     description = decorators["description"]
-    assert "c1" in description and "none" in description and "not recommended" in description
+    assert "c1" in description and "none" in description and "sandbox only" in description
     assert passed_to("appsettings.bicep", "entraRequiredAcrs") == "entraRequiredAcrs"
     assert app_settings()["BROKER_ENTRA_REQUIRED_ACRS"] == "entraRequiredAcrs"
     assert re.search(r"^param entraRequiredAcrs = 'c1'$", bicepparam(), re.MULTILINE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import re
@@ -260,3 +261,44 @@ def test_a_fresh_authentication_replaces_the_session_and_ends_the_old_one() -> N
     assert "code" in landing(world.post(journey.confirm, page, action="confirm"))
     assert world.cookies[SESSION_COOKIE] != old_sid
     assert world.broker.sessions.find(old_sid) is None
+
+
+def test_an_unpaired_account_authenticated_before_the_journey_is_asked_to_authenticate_again() -> None:
+    world = World()
+    world.entra.auth_time = world.clock.now - 600  # Windows-session SSO: the logon, 10 minutes ago
+    again = world.callback(journey.entra_callback, world.authorize())
+    assert (again.header("Location") or "").startswith("https://entra.test/")
+    assert (world.entra.begun[-1]["prompt"], world.entra.begun[-1]["max_age"]) == ("login", 0)
+    world.entra.auth_time = None  # the fresh authentication, now
+    pairing = world.callback(journey.entra_callback, again)
+    assert pairing.status == 200 and "Appairer un compte" in pairing.body.decode()
+
+
+def test_an_entra_that_answers_with_its_old_session_again_is_refused_not_asked_forever() -> None:
+    world = World()
+    world.entra.auth_time = world.clock.now - 600
+    again = world.callback(journey.entra_callback, world.authorize())
+    refused = world.callback(journey.entra_callback, again)
+    assert refused.status == 403 and len(world.entra.begun) == 2
+    assert world.tables["bindings"].find(TENANT, "oid-1") is None
+    reasons = [row.data.get("reason") for row in world.tables["audit"].rows.values()]
+    assert reasons == ["auth_too_old"]
+
+
+def test_a_paired_account_needs_no_fresh_authentication_to_confirm() -> None:
+    world = World()
+    world.first_sign_in()
+    world.cookies.pop(SESSION_COOKIE)
+    world.entra.auth_time = world.clock.now - 600
+    page = world.callback(journey.entra_callback, world.authorize())
+    assert page.status == 200 and len(world.entra.begun) == 2  # the confirmation, Entra asked once
+
+
+def test_acr_is_eidas1_only_when_the_authentication_met_it() -> None:
+    world = World()
+    assert journey._acr(world.broker, None) == "eidas1"  # PSC: its acr eidas1 was checked
+    account = EntraAccount(tid=TENANT, oid="oid-1", auth_time=0)
+    assert journey._acr(world.broker, account) == "eidas1"  # Entra: an enforced c1 was checked
+    unchecked = journey.Broker(dataclasses.replace(world.broker.settings, entra_required_acrs=()),
+                               world.tables, world.entra, world.psc, keys=world.keys, clock=world.clock)
+    assert journey._acr(unchecked, account) is None  # the sandbox without acrs: the level is not known

@@ -47,3 +47,11 @@ def test_no_psc_identity_claims_in_the_id_token() -> None:
     claims = build_id_token_claims(make_grant(), issuer=ISSUER, access_token="at", now=int(NOW))
     allowed = {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid"}
     assert set(claims) <= allowed
+
+
+def test_acr_only_when_the_authentication_met_a_known_level() -> None:
+    import dataclasses
+
+    unknown = dataclasses.replace(make_grant(), acr=None)
+    assert "acr" not in build_id_token_claims(unknown, issuer=ISSUER, access_token="at", now=NOW)
+    assert build_id_token_claims(make_grant(), issuer=ISSUER, access_token="at", now=NOW)["acr"] == "eidas1"

@@ -138,6 +138,13 @@ def test_a_duplicate_client_id_is_refused() -> None:
         Settings.from_env(valid_env(BROKER_CLIENTS=clients))
 
 
-def test_required_acrs_may_be_explicitly_disabled_with_none() -> None:
-    assert Settings.from_env(valid_env(BROKER_ENTRA_REQUIRED_ACRS="none")).entra_required_acrs == ()
+def test_required_acrs_may_be_explicitly_disabled_with_none_in_the_sandbox_only() -> None:
+    sandbox = valid_env(BROKER_ENTRA_REQUIRED_ACRS="none", BROKER_KEYVAULT_URL="", BROKER_SIGNING_KEY_NAME="",
+                        BROKER_SIGNING_KEY_FILE=".data/keys/signing-keys.json")
+    assert Settings.from_env(sandbox).entra_required_acrs == ()
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(valid_env(BROKER_ENTRA_REQUIRED_ACRS="none"))  # Key Vault: Azure
+    assert str(refused.value) == (
+        "BROKER_ENTRA_REQUIRED_ACRS: 'none' is for the sandbox only: in Azure list the contexts (c1)"
+    )
     assert Settings.from_env(valid_env(BROKER_ENTRA_REQUIRED_ACRS="c1, c25")).entra_required_acrs == ("c1", "c25")
