@@ -41,6 +41,7 @@ from sanscouture.journeys import JourneyStore
 from sanscouture.journeys import Purpose
 from sanscouture.journeys import Step
 from sanscouture.journeys import browser_binding
+from sanscouture.journeys import cookieless_post_as_get
 from sanscouture.keys import KeyRing
 from sanscouture.models import AuthorizationRequest
 from sanscouture.models import Binding
@@ -120,6 +121,9 @@ class Broker:
 
 def authorize(broker: Broker, request: Request) -> Response:
     """OIDC Core 3.1.2: validate, then continue a broker session or start a journey."""
+    as_get = cookieless_post_as_get(request, broker.settings.issuer, "/authorize")
+    if as_get is not None:
+        return as_get
     params = request.params
     try:
         client, redirect_uri = validate_client_and_redirect(params, broker.settings)

@@ -21,12 +21,15 @@ from dataclasses import replace
 from typing import Any
 
 from sanscouture.cookies import BROWSER_COOKIE
+from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.cookies import set_cookie
 from sanscouture.models import AuthorizationRequest
 from sanscouture.models import EntraAccount
 from sanscouture.models import Row
 from sanscouture.ports import Clock
 from sanscouture.ports import RowStore
+from sanscouture.web import Request
+from sanscouture.web import Response
 
 JOURNEY_TTL = 15 * 60
 # secrets.token_urlsafe(32): 43 base64url characters. Anything else is not one of our ids.
@@ -95,6 +98,19 @@ def browser_binding(cookies: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
         return value, ()
     value = new_browser_value()
     return value, (set_cookie(BROWSER_COOKIE, value),)
+
+
+def cookieless_post_as_get(request: Request, issuer: str, path: str) -> Response | None:
+    """A cross-site form POST carries no SameSite=Lax cookie: answered as is, the broker would see
+    neither the browser's session nor its binding, and a new ``__Host-sc-browser`` cookie would
+    replace the one that journeys in progress in other tabs are bound to. Such a POST is answered
+    with 303 to the same parameters as a GET, a top-level navigation that carries Lax cookies
+    (RFC 6265bis 5.4.7.1). None when the request is not such a POST."""
+    if request.method != "POST" or not request.form:
+        return None
+    if BROWSER_COOKIE in request.cookies or SESSION_COOKIE in request.cookies:
+        return None
+    return Response.redirect(f"{issuer}{path}?{request.body.decode('utf-8', 'replace')}", status=303)
 
 
 class JourneyStore:

@@ -19,6 +19,7 @@ from sanscouture.cookies import clear_cookie
 from sanscouture.error_pages import error_page
 from sanscouture.journeys import Step
 from sanscouture.journeys import browser_binding
+from sanscouture.journeys import cookieless_post_as_get
 from sanscouture.pages import render as pages
 from sanscouture.web import Request
 from sanscouture.web import Response
@@ -34,9 +35,12 @@ HintDecoder = Callable[[str], dict[str, Any]]
 
 def logout(broker: Broker, request: Request, decode_hint: HintDecoder) -> Response:
     """GET/POST /logout: the RP's request, or the person's confirmation (POST with csrf_token)."""
-    params = request.params
     if request.method == "POST" and "csrf_token" in request.form:
         return _confirmed(broker, request)
+    as_get = cookieless_post_as_get(request, broker.settings.issuer, "/logout")
+    if as_get is not None:
+        return as_get
+    params = request.params
     hint = params.get("id_token_hint")
     claims = _verified_hint(hint, decode_hint) if hint else None
     if hint and claims is None:

@@ -6,6 +6,7 @@ import requests
 
 from sandbox.run import Sandbox
 from sandbox.scripted import Browser
+from sandbox.scripted import Landing
 from sandbox.scripted import Page
 from sandbox.scripted import Pkce
 from tests.e2e.test_journey import CONFIRMATION
@@ -44,3 +45,35 @@ def test_an_oversized_header_is_413(sandbox: Sandbox) -> None:
     response = requests.get(f"{sandbox.broker_url}/userinfo", headers={"Authorization": "Bearer " + "a" * 9000},
                             timeout=10)
     assert response.status_code == 413 and response.json()["error"] == "invalid_request"
+
+
+def test_a_cross_site_post_to_authorize_does_not_replace_the_binding_of_journeys_in_progress(
+    sandbox: Sandbox,
+) -> None:
+    ensure_paired(sandbox, "cpx", "medecin-cps")
+    browser, party = Browser(sandbox), rp(sandbox)
+    first_tab = start(browser, party, Pkce(), login_hint="cpx")
+    assert isinstance(first_tab, Page) and first_tab.h1 == CONFIRMATION
+
+    # Another site posts an authorization request: a cross-site POST carries no SameSite=Lax cookie,
+    # but the browser keeps whatever cookie the answer sets.
+    base, query = party.authorization_url(Pkce(), login_hint="cpx").split("?", 1)
+    answer = requests.post(base, data=query, headers={"Content-Type": "application/x-www-form-urlencoded"},
+                           allow_redirects=False, timeout=10)
+    assert answer.status_code == 303 and "Set-Cookie" not in answer.headers
+    assert answer.headers["Location"] == f"{sandbox.broker_url}/authorize?{query}"
+    browser.session.cookies.update(answer.cookies)
+    second_tab = browser.go(answer.headers["Location"], stop_at=party.redirect_uri)  # a GET: Lax cookies go
+    assert isinstance(second_tab, Page) and second_tab.h1 == CONFIRMATION
+
+    for tab in (first_tab, second_tab):
+        landing = browser.submit(tab, "confirm", stop_at=party.redirect_uri)
+        assert isinstance(landing, Landing) and "code" in landing.params
+
+
+def test_a_cross_site_post_to_logout_is_answered_as_a_get_that_sees_the_session(sandbox: Sandbox) -> None:
+    body = "post_logout_redirect_uri=https%3A%2F%2Frp-basic.example.fr%2Flogged-out&client_id=rp-basic"
+    answer = requests.post(f"{sandbox.broker_url}/logout", data=body, allow_redirects=False, timeout=10,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 303 and "Set-Cookie" not in answer.headers
+    assert answer.headers["Location"] == f"{sandbox.broker_url}/logout?{body}"
