@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from sanscouture import scrub
 from sanscouture.error_pages import error_page
 from sanscouture.errors import OAuthError
 from sanscouture.errors import RequestTooLargeError
@@ -33,6 +34,8 @@ from sanscouture.web import first_values
 from sanscouture.web import parse_form
 
 log = logging.getLogger("sanscouture.http")
+# Every log record of the worker is scrubbed of query strings, tokens and national identifiers.
+scrub.install()
 # Audit events and refusals are INFO/WARNING records of the "sanscouture" loggers: Application Insights
 # (through the worker's OpenTelemetry export) keeps them as traces with their fields as custom dimensions.
 logging.getLogger("sanscouture").setLevel(logging.INFO)

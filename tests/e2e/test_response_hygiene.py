@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 import requests
 
 from sandbox.run import Sandbox
@@ -9,6 +12,7 @@ from sandbox.scripted import Browser
 from sandbox.scripted import Landing
 from sandbox.scripted import Page
 from sandbox.scripted import Pkce
+from sandbox.scripted import sign_in
 from tests.e2e.test_journey import CONFIRMATION
 from tests.e2e.test_journey import ensure_paired
 from tests.e2e.test_journey import rp
@@ -50,3 +54,20 @@ def test_a_malformed_cookie_of_another_site_does_not_lock_the_browser_out(sandbo
     assert isinstance(page, Page) and page.h1 == CONFIRMATION
     landing = browser.submit(page, "confirm", stop_at=party.redirect_uri)
     assert isinstance(landing, Landing) and "code" in landing.params
+
+
+def test_no_log_record_of_a_whole_sign_in_holds_a_query_a_code_a_token_or_a_national_identifier(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    ensure_paired(sandbox, "cpx", "medecin-cps")
+    caplog.set_level(logging.DEBUG)  # urllib3 and MSAL log URLs at debug level
+    browser, party, pkce = Browser(sandbox), rp(sandbox), Pkce()
+    landing = sign_in(browser, party, pkce, login_hint="cpx", id_token_hint="eyJhbGciOi.eyJzdWIi.c2ln")
+    tokens = party.redeem(landing.params["code"], pkce).json()
+    party.userinfo(tokens["access_token"])
+    secrets_seen = [landing.params["code"], pkce.state, pkce.nonce, pkce.verifier, tokens["access_token"],
+                    tokens["id_token"], "810100000001", "login_hint=cpx"]
+    records = [record.getMessage() + repr(vars(record)) for record in caplog.records]
+    assert records, "the sign-in logged nothing: the test would prove nothing"
+    leaks = [(secret, record) for record in records for secret in secrets_seen if secret in record]
+    assert leaks == []
