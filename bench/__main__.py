@@ -81,6 +81,9 @@ def storage_and_latency(latency_runs: int = 20) -> None:
         data_dir=Path(tempfile.mkdtemp(prefix="bench-")),
         azurite_connection=store.connection_string,
         clients=[client],
+        # One benchmarking source signs in far faster than a person: the per-source limits would answer 429.
+        broker_overrides={"BROKER_LIMIT_JOURNEYS_PER_MINUTE": "1000000",
+                          "BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE": "1000000"},
     )
     counter = RequestCounter()
     try:

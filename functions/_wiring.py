@@ -18,6 +18,7 @@ from sanscouture.adapters.http import UpstreamSession
 from sanscouture.adapters.tables import Tables
 from sanscouture.journey import Broker
 from sanscouture.keys import KeyRing
+from sanscouture.limits import Limits
 from sanscouture.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: MSAL is heavy for a cold start
@@ -62,6 +63,13 @@ class Services:
         return KeyRing(keyvault.from_settings(self.settings.keyvault_url, self.settings.signing_key_name, credential))
 
     @cached_property
+    def limits(self) -> Limits:
+        """Per-source abuse limits of this worker (sanscouture/limits.py)."""
+        return Limits.per_minute(
+            self.settings.limit_journeys_per_minute, self.settings.limit_failed_client_auth_per_minute
+        )
+
+    @cached_property
     def client_jwks(self) -> ClientJwksFetcher:
         """Relying parties' JWK Sets (``private_key_jwt`` with ``jwks_uri``), cached per worker."""
         return ClientJwksFetcher(self.http)
@@ -82,7 +90,10 @@ class Services:
     @cached_property
     def broker(self) -> Broker:
         """The journey's collaborators; upstream adapters contact nobody until first used."""
-        return Broker(settings=self.settings, tables=self.tables, entra=self.entra, psc=self.psc, keys=self.key_ring)
+        return Broker(
+            settings=self.settings, tables=self.tables, entra=self.entra, psc=self.psc, keys=self.key_ring,
+            limits=self.limits,
+        )
 
 
 _lock = threading.Lock()

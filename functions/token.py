@@ -23,7 +23,8 @@ def token(request: Request) -> Response:
     """RFC 6749 4.1.3; invalid_client answers with its Basic challenge (RFC 6749 5.2)."""
     wired = services()
     context = TokenEndpoint(
-        settings=wired.settings, tables=wired.tables, signer=wired.key_ring, client_jwks=wired.client_jwks
+        settings=wired.settings, tables=wired.tables, signer=wired.key_ring, client_jwks=wired.client_jwks,
+        failed_client_auth=wired.limits.failed_client_auth,
     )
     return handle_token_request(request, context)
 

@@ -143,6 +143,11 @@ def _to_http_request(environ: dict[str, Any], route_params: dict[str, str]) -> f
     for key, value in environ.items():
         if key.startswith("HTTP_"):
             headers[key[5:].replace("_", "-").lower()] = value
+    # The platform's front end appends the client's address to X-Forwarded-For, as App Service does.
+    client = environ.get("REMOTE_ADDR", "")
+    if client:
+        forwarded = headers.get("x-forwarded-for")
+        headers["x-forwarded-for"] = f"{forwarded}, {client}" if forwarded else client
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
     if environ.get("CONTENT_LENGTH"):

@@ -115,6 +115,7 @@ class Sandbox:
     persist_tables: bool = True
     clients: list[RegisteredClient] = field(default_factory=list)
     extra_clients: list[dict[str, Any]] = field(default_factory=list)
+    broker_overrides: dict[str, str] = field(default_factory=dict)  # BROKER_* settings replaced
     psc_token_auth_method: str = "client_secret_basic"
     servers: list[RunningServer] = field(default_factory=list)
     _azurite: azurite.Azurite | None = None
@@ -181,6 +182,7 @@ class Sandbox:
             "BROKER_TABLES_CONNECTION_STRING": self.azurite_connection or "",
             "BROKER_SIGNING_KEY_FILE": str(self.data_dir / "keys" / "signing-keys.json"),
             "BROKER_CA_BUNDLE": str(self.tls.bundle),
+            **self.broker_overrides,
         }
 
     def _start_servers(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sanscouture.limits import SlowDownError
 from sanscouture.pages import render as pages
 from sanscouture.web import Response
 
@@ -27,3 +28,10 @@ def error_page(
         title=title, message=message, advice=advice, reference=reference, return_url=return_url, extra_link=extra_link
     )
     return Response.html(page, status=status)
+
+
+def too_many_requests_page(error: SlowDownError) -> Response:
+    """429 with ``Retry-After`` (RFC 6585 4): too many sign-ins started from this address."""
+    title, message, advice = pages.ERRORS["too_many_requests"]
+    page = pages.render_error(title=title, message=message, advice=advice)
+    return Response.html(page, status=429, headers={"Retry-After": str(error.retry_after)})

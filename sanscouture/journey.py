@@ -31,6 +31,7 @@ from sanscouture.entra_policy import check_entra_account
 from sanscouture.entra_policy import check_fresh_for_request
 from sanscouture.entra_policy import max_age_for_entra
 from sanscouture.error_pages import error_page
+from sanscouture.error_pages import too_many_requests_page
 from sanscouture.errors import AccessDeniedError
 from sanscouture.errors import InvalidRedirectUriError
 from sanscouture.errors import LoginRequiredError
@@ -43,6 +44,9 @@ from sanscouture.journeys import Step
 from sanscouture.journeys import browser_binding
 from sanscouture.journeys import cookieless_post_as_get
 from sanscouture.keys import KeyRing
+from sanscouture.limits import Limits
+from sanscouture.limits import SlowDownError
+from sanscouture.limits import source_of
 from sanscouture.models import AuthorizationRequest
 from sanscouture.models import Binding
 from sanscouture.models import Client
@@ -93,6 +97,12 @@ class Broker:
     psc: PscSignIn
     keys: KeyRing | None = None  # verifies an id_token_hint (one of the broker's own ID tokens)
     clock: Clock = time.time
+    limits: Limits | None = None  # per-source abuse limits of the worker (None: unlimited, unit tests)
+
+    def spend_journey(self, request: Request) -> None:
+        """A new journey row for this source, within BROKER_LIMIT_JOURNEYS_PER_MINUTE (else SlowDownError)."""
+        if self.limits is not None:
+            self.limits.journeys.spend(source_of(request))
 
     @property
     def journeys(self) -> JourneyStore:
@@ -145,6 +155,8 @@ def authorize(broker: Broker, request: Request) -> Response:
         auth_request = replace(auth_request, hinted_sub=_hinted_subject(broker, hint) or "")
     try:
         return _start(broker, request, auth_request, client)
+    except SlowDownError as error:
+        return too_many_requests_page(error)
     except OAuthError as error:  # storage outage (temporarily_unavailable) or a value storage refused
         log.warning("authorize: request not completed", extra={"error": error.error, "error_detail": error.detail})
         return error_redirect(auth_request, broker.settings.issuer, error)
@@ -156,6 +168,7 @@ def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest,
         if session is None:
             return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("no broker session"))
         return _sign_in_with_session(broker, auth_request, session)
+    broker.spend_journey(request)  # every path below writes a journey row
     browser, cookies = browser_binding(request.cookies)
     journeys = broker.journeys
     if "select_account" in auth_request.prompt or broker.settings.show_mire:

@@ -44,6 +44,8 @@ SETTING_NAMES: tuple[str, ...] = (
     "BROKER_SESSION_MAX_AGE",
     "BROKER_SESSION_IDLE_TIMEOUT",
     "BROKER_ACCESS_TOKEN_TTL",
+    "BROKER_LIMIT_JOURNEYS_PER_MINUTE",
+    "BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE",
     "BROKER_CA_BUNDLE",
 )
 
@@ -101,6 +103,8 @@ class Settings:
     session_max_age: int = 4 * 3600
     session_idle_timeout: int = 30 * 60
     access_token_ttl: int = 120
+    limit_journeys_per_minute: int = 30
+    limit_failed_client_auth_per_minute: int = 10
     ca_bundle: str | None = None
 
     def client(self, client_id: str) -> Client | None:
@@ -138,6 +142,8 @@ class Settings:
             session_max_age=reader.seconds("BROKER_SESSION_MAX_AGE", 4 * 3600),
             session_idle_timeout=reader.seconds("BROKER_SESSION_IDLE_TIMEOUT", 30 * 60),
             access_token_ttl=reader.seconds("BROKER_ACCESS_TOKEN_TTL", 120),
+            limit_journeys_per_minute=reader.seconds("BROKER_LIMIT_JOURNEYS_PER_MINUTE", 30),
+            limit_failed_client_auth_per_minute=reader.seconds("BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE", 10),
             ca_bundle=reader.optional("BROKER_CA_BUNDLE"),
         )
         _check_exactly_one(

@@ -178,6 +178,14 @@ param sessionIdleTimeout int = 1800
 @minValue(30)
 param accessTokenTtl int = 120
 
+@description('Sign-ins one client address may start per minute, per instance: beyond, a French 429 page. Bounds the journey rows an unauthenticated source can make the broker write.')
+@minValue(1)
+param limitJourneysPerMinute int = 30
+
+@description('Failed client authentications one client address may make per minute at /token, per instance: beyond, 429 slow_down.')
+@minValue(1)
+param limitFailedClientAuthPerMinute int = 10
+
 // ---------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------
@@ -325,6 +333,8 @@ module appSettings 'modules/appsettings.bicep' = {
     sessionMaxAge: sessionMaxAge
     sessionIdleTimeout: sessionIdleTimeout
     accessTokenTtl: accessTokenTtl
+    limitJourneysPerMinute: limitJourneysPerMinute
+    limitFailedClientAuthPerMinute: limitFailedClientAuthPerMinute
   }
   dependsOn: [
     rbac // Key Vault references resolve with the identity's Secrets User role

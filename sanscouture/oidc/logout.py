@@ -17,9 +17,11 @@ from sanscouture.cookies import BROWSER_COOKIE
 from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.cookies import clear_cookie
 from sanscouture.error_pages import error_page
+from sanscouture.error_pages import too_many_requests_page
 from sanscouture.journeys import Step
 from sanscouture.journeys import browser_binding
 from sanscouture.journeys import cookieless_post_as_get
+from sanscouture.limits import SlowDownError
 from sanscouture.pages import render as pages
 from sanscouture.web import Request
 from sanscouture.web import Response
@@ -76,6 +78,10 @@ def _verified_hint(hint: str, decode_hint: HintDecoder) -> dict[str, Any] | None
 
 
 def _ask_confirmation(broker: Broker, request: Request, client_name: str | None) -> Response:
+    try:
+        broker.spend_journey(request)  # the confirmation is a journey row
+    except SlowDownError as error:
+        return too_many_requests_page(error)
     value, cookies = browser_binding(request.cookies)
     journey = broker.journeys.insert(broker.journeys.new(value, Step.LOGOUT, None))
     page = pages.render_logout_confirm(client_name=client_name, form_action=f"/logout?j={journey.id}",

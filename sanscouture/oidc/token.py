@@ -8,6 +8,7 @@ the access tokens issued from it (RFC 6749 4.1.2, 10.5). No refresh token is iss
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Mapping
@@ -20,6 +21,9 @@ from sanscouture.errors import InvalidGrantError
 from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import OAuthError
 from sanscouture.errors import UnsupportedGrantTypeError
+from sanscouture.limits import RateLimiter
+from sanscouture.limits import SlowDownError
+from sanscouture.limits import source_of
 from sanscouture.models import Client
 from sanscouture.models import CodeGrant
 from sanscouture.models import Row
@@ -57,6 +61,7 @@ class TokenEndpoint:
     signer: Signer
     client_jwks: JwksFetcher
     clock: Clock = time.time
+    failed_client_auth: RateLimiter | None = None  # per source address (sanscouture/limits.py)
 
 
 @dataclass(frozen=True)
@@ -88,9 +93,7 @@ def exchange_code(request: Request, endpoint: TokenEndpoint) -> IssuedTokens:
     check_post(request)
     check_form_encoded(request)
     check_no_repeated_parameters(request)
-    client = authenticate_client(
-        request, endpoint.settings, endpoint.tables["jti"], endpoint.client_jwks, endpoint.clock
-    )
+    client = authenticate_client_within_limits(request, endpoint)
     check_grant_type(request.form)
     code = check_code_present(request.form)
     codes, tokens = endpoint.tables["codes"], endpoint.tables["tokens"]
@@ -259,10 +262,28 @@ def token_response(tokens: IssuedTokens) -> Response:
     return Response.json(tokens.body(), headers=NO_STORE)
 
 
+def authenticate_client_within_limits(request: Request, endpoint: TokenEndpoint) -> Client:
+    """Client authentication, once the source has failed fewer than its limit a minute (a secret is
+    not guessed at network speed); each failure counts."""
+    limiter, source = endpoint.failed_client_auth, source_of(request)
+    if limiter is not None:
+        limiter.check(source)
+    try:
+        return authenticate_client(request, endpoint.settings, endpoint.tables["jti"], endpoint.client_jwks,
+                                   endpoint.clock)
+    except InvalidClientError:
+        if limiter is not None:
+            with contextlib.suppress(SlowDownError):  # this failure is answered as what it is
+                limiter.spend(source)
+        raise
+
+
 def token_error_response(error: OAuthError) -> Response:
-    """RFC 6749 5.2: the JSON error; ``invalid_client`` with its Basic challenge."""
+    """RFC 6749 5.2: the JSON error; ``invalid_client`` with its Basic challenge; 429 with Retry-After."""
     if isinstance(error, InvalidClientError):
         return invalid_client_response(error)
+    if isinstance(error, SlowDownError):
+        return Response.json(error.body(), status=429, headers={**NO_STORE, "Retry-After": str(error.retry_after)})
     return Response.json(error.body(), status=error.status, headers=NO_STORE)
 
 

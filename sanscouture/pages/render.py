@@ -278,6 +278,12 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "Un service nécessaire à votre connexion (Entra ID ou Pro Santé Connect) ne répond pas pour le moment.",
         "Réessayez dans quelques minutes.",
     ),
+    "too_many_requests": (
+        "Trop de tentatives",
+        "De très nombreuses connexions ont été lancées depuis votre poste ou votre réseau en peu de temps : "
+        "par sécurité, les suivantes sont suspendues quelques instants.",
+        "Patientez une minute, puis relancez la connexion depuis le service.",
+    ),
     "temporarily_unavailable": (
         "Service momentanément indisponible",
         "Le service de connexion est momentanément indisponible.",
