@@ -7,7 +7,9 @@ by its own browser). Each upstream return (``/callback`` from Entra ID, ``/pair/
 is bound to the browser that started the journey by the ``__Host-sc-browser`` cookie: replayed in
 another browser — one with a journey cookie of its own, not just none — it is refused with **Délai
 dépassé** (400) before the upstream code is redeemed, so the browser that started the journey can still
-finish it. That is the defence against code injection and login CSRF (RFC 9700 section 4.5 and 4.4.1.8).
+finish it. That is the defence against code injection and login CSRF (RFC 9700, "Authorization Code
+Injection" and "Cross-Site Request Forgery": https://www.rfc-editor.org/rfc/rfc9700#name-authorization-code-injection,
+https://www.rfc-editor.org/rfc/rfc9700#name-cross-site-request-forgery).
 
 Entra personas: ``cpx`` (paired by these tests when it is not yet) and ``cpx-interne`` (left unpaired).
 """
