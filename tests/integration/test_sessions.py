@@ -1,9 +1,10 @@
 """Broker sessions against Azurite with a controlled clock: 30 minutes idle, 4 hours at most.
 
 docs/design.md "Sessions": a session lasts at most BROKER_SESSION_MAX_AGE (4 h) from its creation and
-BROKER_SESSION_IDLE_TIMEOUT (30 min) without use; using it never extends the 4-hour limit. The row's own
-expiry hides an idle session from the table; the rule in SessionStore.find holds on its own too, for a
-row written while a longer setting was in force.
+BROKER_SESSION_IDLE_TIMEOUT (30 min) without use; using it never extends the 4-hour limit. The row expires
+with the session (design.md "State": ``min(last_seen + idle timeout, created_at + max age)``), so that
+the sweep removes it; the rule in SessionStore.find holds on its own too, for a row written while a
+longer setting was in force.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sanscouture.models import EntraAccount
 from sanscouture.models import PscIdentity
 from sanscouture.sessions import BrokerSession
 from sanscouture.sessions import SessionStore
+from sanscouture.sessions import session_key
 from tests.integration.conftest import Clock
 
 IDLE = 30 * 60
@@ -32,12 +34,19 @@ def opened(store: SessionStore, clock: Clock) -> BrokerSession:
     return store.create(DOCTOR, ACCOUNT, auth_time=int(clock()))
 
 
+def row_expiry(tables: Tables, session: BrokerSession) -> float | None:
+    row = tables["sessions"].find(session_key(session.sid), "s")
+    assert row is not None
+    return row.expires_at
+
+
 def test_a_session_used_at_t_is_usable_at_t_plus_29_59_and_not_at_t_plus_30_01(tables: Tables, clock: Clock) -> None:
     store = sessions(tables, clock)
     session = opened(store, clock)
     clock.now += 10 * MINUTE
     store.touch(session)
     used_at = clock.now
+    assert row_expiry(tables, session) == used_at + IDLE
 
     clock.now = used_at + 29 * MINUTE + 59
     found = store.find(session.sid)
@@ -55,6 +64,7 @@ def test_a_session_used_all_along_still_ends_4_hours_after_it_was_opened(tables:
         current = store.find(session.sid)
         assert current is not None, f"ended after {minutes} minutes"
         store.touch(current)
+    assert row_expiry(tables, session) == created + MAX_AGE  # touched at 3 h 40: 20 min left, not 30
     clock.now = created + MAX_AGE - 1
     assert store.find(session.sid) is not None
     clock.now = created + MAX_AGE + 1  # last used 1 min 1 s ago
