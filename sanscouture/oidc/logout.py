@@ -37,7 +37,7 @@ HintDecoder = Callable[[str], dict[str, Any]]
 
 def logout(broker: Broker, request: Request, decode_hint: HintDecoder) -> Response:
     """GET/POST /logout: the RP's request, or the person's confirmation (POST with csrf_token)."""
-    if request.method == "POST" and "csrf_token" in request.form:
+    if _is_confirmation(request):
         return _confirmed(broker, request)
     as_get = cookieless_post_as_get(request, broker.settings.issuer, "/logout")
     if as_get is not None:
@@ -67,6 +67,13 @@ def logout(broker: Broker, request: Request, decode_hint: HintDecoder) -> Respon
         return Response.redirect(target, cookies=cookies)
     return Response.html(pages.render_logged_out(client_name=client.client_name if client else None,
                                                  return_url=None), cookies=cookies)
+
+
+def _is_confirmation(request: Request) -> bool:
+    """A POST of the confirmation form: it names its journey (``j``, never an RP logout parameter), so
+    that one without its CSRF token is a refused confirmation (403, docs/design.md "Pages, cookies and
+    CSRF"), not a new RP request."""
+    return request.method == "POST" and ("j" in request.query or "j" in request.form or "csrf_token" in request.form)
 
 
 def _verified_hint(hint: str, decode_hint: HintDecoder) -> dict[str, Any] | None:
