@@ -11,12 +11,29 @@ import logging
 import azure.functions as func
 
 from functions._wiring import services
+from sanscouture.adapters.tables import Tables
+from sanscouture.bindings import restore_missing_audit
+from sanscouture.journey import Broker
 
 bp = func.Blueprint()
 log = logging.getLogger("sanscouture.sweep")
 
 
+# Pairings of the last two days are checked for their audit row: an outage of a few hours between a
+# pairing's two writes is repaired at the next sweep after it.
+AUDIT_CHECK_WINDOW = 2 * 24 * 3600
+
+
 @bp.timer_trigger(schedule="0 */15 * * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
 def sweep_expired_rows(timer: func.TimerRequest) -> None:
-    removed = services().tables.sweep_expired()
+    wired = services()
+    sweep(wired.tables, wired.broker)
+
+
+def sweep(tables: Tables, broker: Broker) -> None:
+    """Delete expired rows; restore the audit row of any pairing whose request failed after its insert."""
+    removed = tables.sweep_expired()
     log.info("expired rows swept", extra={f"removed_{name}": count for name, count in removed.items()})
+    restored = restore_missing_audit(broker.bindings, broker.audit, broker.clock() - AUDIT_CHECK_WINDOW)
+    if restored:
+        log.warning("pairing audit rows restored", extra={"restored": restored})

@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sanscouture.ports import Clock
@@ -45,19 +46,57 @@ class AuditLog:
     def record_all(self, events: list[tuple[str, Mapping[str, Any]]]) -> None:
         """Several events of one step in one request (same day partition: an entity group transaction)."""
         now = self._clock()
-        day = time.strftime("%Y%m%d", time.gmtime(now))
-        rows: dict[str, dict[str, Any]] = {}
+        rows: dict[str, Mapping[str, Any]] = {}
+        day = ""
         for index, (event, fields) in enumerate(events):
-            if event not in EVENTS:
-                raise ValueError(f"unknown audit event {event!r}")
-            log.info("audit %s", event, extra={"audit_event": event, **_safe(fields)})
-            row_key = f"{int(now * 1_000_000):017d}-{index}-{secrets.token_hex(4)}"
-            rows[row_key] = {"event": event, "at": int(now), **_safe(fields)}
+            entry = self.entry(event, fields, now, index)
+            day = entry.day
+            rows[entry.row] = entry.data
+            _log(entry)
         if len(rows) == 1:
             (row_key, data), = rows.items()
             self._store.save(day, row_key, data, expires_in=None)
         else:
             self._store.save_many(day, rows, expires_in=None)
+
+    def entry(self, event: str, fields: Mapping[str, Any], now: float | None = None, index: int = 0) -> AuditEntry:
+        """An event and the key its row will have, before it is written (a pairing stores it first)."""
+        if event not in EVENTS:
+            raise ValueError(f"unknown audit event {event!r}")
+        now = self._clock() if now is None else now
+        day = time.strftime("%Y%m%d", time.gmtime(now))
+        row = f"{int(now * 1_000_000):017d}-{index}-{secrets.token_hex(4)}"
+        return AuditEntry(day, row, {"event": event, "at": int(now), **_safe(fields)})
+
+    def write(self, entry: AuditEntry, *, reconstructed: bool = False) -> None:
+        """Write a prepared entry at its own key: writing it twice leaves one row (idempotent)."""
+        data = {**entry.data, "reconstructed": True} if reconstructed else entry.data
+        self._store.save(entry.day, entry.row, data, expires_in=None)
+        _log(AuditEntry(entry.day, entry.row, data))
+
+    def exists(self, entry: AuditEntry) -> bool:
+        return self._store.find(entry.day, entry.row) is not None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit row: partition (UTC day), time-ordered row key, fields."""
+
+    day: str
+    row: str
+    data: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"day": self.day, "row": self.row, "data": dict(self.data)}
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> AuditEntry:
+        return cls(str(value["day"]), str(value["row"]), dict(value["data"]))
+
+
+def _log(entry: AuditEntry) -> None:
+    fields = {key: value for key, value in entry.data.items() if key not in ("event", "at")}
+    log.info("audit %s", entry.data["event"], extra={"audit_event": entry.data["event"], **fields})
 
 
 def _safe(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+from sanscouture.audit import AuditEntry
+from sanscouture.audit import AuditLog
 from sanscouture.models import Binding
 from sanscouture.models import EntraAccount
 from sanscouture.models import PscIdentity
@@ -31,8 +33,14 @@ class BindingStore:
         row = self._store.find(tid, oid)
         return _binding(row) if row else None
 
-    def create(self, account: EntraAccount, identity: PscIdentity) -> tuple[Binding, bool]:
-        """Insert the pairing; when one already exists, return it untouched and ``False``."""
+    def create(
+        self, account: EntraAccount, identity: PscIdentity, audit: AuditEntry | None = None
+    ) -> tuple[Binding, bool]:
+        """Insert the pairing; when one already exists, return it untouched and ``False``.
+
+        ``audit`` is the pairing's audit entry, written after the pairing and kept in its row: if
+        that second write fails, :func:`restore_missing_audit` writes it from the row (the sweep).
+        """
         now = int(self._clock())
         data = {
             "psc_sub": identity.sub,
@@ -44,6 +52,7 @@ class BindingStore:
             "entra_username": account.preferred_username,
             "paired_at": now,
             "last_used_at": now,
+            **({"audit": audit.to_dict()} if audit is not None else {}),
         }
         if self._store.insert(account.tid, account.oid, data, expires_in=None):
             return Binding(account.tid, account.oid, identity, now, now), True
@@ -63,6 +72,23 @@ class BindingStore:
 
     def remove(self, tid: str, oid: str) -> bool:
         return self._store.delete(tid, oid)
+
+    def audits_since(self, since: float) -> list[AuditEntry]:
+        """The audit entries of the pairings made since ``since`` (a scan: for the timer only)."""
+        rows = self._store.rows_since("paired_at", since)
+        return [AuditEntry.from_dict(row.data["audit"]) for row in rows if isinstance(row.data.get("audit"), dict)]
+
+
+def restore_missing_audit(bindings: BindingStore, audit: AuditLog, since: float) -> int:
+    """Write the audit row of every pairing made since ``since`` whose request failed between its two
+    writes (pairing inserted, audit not): under any single failure a pairing ends with its audit
+    row. Idempotent; returns how many rows were restored (marked ``reconstructed``)."""
+    restored = 0
+    for entry in bindings.audits_since(since):
+        if not audit.exists(entry):
+            audit.write(entry, reconstructed=True)
+            restored += 1
+    return restored
 
 
 def _binding(row: Row) -> Binding:

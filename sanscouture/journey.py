@@ -389,12 +389,16 @@ def _pair(broker: Broker, journey: Journey, identity: PscIdentity) -> Response:
     saved = broker.journeys.save(journey.advance(step=Step.CONFIRM, psc_flow=None, shown_sub=identity.sub))
     if saved is None:
         return error_page("stale_step", status=409)
+    account = {"tid": journey.account.tid, "oid": journey.account.oid}
+    entry = broker.audit.entry("pairing_created", {**account, **_who(identity)})
     try:
-        binding, created = broker.bindings.create(journey.account, identity)
+        binding, created = broker.bindings.create(journey.account, identity, audit=entry)
     except LookupError as error:  # removed by an administrator between our insert and read
         raise SignInRefused("pairing_failed", detail="pairing removed while being created") from error
-    who = {"tid": journey.account.tid, "oid": journey.account.oid, **_who(binding.identity)}
-    broker.audit.record("pairing_created" if created else "pairing_existing", **who)
+    if created:  # the entry is in the pairing's row too: the sweep restores it if this write fails
+        broker.audit.write(entry)
+    else:
+        broker.audit.record("pairing_existing", **account, **_who(binding.identity))
     if not created:  # the confirmation shows, and Confirmer signs in as, the pairing that exists
         saved = broker.journeys.save(saved.advance(shown_sub=binding.identity.sub))
         if saved is None:

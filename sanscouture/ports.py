@@ -42,6 +42,10 @@ class RowStore(Protocol):
 
     def partition(self, partition: str) -> list[Row]: ...
 
+    def rows_since(self, field: str, since: float) -> list[Row]:
+        """Live rows whose numeric ``field`` is at least ``since`` (a scan: for the timer, never a sign-in)."""
+        ...
+
 
 class TableSet(Protocol):
     """The broker's tables by name (``journeys``, ``codes``, ``sessions``, ``bindings``, ...)."""

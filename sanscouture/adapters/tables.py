@@ -204,6 +204,15 @@ class TableStore:
         rows = [_decode(entity) for entity in entities]
         return [row for row in rows if not self._expired(row)]
 
+    def rows_since(self, field: str, since: float) -> list[Row]:
+        """Live rows whose numeric ``field`` is at least ``since`` (a filtered scan: for the timer)."""
+        if not field.isidentifier():
+            raise ValueError(f"not a property name: {field!r}")
+        with _translate_outage(self.name):
+            entities = list(self._client.query_entities(f"{field} ge @since", parameters={"since": int(since)}))
+        rows = [_decode(entity) for entity in entities]
+        return [row for row in rows if not self._expired(row)]
+
     def all_rows(self) -> list[Row]:
         """Every live row of the table (a full scan: for administration, never on a sign-in path)."""
         with _translate_outage(self.name):

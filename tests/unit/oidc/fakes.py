@@ -105,6 +105,11 @@ class FakeRowStore:
         self.calls.append("partition")
         return [row for (pk, _), row in self.rows.items() if pk == partition and not self._expired(row)]
 
+    def rows_since(self, field: str, since: float) -> list[Row]:
+        self.calls.append("rows_since")
+        return [row for row in self.rows.values()
+                if not self._expired(row) and isinstance(row.data.get(field), int | float) and row.data[field] >= since]
+
     def _put(self, partition: str, row: str, data: Mapping[str, Any], expires_in: float | None) -> Row:
         expires_at = self.clock() + expires_in if expires_in is not None else None
         stored = Row(partition, row, dict(data), str(next(self._etags)), expires_at)
