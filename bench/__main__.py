@@ -21,8 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from azure.core.pipeline.transport import RequestsTransport
-
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY_MODULES = ("msal", "jinja2", "azure.identity", "azure.keyvault.secrets", "azure.monitor", "cryptography", "jwt")
 
@@ -40,29 +38,10 @@ def cold_start(runs: int = 7) -> None:
     print(f"  heavy modules imported at start-up: {loaded.stdout.strip() or 'none'}")
 
 
-class RequestCounter(RequestsTransport):
-    """Counts Table Storage HTTP requests by table: the SDK's own transport, counting what it sends."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.counts: Counter[str] = Counter()
-
-    def send(self, request: Any, **kwargs: Any) -> Any:
-        path = request.url.split("?")[0].rsplit("/", 1)[-1]
-        table = path.split("(")[0] or "?"
-        self.counts[f"{request.method} {table}"] += 1
-        return super().send(request, **kwargs)
-
-    def take(self) -> Counter[str]:
-        counts, self.counts = self.counts, Counter()
-        return counts
-
-
 def storage_and_latency(latency_runs: int = 20) -> None:
-    from azure.data.tables import TableServiceClient
-
     from functions import _wiring
     from sandbox import azurite
+    from sandbox.counting import counting_tables
     from sandbox.run import Ports
     from sandbox.run import RegisteredClient
     from sandbox.run import Sandbox
@@ -72,7 +51,6 @@ def storage_and_latency(latency_runs: int = 20) -> None:
     from sandbox.scripted import Pkce
     from sandbox.scripted import RelyingParty
     from sandbox.servers import free_port
-    from sanscouture.adapters import tables as tables_module
 
     store = azurite.start(free_port())
     client = RegisteredClient(client_id="bench", secret="bench-secret-0123456789", redirect_uris=("https://rp.bench/cb",))
@@ -85,14 +63,10 @@ def storage_and_latency(latency_runs: int = 20) -> None:
         broker_overrides={"BROKER_LIMIT_JOURNEYS_PER_MINUTE": "1000000",
                           "BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE": "1000000"},
     )
-    counter = RequestCounter()
     try:
         sandbox.start()
         wired = _wiring.services()
-        service = TableServiceClient.from_connection_string(
-            store.connection_string, transport=counter, **tables_module._CLIENT_OPTIONS
-        )
-        wired.__dict__["tables"] = tables_module.Tables(service)
+        wired.__dict__["tables"], counter = counting_tables(store.connection_string)
         wired.__dict__.pop("broker", None)
         party = RelyingParty(sandbox, client)
 

@@ -17,10 +17,6 @@ from sanscouture.models import Row
 from sanscouture.ports import Clock
 from sanscouture.ports import RowStore
 
-# Writing last_used_at on every sign-in would cost a round trip each time; once an hour is enough
-# for an administrator to see which pairings are alive.
-TOUCH_INTERVAL = 3600
-
 
 class BindingStore:
     """The ``bindings`` table: PartitionKey = tenant id, RowKey = object id."""
@@ -61,14 +57,24 @@ class BindingStore:
             raise LookupError("pairing vanished while being created")
         return existing, False
 
-    def touch(self, binding: Binding) -> None:
-        """Record a use of the pairing (at most once per TOUCH_INTERVAL)."""
-        now = int(self._clock())
-        if now - binding.last_used_at < TOUCH_INTERVAL:
-            return
-        row = self._store.find(binding.tid, binding.oid)
-        if row is not None:
-            self._store.replace(row, {**row.data, "last_used_at": now}, expires_in=None)
+    def use_if_unchanged(self, tid: str, oid: str, etag: str) -> bool:
+        """Record a use of the pairing, only if it is still the version read at ``etag`` (one round
+        trip): False when it was removed or changed meanwhile (the caller then reads it again)."""
+        return self._store.merge_if_unchanged(tid, oid, etag, {"last_used_at": int(self._clock())}) is not None
+
+    def revoke_session(self, tid: str, oid: str, sid: str, until: int) -> None:
+        """List a session of this account as ended until it would have expired anyway (its 4 hours),
+        dropping the entries past theirs. Nothing to do when the pairing is gone (its sessions with it)."""
+        for _ in range(3):  # a concurrent change of the row: read it again
+            row = self._store.find(tid, oid)
+            if row is None:
+                return
+            now = self._clock()
+            revoked = {key: value for key, value in dict(row.data.get("revoked_sessions") or {}).items()
+                       if isinstance(value, int) and value > now}
+            revoked[sid] = until
+            if self._store.replace(row, {**row.data, "revoked_sessions": revoked}, expires_in=None) is not None:
+                return
 
     def remove(self, tid: str, oid: str) -> bool:
         return self._store.delete(tid, oid)
@@ -92,10 +98,13 @@ def restore_missing_audit(bindings: BindingStore, audit: AuditLog, since: float)
 
 
 def _binding(row: Row) -> Binding:
+    revoked = row.data.get("revoked_sessions")
     return Binding(
         tid=row.partition,
         oid=row.row,
         identity=PscIdentity.from_dict(row.data["identity"]),
         paired_at=int(row.data.get("paired_at", 0)),
         last_used_at=int(row.data.get("last_used_at", 0)),
+        etag=row.etag,
+        revoked_sessions={str(k): int(v) for k, v in revoked.items()} if isinstance(revoked, dict) else {},
     )

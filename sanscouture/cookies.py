@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-BROWSER_COOKIE = "__Host-sc-browser"
 SESSION_COOKIE = "__Host-sc-session"
 
 

@@ -21,13 +21,14 @@ def error_page(
     return_url: str | None = None,
     reference: str | None = None,
     extra_link: pages.Link | None = None,
+    cookies: tuple[str, ...] = (),
 ) -> Response:
     """A French error page from the pages catalogue (unknown reasons fall back to a generic page)."""
     title, message, advice = pages.ERRORS.get(_PAGE_FOR_REASON.get(reason, reason), pages.ERRORS["server_error"])
     page = pages.render_error(
         title=title, message=message, advice=advice, reference=reference, return_url=return_url, extra_link=extra_link
     )
-    return Response.html(page, status=status)
+    return Response.html(page, status=status, cookies=cookies)
 
 
 def too_many_requests_page(error: SlowDownError) -> Response:

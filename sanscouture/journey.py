@@ -1,8 +1,13 @@
 """The sans-couture sign-in: authorize → Entra ID → pairing through PSC or confirmation → code.
 
-Each public function is one browser endpoint (docs/design.md "The journey"): it loads the journey, checks
-that it belongs to this browser and is at a step the endpoint can continue, does one step, and either
-renders the next French page or redirects (to Entra ID, to PSC, or back to the relying party).
+Each public function is one browser endpoint (docs/design.md "The journey"): it opens the journey this
+browser holds (sealed in its own cookie, :mod:`sanscouture.journeys`), checks that it is at a step the
+endpoint can continue, does one step, and either renders the next French page or redirects (to Entra
+ID, to PSC, or back to the relying party), with the journey's cookie updated, or removed at the end.
+
+Storage round trips (docs/architecture.md): none before an upstream authentication; a warm paired
+sign-in reads the pairing at /callback, then at Confirmer checks it unchanged (one conditional write),
+inserts the code (keyed by the journey: its single use) and writes the audit record.
 
 Rules kept here, beyond the protocol checks of :mod:`sanscouture.oidc.authorize`:
 - a pairing is created only from the two authentications of one journey, with an insert that never
@@ -23,10 +28,7 @@ from dataclasses import replace
 
 from sanscouture.audit import AuditLog
 from sanscouture.bindings import BindingStore
-from sanscouture.cookies import BROWSER_COOKIE
 from sanscouture.cookies import SESSION_COOKIE
-from sanscouture.cookies import clear_cookie
-from sanscouture.cookies import set_cookie
 from sanscouture.entra_policy import check_entra_account
 from sanscouture.entra_policy import check_fresh_for_request
 from sanscouture.entra_policy import max_age_for_entra
@@ -41,7 +43,6 @@ from sanscouture.journeys import Journey
 from sanscouture.journeys import JourneyStore
 from sanscouture.journeys import Purpose
 from sanscouture.journeys import Step
-from sanscouture.journeys import browser_binding
 from sanscouture.journeys import cookieless_post_as_get
 from sanscouture.keys import KeyRing
 from sanscouture.limits import Limits
@@ -58,6 +59,7 @@ from sanscouture.oidc.authorize import MAX_BYTES
 from sanscouture.oidc.authorize import validate_authorization_request
 from sanscouture.oidc.authorize import validate_client_and_redirect
 from sanscouture.oidc.codes import issue_code
+from sanscouture.oidc.codes import new_grant_id
 from sanscouture.oidc.responses import code_response
 from sanscouture.oidc.responses import error_redirect
 from sanscouture.oidc.responses import error_redirect_url
@@ -66,9 +68,9 @@ from sanscouture.ports import Clock
 from sanscouture.ports import EntraSignIn
 from sanscouture.ports import PscSignIn
 from sanscouture.ports import TableSet
+from sanscouture.sealing import Sealer
 from sanscouture.sessions import BrokerSession
 from sanscouture.sessions import SessionStore
-from sanscouture.sessions import session_key
 from sanscouture.settings import Settings
 from sanscouture.web import Request
 from sanscouture.web import Response
@@ -95,7 +97,7 @@ class Broker:
     tables: TableSet
     entra: EntraSignIn
     psc: PscSignIn
-    keys: KeyRing | None = None  # verifies an id_token_hint (one of the broker's own ID tokens)
+    keys: KeyRing  # verifies an id_token_hint; its derived keys seal journeys and sessions
     clock: Clock = time.time
     limits: Limits | None = None  # per-source abuse limits of the worker (None: unlimited, unit tests)
 
@@ -106,12 +108,13 @@ class Broker:
 
     @property
     def journeys(self) -> JourneyStore:
-        return JourneyStore(self.tables["journeys"], self.clock)
+        return JourneyStore(Sealer(self.keys, "journey", self.clock), self.clock)
 
     @property
     def sessions(self) -> SessionStore:
         return SessionStore(
-            self.tables["sessions"], self.settings.session_max_age, self.settings.session_idle_timeout, self.clock
+            Sealer(self.keys, "session", self.clock), self.settings.session_max_age,
+            self.settings.session_idle_timeout, self.clock,
         )
 
     @property
@@ -168,26 +171,34 @@ def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest,
         if session is None:
             return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("no broker session"))
         return _sign_in_with_session(broker, auth_request, session)
-    broker.spend_journey(request)  # every path below writes a journey row
-    browser, cookies = browser_binding(request.cookies)
+    broker.spend_journey(request)  # every path below starts a journey
     journeys = broker.journeys
     if "select_account" in auth_request.prompt or broker.settings.show_mire:
-        journey = journeys.insert(journeys.new(browser, Step.MIRE, auth_request))
+        journey = journeys.new(Step.MIRE, auth_request)
         page = pages.render_mire(
             client_name=client.client_name, form_action=f"/choose?j={journey.id}", csrf_token=journey.csrf
         )
-        return Response.html(page, cookies=cookies)
-    if session is not None and session.account is not None:
+        return Response.html(page, cookies=journeys.started(request.cookies, journey))
+    if session is not None:
         binding = broker.bindings.find(session.account.tid, session.account.oid)
-        if binding is not None and binding.identity.sub == session.identity.sub:
-            journey = journeys.new(browser, Step.CONFIRM, auth_request).advance(
-                account=session.account, shown_sub=binding.identity.sub
-            )
-            return _confirm_page(broker, journeys.insert(journey), binding, client, cookies=cookies)
-    journey = journeys.new(browser, Step.ENTRA, auth_request)
+        if binding is not None and _session_still_holds(broker, session, binding):
+            journey = _shown(journeys.new(Step.CONFIRM, auth_request).advance(account=session.account), binding)
+            return _confirm_page(broker, journey, binding, client, cookies=journeys.started(request.cookies, journey))
+    journey = journeys.new(Step.ENTRA, auth_request)
     start = _begin_entra(broker, journey, auth_request)
-    journeys.insert(journey.advance(entra_flow=dict(start.flow), entra_asked_at=int(broker.clock())))
-    return Response.redirect(start.url, cookies=cookies)
+    journey = journey.advance(entra_flow=dict(start.flow), entra_asked_at=int(broker.clock()))
+    return Response.redirect(start.url, cookies=journeys.started(request.cookies, journey))
+
+
+def _session_still_holds(broker: Broker, session: BrokerSession, binding: Binding) -> bool:
+    """The session's pairing still names the same identity and the session was not ended."""
+    return binding.identity.sub == session.sub and not binding.session_revoked(session.sid, broker.clock())
+
+
+def _shown(journey: Journey, binding: Binding) -> Journey:
+    """The journey of a confirmation page showing ``binding``: Confirmer signs in as it, and only if
+    the pairing row is still this version (its ETag)."""
+    return journey.advance(shown_sub=binding.identity.sub, shown_etag=binding.etag, shown_identity=binding.identity)
 
 
 def _usable_session(broker: Broker, request: Request, auth_request: AuthorizationRequest) -> BrokerSession | None:
@@ -205,7 +216,7 @@ def _usable_session(broker: Broker, request: Request, auth_request: Authorizatio
     age = broker.clock() - session.auth_time
     if age > broker.settings.entra_max_auth_age or (auth_request.max_age is not None and age > auth_request.max_age):
         return None
-    if auth_request.hinted_sub is not None and auth_request.hinted_sub != session.identity.sub:
+    if auth_request.hinted_sub is not None and auth_request.hinted_sub != session.sub:
         return None
     return session
 
@@ -223,16 +234,19 @@ def _hinted_subject(broker: Broker, hint: str) -> str | None:
 
 
 def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, session: BrokerSession) -> Response:
-    """prompt=none with a live session: the pairing must still exist (an admin may have removed it)."""
-    if session.account is not None:
-        binding = broker.bindings.find(session.account.tid, session.account.oid)
-        if binding is None or binding.identity.sub != session.identity.sub:
-            return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("pairing no longer valid"))
+    """prompt=none with a live session (three round trips): the pairing must still exist (an admin may
+    have removed it) and the session must not have been ended (its cookie copied before a logout)."""
+    binding = broker.bindings.find(session.account.tid, session.account.oid)
+    if binding is None or binding.identity.sub != session.sub:
+        return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("pairing no longer valid"))
+    if binding.session_revoked(session.sid, broker.clock()):
+        return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("the broker session has ended"))
     session = broker.sessions.touch(session)
-    code = _issue(broker, auth_request, session.identity, session.auth_time, _public_sid(session.sid),
-                  _acr(broker, session.account))
-    broker.audit.record("login_succeeded", client_id=auth_request.client_id, mode="session", **_who(session.identity))
-    return code_response(auth_request, code, broker.settings.issuer)
+    code = _issue(broker, auth_request, binding.identity, session.auth_time, session.public_sid,
+                  _acr(broker, session.account), new_grant_id())
+    assert code is not None  # a new random grant id is never taken
+    broker.audit.record("login_succeeded", client_id=auth_request.client_id, mode="session", **_who(binding.identity))
+    return code_response(auth_request, code, broker.settings.issuer, cookies=(broker.sessions.cookie(session),))
 
 
 def _begin_entra(
@@ -277,8 +291,8 @@ def choose(broker: Broker, request: Request) -> Response:
 def entra_callback(broker: Broker, request: Request) -> Response:
     """Redeem Entra's code, verify the account against the rules, then pairing or confirmation."""
     params = request.params if request.method == "POST" else request.query
-    journey = broker.journeys.load(params.get("state"))
-    if journey is None or not journey.belongs_to(request.cookies.get(BROWSER_COOKIE)) or journey.step != Step.ENTRA:
+    journey = broker.journeys.load(request.cookies, params.get("state"))
+    if journey is None or journey.expired(broker.clock()) or journey.step != Step.ENTRA:
         return error_page("session_expired", status=400)
     assert journey.request is not None and journey.entra_flow is not None
     auth_request = journey.request
@@ -295,21 +309,17 @@ def entra_callback(broker: Broker, request: Request) -> Response:
                 return _refuse(broker, journey, SignInRefused(
                     "auth_too_old", detail="entra: no fresh authentication for a pairing, even with prompt=login"))
             return _ask_entra_afresh(broker, journey)
-        saved = broker.journeys.save(journey.advance(step=Step.PAIRING, account=account))
-        if saved is None:
-            return error_page("stale_step", status=409)
+        journey = journey.advance(step=Step.PAIRING, account=account)
         page = pages.render_pairing(
             client_name=client.client_name,
             entra_name=account.name,
             entra_username=account.preferred_username,
-            form_action=f"/pair?j={saved.id}",
-            csrf_token=saved.csrf,
+            form_action=f"/pair?j={journey.id}",
+            csrf_token=journey.csrf,
         )
-        return Response.html(page)
-    saved = broker.journeys.save(journey.advance(step=Step.CONFIRM, account=account, shown_sub=binding.identity.sub))
-    if saved is None:
-        return error_page("stale_step", status=409)
-    return _confirm_page(broker, saved, binding, client)
+        return Response.html(page, cookies=(broker.journeys.cookie(journey),))
+    journey = _shown(journey.advance(step=Step.CONFIRM, account=account), binding)
+    return _confirm_page(broker, journey, binding, client, cookies=(broker.journeys.cookie(journey),))
 
 
 def _fresh_for_pairing(journey: Journey, account: EntraAccount) -> bool:
@@ -347,8 +357,8 @@ def pair(broker: Broker, request: Request) -> Response:
 
 def psc_callback(broker: Broker, request: Request) -> Response:
     """Verify PSC's authentication, then pair (first sign-in) or sign in once as that identity."""
-    journey = broker.journeys.load(request.query.get("state"))
-    if journey is None or not journey.belongs_to(request.cookies.get(BROWSER_COOKIE)) or journey.step != Step.PSC:
+    journey = broker.journeys.load(request.cookies, request.query.get("state"))
+    if journey is None or journey.expired(broker.clock()) or journey.step != Step.PSC:
         return error_page("session_expired", status=400)
     assert journey.request is not None and journey.psc_flow is not None
     try:
@@ -383,12 +393,10 @@ def _check_psc_freshness(broker: Broker, journey: Journey, auth_time: int) -> No
 
 
 def _pair(broker: Broker, journey: Journey, identity: PscIdentity) -> Response:
-    """Advance the journey first (so a replayed callback cannot pair twice), then insert the pairing."""
+    """Insert the pairing (never over an existing one), then the confirmation page. A replayed
+    callback finds the browser's journey past this step, and PSC's code already used."""
     assert journey.account is not None and journey.request is not None
     client = _client(broker, journey.request)
-    saved = broker.journeys.save(journey.advance(step=Step.CONFIRM, psc_flow=None, shown_sub=identity.sub))
-    if saved is None:
-        return error_page("stale_step", status=409)
     account = {"tid": journey.account.tid, "oid": journey.account.oid}
     entry = broker.audit.entry("pairing_created", {**account, **_who(identity)})
     try:
@@ -399,12 +407,12 @@ def _pair(broker: Broker, journey: Journey, identity: PscIdentity) -> Response:
         broker.audit.write(entry)
     else:
         broker.audit.record("pairing_existing", **account, **_who(binding.identity))
-    if not created:  # the confirmation shows, and Confirmer signs in as, the pairing that exists
-        saved = broker.journeys.save(saved.advance(shown_sub=binding.identity.sub))
-        if saved is None:
-            return error_page("stale_step", status=409)
+    # The confirmation shows, and Confirmer signs in as, the pairing that exists (ours, or the one a
+    # concurrent pairing made first); its row version is not known here, so Confirmer reads it again.
+    journey = journey.advance(step=Step.CONFIRM, psc_flow=None, shown_sub=binding.identity.sub,
+                              shown_identity=binding.identity)
     notice = None if created else ALREADY_PAIRED_NOTICE
-    return _confirm_page(broker, saved, binding, client, notice=notice)
+    return _confirm_page(broker, journey, binding, client, notice=notice, cookies=(broker.journeys.cookie(journey),))
 
 
 # -- /confirm ------------------------------------------------------------------------------------
@@ -423,14 +431,31 @@ def confirm(broker: Broker, request: Request) -> Response:
         return _go_to_psc(broker, journey, Purpose.OTHER)
     if action != "confirm":
         return error_page("stale_step", status=400)
-    binding = broker.bindings.find(journey.account.tid, journey.account.oid)
-    if binding is None or binding.identity.sub != journey.shown_sub:
+    identity = _pairing_as_shown(broker, journey)
+    if identity is None:
         # Removed or replaced while the page was open: never sign in as someone the page did not show.
         return _refuse(broker, journey, SignInRefused("pairing_failed", detail="pairing changed during the journey"))
-    broker.bindings.touch(binding)
     return _finish_with_code(
-        broker, request, journey, binding.identity, journey.account.auth_time, account=journey.account, mode="paired"
+        broker, request, journey, identity, journey.account.auth_time, account=journey.account, mode="paired"
     )
+
+
+def _pairing_as_shown(broker: Broker, journey: Journey) -> PscIdentity | None:
+    """The identity Confirmer signs in as: the one the page showed, if the pairing still names it.
+
+    One round trip when the row is the version the page was read from: a write conditional on its
+    ETag, which also records the use (``last_used_at``). Otherwise (changed since, or just paired) the
+    row is read again and must still name the identity shown.
+    """
+    assert journey.account is not None
+    tid, oid = journey.account.tid, journey.account.oid
+    if (journey.shown_etag and journey.shown_identity is not None
+            and broker.bindings.use_if_unchanged(tid, oid, journey.shown_etag)):
+        return journey.shown_identity
+    binding = broker.bindings.find(tid, oid)
+    if binding is None or binding.identity.sub != journey.shown_sub:
+        return None
+    return binding.identity
 
 
 # -- shared steps --------------------------------------------------------------------------------
@@ -446,7 +471,7 @@ def _finish_with_code(
     account: EntraAccount | None,
     mode: str,
 ) -> Response:
-    """Consume the journey (exactly once), keep or open the broker session when paired, issue the code.
+    """Issue the journey's one code, keep or open the broker session when paired, and end the journey.
 
     A one-off PSC identity ("autre identité", the mire's PSC choice) ends the browser's broker
     session: on a shared workstation it is the previous person's, and a later ``prompt=none`` from
@@ -457,52 +482,48 @@ def _finish_with_code(
     if hinted and hinted != identity.sub:  # OIDC Core 3.1.2.1: not the person the hint names
         return _refuse(broker, journey, SignInRefused(
             "hint_mismatch", detail="id_token_hint names another subject", rp_error="login_required"))
-    if not broker.journeys.finish(journey):
+    current = broker.sessions.find(request.cookies.get(SESSION_COOKIE))
+    session = _session_for(broker, current, identity, account, auth_time) if account is not None else None
+    sid = session.public_sid if session is not None else secrets.token_urlsafe(16)
+    # The code is the journey's single use: a replayed or double-submitted form finds it taken.
+    code = _issue(broker, journey.request, identity, auth_time, sid, _acr(broker, account), journey.grant_id)
+    if code is None:
         return error_page("stale_step", status=409)
-    cookies: tuple[str, ...] = ()
-    if account is not None:
-        session, cookies = _session_for(broker, request, identity, account, auth_time)
-        sid = _public_sid(session.sid)
-    else:
-        cookies = _end_browser_session(broker, request)
-        sid = secrets.token_urlsafe(16)
-    code = _issue(broker, journey.request, identity, auth_time, sid, _acr(broker, account))
+    cookies = [broker.journeys.ended(journey)]
+    if session is not None:
+        cookies.append(broker.sessions.cookie(session))
+    elif SESSION_COOKIE in request.cookies:
+        cookies.append(broker.sessions.cleared())  # a one-off identity ends the previous person's session
+    if current is not None and (session is None or current.sid != session.sid):
+        _end(broker, current)  # replaced or ended by this sign-in: a copy of its cookie must not live on
     events: list[tuple[str, Mapping[str, object]]] = []
     if mode == "paired" and journey.account is not None:
         events.append(("pairing_confirmed", {"tid": journey.account.tid, "oid": journey.account.oid}))
     events.append(("login_succeeded", {"client_id": journey.request.client_id, "mode": mode, **_who(identity)}))
     broker.audit.record_all(events)
-    return code_response(journey.request, code, broker.settings.issuer, cookies=cookies)
+    return code_response(journey.request, code, broker.settings.issuer, cookies=tuple(cookies))
 
 
 def _session_for(
-    broker: Broker, request: Request, identity: PscIdentity, account: EntraAccount, auth_time: int
-) -> tuple[BrokerSession, tuple[str, ...]]:
+    broker: Broker, current: BrokerSession | None, identity: PscIdentity, account: EntraAccount, auth_time: int
+) -> BrokerSession:
     """The browser's session when it is this same sign-in (touched: its 4-hour limit still runs from
     its creation), else a new one. A confirmation never renews a session's lifetime."""
-    current = broker.sessions.find(request.cookies.get(SESSION_COOKIE))
     same = (
         current is not None
-        and current.account is not None
         and (current.account.tid, current.account.oid) == (account.tid, account.oid)
-        and current.identity.sub == identity.sub
+        and current.sub == identity.sub
         and current.auth_time == auth_time
     )
     if current is not None and same:
-        return broker.sessions.touch(current), ()
-    if current is not None:  # replaced by this sign-in (another person, or a fresh authentication)
-        broker.sessions.end(current.sid)
-    opened = broker.sessions.create(identity, account, auth_time)
-    return opened, (set_cookie(SESSION_COOKIE, opened.sid, max_age=broker.settings.session_max_age),)
+        return broker.sessions.touch(current)
+    return broker.sessions.create(account, identity.sub, auth_time, identity.masked_national_id)
 
 
-def _end_browser_session(broker: Broker, request: Request) -> tuple[str, ...]:
-    """Delete the browser's broker session, if any, and its cookie."""
-    session_id = request.cookies.get(SESSION_COOKIE)
-    if not session_id:
-        return ()
-    broker.sessions.end(session_id)
-    return (clear_cookie(SESSION_COOKIE),)
+def _end(broker: Broker, session: BrokerSession) -> None:
+    """A session ended before its time: listed in its pairing's row until it would have expired."""
+    broker.bindings.revoke_session(session.account.tid, session.account.oid, session.sid,
+                                   broker.sessions.expires_at(session))
 
 
 def _acr(broker: Broker, account: EntraAccount | None) -> str | None:
@@ -521,7 +542,8 @@ def _issue(
     auth_time: int,
     sid: str,
     acr: str | None,
-) -> str:
+    grant_id: str,
+) -> str | None:
     grant = CodeGrant(
         client_id=auth_request.client_id,
         redirect_uri=auth_request.redirect_uri,
@@ -533,7 +555,7 @@ def _issue(
         nonce=auth_request.nonce,
         acr=acr,
     )
-    return issue_code(broker.tables["codes"], grant)
+    return issue_code(broker.tables["codes"], grant, grant_id)
 
 
 def _go_to_psc(broker: Broker, journey: Journey, purpose: str) -> Response:
@@ -556,9 +578,7 @@ def _go_to_psc(broker: Broker, journey: Journey, purpose: str) -> Response:
 
 
 def _advance_and_redirect(broker: Broker, journey: Journey, url: str) -> Response:
-    if broker.journeys.save(journey) is None:
-        return error_page("stale_step", status=409)
-    return Response.redirect(url, status=303)
+    return Response.redirect(url, status=303, cookies=(broker.journeys.cookie(journey),))
 
 
 def _confirm_page(
@@ -587,15 +607,14 @@ def _confirm_page(
 
 def _cancel(broker: Broker, journey: Journey) -> Response:
     assert journey.request is not None
-    broker.journeys.finish(journey)
     broker.audit.record("login_refused", client_id=journey.request.client_id, reason="cancelled")
-    return error_redirect(journey.request, broker.settings.issuer, AccessDeniedError("the user cancelled the sign-in"))
+    return error_redirect(journey.request, broker.settings.issuer, AccessDeniedError("the user cancelled the sign-in"),
+                          cookies=(broker.journeys.ended(journey),))
 
 
 def _refuse(broker: Broker, journey: Journey, refusal: SignInRefused) -> Response:
     """French page explaining the refusal, with a way back that hands the error to the RP."""
     assert journey.request is not None
-    broker.journeys.finish(journey)
     reference = secrets.token_hex(4)
     log.warning(
         "sign-in refused",
@@ -611,7 +630,8 @@ def _refuse(broker: Broker, journey: Journey, refusal: SignInRefused) -> Respons
         _RP_DESCRIPTIONS.get(refusal.reason, "the authentication was refused"),
     )
     return error_page(
-        refusal.reason, status=403, return_url=return_url, reference=reference, extra_link=_way_out(broker, refusal)
+        refusal.reason, status=403, return_url=return_url, reference=reference, extra_link=_way_out(broker, refusal),
+        cookies=(broker.journeys.ended(journey),),
     )
 
 
@@ -625,13 +645,14 @@ def _way_out(broker: Broker, refusal: SignInRefused) -> pages.Link | None:
 
 
 def _load_for_form(broker: Broker, request: Request, step: str) -> tuple[Journey | None, Response]:
-    """A POSTed journey form: the journey must exist, belong to this browser, be at ``step``, and the
-    CSRF token must match (docs/design.md: forms carry a CSRF token bound to the journey cookie)."""
-    journey = broker.journeys.load(request.query.get("j") or request.form.get("j"))
-    if journey is None:
+    """A POSTed journey form: this browser must hold the journey (its cookie), unexpired, at ``step``,
+    and the CSRF token must match (docs/design.md: forms carry a CSRF token bound to the journey)."""
+    journey = broker.journeys.load(request.cookies, request.query.get("j") or request.form.get("j"))
+    if journey is None:  # another browser's journey, or none at all
+        return None, error_page("csrf", status=403)
+    if journey.expired(broker.clock()):
         return None, error_page("session_expired", status=400)
-    same_browser = journey.belongs_to(request.cookies.get(BROWSER_COOKIE))
-    if not same_browser or not journey.csrf_ok(request.form.get("csrf_token")):
+    if not journey.csrf_ok(request.form.get("csrf_token")):
         return None, error_page("csrf", status=403)
     if journey.step != step or journey.request is None:
         return None, error_page("stale_step", status=409)
@@ -643,11 +664,6 @@ def _client(broker: Broker, auth_request: AuthorizationRequest) -> Client:
     if client is None:  # the registration was removed during the journey
         raise SignInRefused("unknown_client", detail="client removed during the journey")
     return client
-
-
-def _public_sid(session_id: str) -> str:
-    """The ``sid`` claim: derived from the session id, useless to replay as a cookie."""
-    return session_key(session_id)[:32]
 
 
 def _who(identity: PscIdentity) -> dict[str, str]:

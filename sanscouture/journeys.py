@@ -1,10 +1,21 @@
 """Journeys: one browser sign-in in progress, from /authorize to the code (15 minutes at most).
 
-The journey row holds the validated RP request, the upstream flow state (MSAL's flow dict, PSC's
-state/nonce/verifier), the CSRF secret and the current step. It is bound to the browser by the
-``__Host-sc-browser`` cookie (the row keeps its SHA-256): a journey id seen in a URL is useless
-without that cookie. Steps advance with ETag-conditional replaces, and the last step consumes the
-row, so a double-submitted form cannot issue two codes.
+A journey is the validated RP request, the upstream flow state (MSAL's flow, PSC's state, nonce and
+verifier), the CSRF secret and the current step. It travels sealed (:mod:`sanscouture.sealing`) in a
+``__Host-`` cookie of its own (``__Host-sc-j-<first 16 characters of its id>``), never in Table
+Storage: an unauthenticated ``/authorize`` writes nothing, and each step costs no round trip.
+
+What the design keeps (docs/design.md "State"):
+
+* browser binding: only the browser that started the journey holds its cookie; the journey id seen in
+  a URL (``state`` upstream, ``j`` in forms) is useless without it;
+* CSRF: every form carries the journey's CSRF token, compared with the sealed one;
+* single use: the code a journey ends with is inserted under a key derived from the journey id
+  (:func:`grant_id_for`), so a replayed or double-submitted Confirmer finds it taken;
+* lifetime: 15 minutes from /authorize, whatever the steps (the sealed expiry and the cookie's
+  Max-Age both count down from the start);
+* parallel tabs: each journey has its own cookie; at most :data:`MAX_JOURNEYS` live in a browser,
+  the oldest being dropped when a new one starts.
 """
 
 from __future__ import annotations
@@ -16,22 +27,26 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from dataclasses import field
 from dataclasses import replace
 from typing import Any
 
-from sanscouture.cookies import BROWSER_COOKIE
 from sanscouture.cookies import SESSION_COOKIE
+from sanscouture.cookies import clear_cookie
 from sanscouture.cookies import set_cookie
 from sanscouture.models import AuthorizationRequest
 from sanscouture.models import EntraAccount
-from sanscouture.models import Row
+from sanscouture.models import PscIdentity
 from sanscouture.ports import Clock
-from sanscouture.ports import RowStore
+from sanscouture.sealing import SealedTooLargeError
+from sanscouture.sealing import Sealer
 from sanscouture.web import Request
 from sanscouture.web import Response
 
 JOURNEY_TTL = 15 * 60
+# The cookie outlives the journey a little: a form sent just too late says "too late" (400), not CSRF.
+EXPIRED_GRACE = 15 * 60
+JOURNEY_COOKIE_PREFIX = "__Host-sc-j-"
+MAX_JOURNEYS = 5  # sign-ins in progress in one browser (tabs); a sealed journey is about 1.5 KiB
 # secrets.token_urlsafe(32): 43 base64url characters. Anything else is not one of our ids.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -58,7 +73,6 @@ class Purpose:
 @dataclass(frozen=True)
 class Journey:
     id: str
-    browser_hash: str
     csrf: str
     step: str
     request: AuthorizationRequest | None = None
@@ -68,9 +82,10 @@ class Journey:
     account: EntraAccount | None = None
     started_at: int = 0  # when /authorize was called: an authentication "during this journey" is later
     shown_sub: str | None = None  # the PSC sub the confirmation page showed: Confirmer signs in as it only
+    shown_etag: str | None = None  # the version of the pairing row that page was read from
+    shown_identity: PscIdentity | None = None  # the identity that page showed, as that row held it
     entra_asked_at: int = 0  # when the broker last sent the person to Entra ID
     entra_fresh_asked: bool = False  # the broker asked Entra for a fresh authentication (before a pairing)
-    row: Row | None = field(default=None, compare=False, repr=False)
 
     def advance(self, **changes: Any) -> Journey:
         return replace(self, **changes)
@@ -79,91 +94,104 @@ class Journey:
         # Bytes: compare_digest raises TypeError on a str that is not ASCII (a hostile form field).
         return bool(token) and hmac.compare_digest(self.csrf.encode("utf-8"), (token or "").encode("utf-8"))
 
-    def belongs_to(self, browser_cookie: str | None) -> bool:
-        return bool(browser_cookie) and hmac.compare_digest(self.browser_hash, browser_hash(browser_cookie or ""))
+    def expired(self, now: float) -> bool:
+        """Older than 15 minutes from /authorize, whatever its steps."""
+        return now >= self.started_at + JOURNEY_TTL
+
+    @property
+    def cookie_name(self) -> str:
+        return journey_cookie_name(self.id)
+
+    @property
+    def grant_id(self) -> str:
+        return grant_id_for(self.id)
 
 
-def browser_hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+def journey_cookie_name(journey_id: str) -> str:
+    return JOURNEY_COOKIE_PREFIX + journey_id[:16]
 
 
-def new_browser_value() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def browser_binding(cookies: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
-    """The browser's journey cookie value: reused when present, else a new one with its Set-Cookie."""
-    value = cookies.get(BROWSER_COOKIE)
-    if value and _TOKEN.fullmatch(value):
-        return value, ()
-    value = new_browser_value()
-    return value, (set_cookie(BROWSER_COOKIE, value),)
+def grant_id_for(journey_id: str) -> str:
+    """The key of the code a journey ends with: one journey, one code (the insert fails the second time)."""
+    return hashlib.sha256(f"journey:{journey_id}".encode()).hexdigest()[:32]
 
 
 def cookieless_post_as_get(request: Request, issuer: str, path: str) -> Response | None:
     """A cross-site form POST carries no SameSite=Lax cookie: answered as is, the broker would see
-    neither the browser's session nor its binding, and a new ``__Host-sc-browser`` cookie would
-    replace the one that journeys in progress in other tabs are bound to. Such a POST is answered
-    with 303 to the same parameters as a GET, a top-level navigation that carries Lax cookies
-    (RFC 6265bis 5.4.7.1). None when the request is not such a POST."""
+    neither the browser's session nor its journeys. Such a POST is answered with 303 to the same
+    parameters as a GET, a top-level navigation that carries Lax cookies (RFC 6265bis 5.4.7.1).
+    None when the request is not such a POST."""
     if request.method != "POST" or not request.form:
         return None
-    if BROWSER_COOKIE in request.cookies or SESSION_COOKIE in request.cookies:
+    cookies = request.cookies
+    if SESSION_COOKIE in cookies or any(name.startswith(JOURNEY_COOKIE_PREFIX) for name in cookies):
         return None
     return Response.redirect(f"{issuer}{path}?{request.body.decode('utf-8', 'replace')}", status=303)
 
 
 class JourneyStore:
-    """The ``journeys`` table: PartitionKey = journey id."""
+    """Journeys sealed in their own cookies (no storage round trip)."""
 
-    def __init__(self, store: RowStore, clock: Clock = time.time) -> None:
-        self._store = store
+    def __init__(self, sealer: Sealer, clock: Clock = time.time) -> None:
+        self._sealer = sealer
         self._clock = clock
 
-    def new(self, browser_value: str, step: str, request: AuthorizationRequest | None) -> Journey:
-        """A journey not yet stored (its id can be handed upstream as ``state`` before the write)."""
+    def new(self, step: str, request: AuthorizationRequest | None) -> Journey:
         return Journey(
             id=secrets.token_urlsafe(32),
-            browser_hash=browser_hash(browser_value),
             csrf=secrets.token_urlsafe(32),
             step=step,
             request=request,
             started_at=int(self._clock()),
         )
 
-    def insert(self, journey: Journey) -> Journey:
-        """Store a new journey for JOURNEY_TTL seconds (one round trip)."""
-        row = self._store.save(journey.id, "j", _data(journey), expires_in=JOURNEY_TTL)
-        return replace(journey, row=row)
-
-    def load(self, journey_id: str | None) -> Journey | None:
+    def load(self, cookies: Mapping[str, str], journey_id: str | None) -> Journey | None:
+        """The journey named ``journey_id`` if this browser holds it, unexpired and untampered."""
         if not journey_id or not _TOKEN.fullmatch(journey_id):
             return None
-        row = self._store.find(journey_id, "j")
-        return _journey(row) if row else None
+        document = self._sealer.open(cookies.get(journey_cookie_name(journey_id)))
+        if document is None or document.get("id") != journey_id:
+            return None
+        try:
+            return _journey(document)
+        except (KeyError, TypeError, ValueError):
+            return None
 
-    def save(self, journey: Journey) -> Journey | None:
-        """Store the next step, only if nobody else advanced the journey meanwhile (else None)."""
-        if journey.row is None:
-            raise ValueError("journey was not loaded from storage")
-        # The remaining lifetime is kept, not renewed: a journey lasts 15 minutes from /authorize.
-        remaining = (journey.row.expires_at or 0) - self._clock()
-        updated = self._store.replace(journey.row, _data(journey), expires_in=remaining if remaining > 0 else 1)
-        return replace(journey, row=updated) if updated else None
+    def cookie(self, journey: Journey) -> str:
+        """The Set-Cookie that stores ``journey`` as it now is; its lifetime still counts from the start.
 
-    def finish(self, journey: Journey) -> bool:
-        """Consume the journey: True for exactly one caller (a double submit gets False).
-
-        The row was read by this request, so its ETag is known: one conditional delete suffices.
+        A shown identity too large for a cookie (many activities) is left out: Confirmer then reads
+        the pairing again instead of trusting the page's copy.
         """
-        if journey.row is None:
-            return self._store.consume(journey.id, "j") is not None
-        return self._store.consume_row(journey.row)
+        remaining = max(int(journey.started_at + JOURNEY_TTL + EXPIRED_GRACE - self._clock()), 1)
+        try:
+            value = self._sealer.seal(_data(journey), ttl=remaining)
+        except SealedTooLargeError:
+            if journey.shown_identity is None:
+                raise
+            value = self._sealer.seal(_data(replace(journey, shown_identity=None, shown_etag=None)), ttl=remaining)
+        return set_cookie(journey.cookie_name, value, max_age=remaining)
+
+    def started(self, cookies: Mapping[str, str], journey: Journey) -> tuple[str, ...]:
+        """The Set-Cookies of a new journey: its own, and the removal of the oldest ones beyond
+        :data:`MAX_JOURNEYS` (a site that opens many sign-ins must not swell every request)."""
+        live: list[tuple[int, str]] = []
+        for name, value in cookies.items():
+            if name.startswith(JOURNEY_COOKIE_PREFIX):
+                document = self._sealer.open(value)
+                live.append((int(document.get("started_at", 0)) if document else 0, name))
+        live.sort()
+        dropped = live[: max(len(live) - (MAX_JOURNEYS - 1), 0)]
+        return (self.cookie(journey), *(clear_cookie(name) for _, name in dropped))
+
+    def ended(self, journey: Journey) -> str:
+        """The Set-Cookie that removes a finished, cancelled or refused journey from the browser."""
+        return clear_cookie(journey.cookie_name)
 
 
 def _data(journey: Journey) -> dict[str, Any]:
-    return {
-        "browser_hash": journey.browser_hash,
+    data = {
+        "id": journey.id,
         "csrf": journey.csrf,
         "step": journey.step,
         "request": journey.request.to_dict() if journey.request else None,
@@ -173,16 +201,17 @@ def _data(journey: Journey) -> dict[str, Any]:
         "account": journey.account.to_dict() if journey.account else None,
         "started_at": journey.started_at,
         "shown_sub": journey.shown_sub,
+        "shown_etag": journey.shown_etag,
+        "shown_identity": journey.shown_identity.to_dict() if journey.shown_identity else None,
         "entra_asked_at": journey.entra_asked_at,
         "entra_fresh_asked": journey.entra_fresh_asked,
     }
+    return {key: value for key, value in data.items() if value not in (None, False, 0)}
 
 
-def _journey(row: Row) -> Journey:
-    data = row.data
+def _journey(data: Mapping[str, Any]) -> Journey:
     return Journey(
-        id=row.partition,
-        browser_hash=data["browser_hash"],
+        id=data["id"],
         csrf=data["csrf"],
         step=data["step"],
         request=AuthorizationRequest.from_dict(data["request"]) if data.get("request") else None,
@@ -192,7 +221,8 @@ def _journey(row: Row) -> Journey:
         account=EntraAccount.from_dict(data["account"]) if data.get("account") else None,
         started_at=int(data.get("started_at") or 0),
         shown_sub=data.get("shown_sub"),
+        shown_etag=data.get("shown_etag"),
+        shown_identity=PscIdentity.from_dict(data["shown_identity"]) if data.get("shown_identity") else None,
         entra_asked_at=int(data.get("entra_asked_at") or 0),
         entra_fresh_asked=bool(data.get("entra_fresh_asked")),
-        row=row,
     )

@@ -24,7 +24,9 @@ from dataclasses import field
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import RSAAlgorithm
 
 from sanscouture.errors import TemporarilyUnavailableError
@@ -138,6 +140,7 @@ class KeyRing:
         self._snapshot: _Snapshot | None = None
         self._next_attempt = 0.0
         self._last_unknown_kid_reload = float("-inf")
+        self._derived: dict[tuple[str, str], bytes] = {}
 
     def sign(self, claims: Mapping[str, Any], typ: str = "JWT") -> str:
         """An RS256 JWS of ``claims`` with the newest active key, its ``kid`` in the header (RFC 7515 4.1.4)."""
@@ -190,6 +193,19 @@ class KeyRing:
     def probe(self) -> None:
         """For /health: raise unless a signing key is loaded (from cache when fresh)."""
         self._signing_key()
+
+    def derived_secret(self, purpose: str, kid: str | None = None) -> tuple[str, bytes]:
+        """A 256-bit secret for ``purpose`` derived from the signing key ``kid`` (the current one when
+        None), with that ``kid``: HKDF-SHA256 (RFC 5869) over the private key, so that the broker's
+        sealed cookies need no secret of their own and rotate with the signing keys. Raises
+        :class:`UnknownKeyError` for a ``kid`` the ring does not hold."""
+        key = self._signing_key() if kid is None else self._verification_key(kid)
+        cache_key = (key.kid, purpose)
+        secret = self._derived.get(cache_key)
+        if secret is None:
+            secret = _hkdf(key.private_key, purpose)
+            self._derived[cache_key] = secret
+        return key.kid, secret
 
     # -- cache ---------------------------------------------------------------------------------
 
@@ -266,6 +282,16 @@ def _parse_keys(jwks: list[dict[str, Any]]) -> tuple[SigningKey, ...]:
     if not keys:
         raise ValueError("the key source holds no usable signing key")
     return tuple(keys)
+
+
+def _hkdf(private_key: rsa.RSAPrivateKey, purpose: str) -> bytes:
+    """HKDF-SHA256 with the private exponent as input keying material (far more than 256 bits of
+    secret) and the purpose as ``info``: one derived key per purpose, none revealing another or the
+    signing key."""
+    exponent = private_key.private_numbers().d
+    material = exponent.to_bytes((exponent.bit_length() + 7) // 8, "big")
+    kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"sans-couture derived secret", info=purpose.encode())
+    return kdf.derive(material)
 
 
 def _find(keys: Sequence[SigningKey], kid: str) -> SigningKey | None:

@@ -246,6 +246,14 @@ class Binding:
     identity: PscIdentity
     paired_at: int
     last_used_at: int
+    # The row's version when read (a confirmation checks it is unchanged), and the sessions of the
+    # account ended before their time (session id -> until when): storage state, not the pairing.
+    etag: str | None = field(default=None, compare=False)
+    revoked_sessions: Mapping[str, int] = field(default_factory=dict, compare=False)
+
+    def session_revoked(self, sid: str, now: float) -> bool:
+        until = self.revoked_sessions.get(sid)
+        return until is not None and until > now
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,31 @@
 """Broker sessions: at most 4 hours, 30 minutes idle (like PSC's own SSO session).
 
-A session lets ``prompt=none`` from another service succeed silently. The cookie holds a random
-session id; the table holds only its SHA-256, so a leaked table does not leak live sessions.
+A session lets ``prompt=none`` from another service succeed silently. It travels sealed
+(:mod:`sanscouture.sealing`) in the ``__Host-sc-session`` cookie: who (the Entra account and the PSC
+``sub`` of its pairing), since when (``created_at``, never extended), the Entra ``auth_time`` and the
+last use (idle clock). No row is read or written to use it.
+
+Ending one (logout, another person's sign-in, a newer sign-in) clears the cookie and lists its id in
+the pairing's row until it would have expired anyway (:meth:`BindingStore.revoke_session`): every
+use of a session reads that row to check the pairing, so a copy of the cookie kept elsewhere is
+refused too. Removing the pairing ends every session of the account.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import time
 from dataclasses import dataclass
+from dataclasses import replace
+from typing import Any
 
+from sanscouture.cookies import SESSION_COOKIE
+from sanscouture.cookies import clear_cookie
+from sanscouture.cookies import set_cookie
 from sanscouture.models import EntraAccount
-from sanscouture.models import PscIdentity
 from sanscouture.ports import Clock
-from sanscouture.ports import RowStore
+from sanscouture.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -23,75 +33,83 @@ class BrokerSession:
     """Who is signed in at the broker in this browser, and since when."""
 
     sid: str
-    identity: PscIdentity
-    account: EntraAccount | None
+    account: EntraAccount
+    sub: str  # the PSC sub of the pairing the session was opened with
+    national_id: str  # its national identifier, masked (for the audit of a logout)
     auth_time: int
     created_at: int
     last_seen: int
 
-
-_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
-
-
-def session_key(sid: str) -> str:
-    return hashlib.sha256(sid.encode()).hexdigest()
+    @property
+    def public_sid(self) -> str:
+        """The ``sid`` claim of the broker's tokens: derived from the session id, useless to replay."""
+        return hashlib.sha256(self.sid.encode()).hexdigest()[:32]
 
 
 class SessionStore:
-    """The ``sessions`` table: PartitionKey = SHA-256 of the session id."""
+    """Sessions sealed in the browser's ``__Host-sc-session`` cookie."""
 
-    def __init__(self, store: RowStore, max_age: int, idle_timeout: int, clock: Clock = time.time) -> None:
-        self._store = store
+    def __init__(self, sealer: Sealer, max_age: int, idle_timeout: int, clock: Clock = time.time) -> None:
+        self._sealer = sealer
         self._max_age = max_age
         self._idle = idle_timeout
         self._clock = clock
 
-    def create(self, identity: PscIdentity, account: EntraAccount | None, auth_time: int) -> BrokerSession:
+    def create(self, account: EntraAccount, sub: str, auth_time: int, national_id: str) -> BrokerSession:
         now = int(self._clock())
-        session = BrokerSession(secrets.token_urlsafe(32), identity, account, auth_time, now, now)
-        self._write(session)
-        return session
+        return BrokerSession(secrets.token_urlsafe(32), account, sub, national_id, auth_time, now, now)
 
-    def find(self, sid: str | None) -> BrokerSession | None:
-        """The live session for this id, or None (unknown, over 4 h, or idle too long)."""
-        if not sid or not _SESSION_ID.fullmatch(sid):
+    def find(self, value: str | None) -> BrokerSession | None:
+        """The live session this cookie holds, or None (absent, forged, over 4 h, or idle too long)."""
+        document = self._sealer.open(value)
+        if document is None:
             return None
-        row = self._store.find(session_key(sid), "s")
-        if row is None:
+        try:
+            session = _session(document)
+        except (KeyError, TypeError, ValueError):
             return None
-        data = row.data
         now = int(self._clock())
-        if now - int(data["created_at"]) > self._max_age or now - int(data["last_seen"]) > self._idle:
+        if now - session.created_at > self._max_age or now - session.last_seen > self._idle:
             return None
-        return BrokerSession(
-            sid=sid,
-            identity=PscIdentity.from_dict(data["identity"]),
-            account=EntraAccount.from_dict(data["account"]) if data.get("account") else None,
-            auth_time=int(data["auth_time"]),
-            created_at=int(data["created_at"]),
-            last_seen=int(data["last_seen"]),
-        )
+        return session
 
     def touch(self, session: BrokerSession) -> BrokerSession:
         """Record activity (the idle clock restarts); never extends past the 4-hour limit."""
-        refreshed = BrokerSession(
-            session.sid, session.identity, session.account, session.auth_time, session.created_at,
-            int(self._clock()),
-        )
-        self._write(refreshed)
-        return refreshed
+        return replace(session, last_seen=int(self._clock()))
 
-    def end(self, sid: str | None) -> None:
-        if sid and _SESSION_ID.fullmatch(sid):
-            self._store.delete(session_key(sid), "s")
+    def cookie(self, session: BrokerSession) -> str:
+        """The Set-Cookie holding ``session`` until its idle or 4-hour limit, whichever comes first."""
+        lifetime = max(min(session.last_seen + self._idle, session.created_at + self._max_age) - int(self._clock()), 1)
+        return set_cookie(SESSION_COOKIE, self._sealer.seal(_data(session), ttl=lifetime), max_age=lifetime)
 
-    def _write(self, session: BrokerSession) -> None:
-        data = {
-            "identity": session.identity.to_dict(),
-            "account": session.account.to_dict() if session.account else None,
-            "auth_time": session.auth_time,
-            "created_at": session.created_at,
-            "last_seen": session.last_seen,
-        }
-        expires_in = min(self._idle, session.created_at + self._max_age - session.last_seen)
-        self._store.save(session_key(session.sid), "s", data, expires_in=max(expires_in, 1))
+    def expires_at(self, session: BrokerSession) -> int:
+        """The latest moment a copy of this session's cookie could still be used (its 4-hour limit)."""
+        return session.created_at + self._max_age
+
+    @staticmethod
+    def cleared() -> str:
+        return clear_cookie(SESSION_COOKIE)
+
+
+def _data(session: BrokerSession) -> dict[str, Any]:
+    return {
+        "sid": session.sid,
+        "account": session.account.to_dict(),
+        "sub": session.sub,
+        "national_id": session.national_id,
+        "auth_time": session.auth_time,
+        "created_at": session.created_at,
+        "last_seen": session.last_seen,
+    }
+
+
+def _session(data: dict[str, Any]) -> BrokerSession:
+    return BrokerSession(
+        sid=str(data["sid"]),
+        account=EntraAccount.from_dict(data["account"]),
+        sub=str(data["sub"]),
+        national_id=str(data.get("national_id", "")),
+        auth_time=int(data["auth_time"]),
+        created_at=int(data["created_at"]),
+        last_seen=int(data["last_seen"]),
+    )

@@ -205,13 +205,10 @@ var deploymentContainerName = 'app-package'
 
 // The tables of docs/design.md "State" (sanscouture/adapters/tables.py TABLE_NAMES).
 var tableNames = [
-  'journeys'
   'codes'
-  'sessions'
   'bindings'
   'audit'
   'jti'
-  'tokens'
 ]
 
 // ---------------------------------------------------------------------------------------------

@@ -144,7 +144,8 @@ class EntraAdapter:
             )
         except (requests.RequestException, ValueError) as error:
             raise UpstreamUnavailableError(detail=f"entra: {type(error).__name__}") from error
-        return UpstreamStart(url=flow["auth_uri"], flow=flow)
+        # The URL goes to the browser; the rest travels sealed in the journey's cookie, without it.
+        return UpstreamStart(url=flow["auth_uri"], flow={k: v for k, v in flow.items() if k != "auth_uri"})
 
     def finish(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> EntraAccount:
         if "error" in response:

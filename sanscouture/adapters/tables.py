@@ -34,9 +34,10 @@ from sanscouture.errors import StorageUnavailableError
 from sanscouture.models import Row
 
 # The tables of docs/design.md ("State").
-TABLE_NAMES: tuple[str, ...] = ("journeys", "codes", "sessions", "bindings", "audit", "jti", "tokens")
+# Journeys and sessions travel sealed in cookies (sanscouture/journeys.py, sessions.py), not in tables.
+TABLE_NAMES: tuple[str, ...] = ("codes", "bindings", "audit", "jti")
 # Tables whose rows all expire; bindings last until removed and audit rows follow the ES's policy.
-TRANSIENT_TABLES: tuple[str, ...] = ("journeys", "codes", "sessions", "jti", "tokens")
+TRANSIENT_TABLES: tuple[str, ...] = ("codes", "jti")
 
 _JSON_SUFFIX = "__json"
 _RESERVED = frozenset({"PartitionKey", "RowKey", "Timestamp", "etag", "expires_at"})
@@ -164,6 +165,21 @@ class TableStore:
                     return None
                 raise
         return Row(current.partition, current.row, dict(data), metadata["etag"], entity.get("expires_at"))
+
+    def merge_if_unchanged(self, partition: str, row: str, etag: str, changes: Mapping[str, Any]) -> str | None:
+        """Merge ``changes`` into the row with ``If-Match: etag`` (one request): its new etag, or None
+        when the row changed or vanished since that etag was read."""
+        entity = {**_encode(changes), "PartitionKey": partition, "RowKey": row}
+        with _translate_outage(self.name):
+            try:
+                metadata = self._client.update_entity(
+                    entity, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+            except (ResourceNotFoundError, HttpResponseError) as error:
+                if isinstance(error, ResourceNotFoundError) or error.status_code in (404, 412):
+                    return None
+                raise
+        return str(metadata["etag"])
 
     def consume(self, partition: str, row: str) -> Row | None:
         """Read and delete a row atomically: exactly one of concurrent callers gets it, others None."""

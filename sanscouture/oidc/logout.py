@@ -13,13 +13,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from typing import Any
 
-from sanscouture.cookies import BROWSER_COOKIE
 from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.cookies import clear_cookie
 from sanscouture.error_pages import error_page
 from sanscouture.error_pages import too_many_requests_page
 from sanscouture.journeys import Step
-from sanscouture.journeys import browser_binding
 from sanscouture.journeys import cookieless_post_as_get
 from sanscouture.limits import SlowDownError
 from sanscouture.pages import render as pages
@@ -57,7 +55,7 @@ def logout(broker: Broker, request: Request, decode_hint: HintDecoder) -> Respon
     if redirect is not None and (client is None or redirect not in client.post_logout_redirect_uris):
         return error_page("logout_invalid", status=400)
     session = broker.sessions.find(request.cookies.get(SESSION_COOKIE))
-    if claims is None or (session is not None and session.identity.sub != claims.get("sub")):
+    if claims is None or (session is not None and session.sub != claims.get("sub")):
         # No hint, or a hint about someone else than who is signed in here: the person decides (section 2).
         return _ask_confirmation(broker, request, client.client_name if client else None)
     _end_session(broker, request, client_id=client.client_id if client else "")
@@ -86,34 +84,38 @@ def _verified_hint(hint: str, decode_hint: HintDecoder) -> dict[str, Any] | None
 
 def _ask_confirmation(broker: Broker, request: Request, client_name: str | None) -> Response:
     try:
-        broker.spend_journey(request)  # the confirmation is a journey row
+        broker.spend_journey(request)  # the confirmation is a journey of its own
     except SlowDownError as error:
         return too_many_requests_page(error)
-    value, cookies = browser_binding(request.cookies)
-    journey = broker.journeys.insert(broker.journeys.new(value, Step.LOGOUT, None))
+    journeys = broker.journeys
+    journey = journeys.new(Step.LOGOUT, None)
     page = pages.render_logout_confirm(client_name=client_name, form_action=f"/logout?j={journey.id}",
                                       csrf_token=journey.csrf)
-    return Response.html(page, cookies=cookies)
+    return Response.html(page, cookies=journeys.started(request.cookies, journey))
 
 
 def _confirmed(broker: Broker, request: Request) -> Response:
-    journey = broker.journeys.load(request.query.get("j") or request.form.get("j"))
+    journey = broker.journeys.load(request.cookies, request.query.get("j") or request.form.get("j"))
     if (
         journey is None
+        or journey.expired(broker.clock())
         or journey.step != Step.LOGOUT
-        or not journey.belongs_to(request.cookies.get(BROWSER_COOKIE))
         or not journey.csrf_ok(request.form.get("csrf_token"))
     ):
         return error_page("csrf", status=403)
-    broker.journeys.finish(journey)
     _end_session(broker, request, client_id="")
     page = pages.render_logged_out(client_name=None, return_url=None)
-    return Response.html(page, cookies=(clear_cookie(SESSION_COOKIE),))
+    return Response.html(page, cookies=(clear_cookie(SESSION_COOKIE), broker.journeys.ended(journey)))
 
 
 def _end_session(broker: Broker, request: Request, *, client_id: str) -> None:
-    sid = request.cookies.get(SESSION_COOKIE)
-    session = broker.sessions.find(sid)
-    broker.sessions.end(sid)
-    if session is not None:
-        broker.audit.record("logout", client_id=client_id, national_id=session.identity.masked_national_id)
+    """The browser's session ends: listed in its pairing's row until it would have expired (a copy
+    of its cookie is refused too), then audited."""
+    session = broker.sessions.find(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        return
+    broker.bindings.revoke_session(session.account.tid, session.account.oid, session.sid,
+                                   broker.sessions.expires_at(session))
+    broker.audit.record("logout", client_id=client_id, national_id=session.national_id)
+
+

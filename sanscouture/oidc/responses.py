@@ -30,8 +30,11 @@ def error_redirect_url(
     return add_query(redirect_uri, params)
 
 
-def error_redirect(request: AuthorizationRequest, issuer: str, error: OAuthError) -> Response:
+def error_redirect(
+    request: AuthorizationRequest, issuer: str, error: OAuthError, cookies: tuple[str, ...] = ()
+) -> Response:
     """302 to the validated redirect_uri with the error, ``state`` and ``iss``."""
     return Response.redirect(
-        error_redirect_url(request.redirect_uri, request.state, issuer, error.error, error.description)
+        error_redirect_url(request.redirect_uri, request.state, issuer, error.error, error.description),
+        cookies=cookies,
     )

@@ -26,11 +26,12 @@ from sanscouture.limits import SlowDownError
 from sanscouture.limits import source_of
 from sanscouture.models import Client
 from sanscouture.models import CodeGrant
-from sanscouture.models import Row
 from sanscouture.oidc.client_auth import JwksFetcher
 from sanscouture.oidc.client_auth import authenticate_client
-from sanscouture.oidc.codes import find_code
-from sanscouture.oidc.codes import grant_id_of
+from sanscouture.oidc.codes import GRANT_ROW
+from sanscouture.oidc.codes import REDEEMED_STATE
+from sanscouture.oidc.codes import FoundGrant
+from sanscouture.oidc.codes import find_grant
 from sanscouture.oidc.id_token import build_id_token_claims
 from sanscouture.oidc.pkce import check_pkce
 from sanscouture.ports import Clock
@@ -96,19 +97,17 @@ def exchange_code(request: Request, endpoint: TokenEndpoint) -> IssuedTokens:
     client = authenticate_client_within_limits(request, endpoint)
     check_grant_type(request.form)
     code = check_code_present(request.form)
-    codes, tokens = endpoint.tables["codes"], endpoint.tables["tokens"]
-    row = find_or_revoke(codes, tokens, code)
-    grant = CodeGrant.from_dict(row.data)
+    codes = endpoint.tables["codes"]
+    found = find_grant_or_revoke(codes, code)
+    grant = CodeGrant.from_dict(found.row.data)
     try:
         check_code_client(grant, client)
         check_redirect_uri(grant, request.form)
         check_pkce(request.form.get("code_verifier"), grant.code_challenge)
     except OAuthError:
-        codes.consume_row(row)  # a failed redemption uses the code up too
+        codes.consume_row(found.row)  # a failed redemption uses the code up too
         raise
-    issued = issue_tokens(grant, grant_id_of(code), endpoint)
-    consume_or_revoke(codes, tokens, row, code)
-    return issued
+    return redeem(codes, found, grant, endpoint)
 
 
 # -- request shape ----------------------------------------------------------------------------
@@ -153,37 +152,16 @@ def check_code_present(form: Mapping[str, str]) -> str:
 # -- the code -------------------------------------------------------------------------------
 
 
-def find_or_revoke(codes: RowStore, tokens: RowStore, code: str) -> Row:
-    """RFC 6749 4.1.2: the code's row; if it is absent, expired or used, revoke what it gave."""
-    row = find_code(codes, code)
-    if row is None:
-        revoked = revoke_tokens(tokens, grant_id_of(code))
-        raise InvalidGrantError(
-            "the authorization code is invalid, expired or was already used",
-            detail=f"revoked {revoked} access token(s) of the grant" if revoked else "",
-        )
-    return row
-
-
-def consume_or_revoke(codes: RowStore, tokens: RowStore, row: Row, code: str) -> None:
-    """Consume the code only now, after its tokens are recorded (ETag-conditional delete).
-
-    Recording first closes the race where a replay lands between consumption and recording: a later
-    replay finds the tokens to revoke, and of two concurrent redemptions the one whose delete loses
-    revokes every token of the grant (the code was used twice), its own included.
-    """
-    if not codes.consume_row(row):
-        revoke_tokens(tokens, grant_id_of(code))
+def find_grant_or_revoke(codes: RowStore, code: str) -> FoundGrant:
+    """RFC 6749 4.1.2: the code's grant; a code already redeemed revokes the tokens it gave."""
+    found = find_grant(codes, code)
+    if found is None:
+        raise InvalidGrantError("the authorization code is invalid, expired or was already used")
+    if found.redeemed:
+        codes.delete(found.grant_id, GRANT_ROW)
         raise InvalidGrantError("the authorization code is invalid, expired or was already used",
-                                detail="concurrent redemption: the grant's tokens were revoked")
-
-
-def revoke_tokens(tokens: RowStore, grant_id: str) -> int:
-    """Delete every access token issued from one code; returns how many were live."""
-    rows = tokens.partition(grant_id)
-    for row in rows:
-        tokens.delete(row.partition, row.row)
-    return len(rows)
+                                detail="replayed code: the access token it gave was revoked")
+    return found
 
 
 def check_code_client(grant: CodeGrant, client: Client) -> None:
@@ -204,16 +182,23 @@ def check_redirect_uri(grant: CodeGrant, form: Mapping[str, str]) -> None:
 # -- issuing --------------------------------------------------------------------------------
 
 
-def issue_tokens(grant: CodeGrant, grant_id: str, endpoint: TokenEndpoint) -> IssuedTokens:
-    """Sign and record the access token (RFC 9068), then sign the ID token (OIDC Core 2)."""
+def redeem(codes: RowStore, found: FoundGrant, grant: CodeGrant, endpoint: TokenEndpoint) -> IssuedTokens:
+    """Sign the access token (RFC 9068) and the ID token (OIDC Core 2), and turn the code's row into the
+    access token's record in one ETag-conditional replace: of two concurrent redemptions one wins, and
+    the loser revokes the winner's tokens too (the code was used twice)."""
     settings = endpoint.settings
     now = int(endpoint.clock())
     jti = secrets.token_urlsafe(16)
     claims = build_access_token_claims(
-        grant, issuer=settings.issuer, grant_id=grant_id, jti=jti, now=now, ttl=settings.access_token_ttl
+        grant, issuer=settings.issuer, grant_id=found.grant_id, jti=jti, now=now, ttl=settings.access_token_ttl
     )
     access_token = endpoint.signer.sign(claims, typ=ACCESS_TOKEN_TYP)
-    store_access_token(endpoint.tables["tokens"], grant, grant_id=grant_id, jti=jti, ttl=settings.access_token_ttl)
+    # The record keeps the code's secret hash: a replayed code still finds it, and revokes it.
+    record = {**access_token_record(grant, jti), "secret_sha256": found.row.data["secret_sha256"]}
+    if codes.replace(found.row, record, expires_in=settings.access_token_ttl) is None:
+        codes.delete(found.grant_id, GRANT_ROW)
+        raise InvalidGrantError("the authorization code is invalid, expired or was already used",
+                                detail="concurrent redemption: the grant's tokens were revoked")
     id_token = endpoint.signer.sign(
         build_id_token_claims(grant, issuer=settings.issuer, access_token=access_token, now=now)
     )
@@ -225,8 +210,8 @@ def build_access_token_claims(
 ) -> dict[str, Any]:
     """RFC 9068 2.2 (iss, exp, aud, sub, client_id, iat, jti, scope) plus ``sid`` and ``gid``.
 
-    ``aud`` is the broker itself: its only resource server is ``/userinfo``. ``gid`` names the
-    ``tokens`` partition, so that ``/userinfo`` finds the row and a replayed code can revoke it.
+    ``aud`` is the broker itself: its only resource server is ``/userinfo``. ``gid`` names the grant's
+    row, so that ``/userinfo`` finds it and a replayed code can revoke it.
     """
     return {
         "iss": issuer,
@@ -242,16 +227,17 @@ def build_access_token_claims(
     }
 
 
-def store_access_token(tokens: RowStore, grant: CodeGrant, *, grant_id: str, jti: str, ttl: int) -> None:
-    """One ``tokens`` row per access token (PK grant id, RK jti), expiring with the token."""
-    data = {
+def access_token_record(grant: CodeGrant, jti: str) -> dict[str, Any]:
+    """What ``/userinfo`` needs of the access token ``jti``, kept in the grant's row for its lifetime."""
+    return {
+        "state": REDEEMED_STATE,
+        "jti": jti,
         "client_id": grant.client_id,
         "scope": " ".join(grant.scope),
         "sub": grant.identity.sub,
         "claims": dict(grant.identity.claims),
         "sid": grant.sid,
     }
-    tokens.save(grant_id, jti, data, expires_in=ttl)
 
 
 # -- responses ------------------------------------------------------------------------------

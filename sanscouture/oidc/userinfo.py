@@ -1,6 +1,6 @@
 """The UserInfo endpoint (OIDC Core 5.3) as an OAuth protected resource (RFC 6750).
 
-The access token is one of the broker's JWTs (RFC 9068) *and* a row of the ``tokens`` table: the
+The access token is one of the broker's JWTs (RFC 9068) *and* the record its grant's row holds: the
 signature proves who issued it, the row proves it was not revoked (a replayed code deletes it).
 Claims are PSC's, exactly as PSC gave them, filtered by the granted scopes (OIDC Core 5.4).
 """
@@ -20,6 +20,8 @@ from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import InvalidTokenError
 from sanscouture.errors import OAuthError
 from sanscouture.models import Row
+from sanscouture.oidc.codes import GRANT_ROW
+from sanscouture.oidc.codes import REDEEMED_STATE
 from sanscouture.oidc.token import ACCESS_TOKEN_TYP
 from sanscouture.ports import RowStore
 from sanscouture.web import NO_STORE
@@ -59,11 +61,11 @@ class TokenDecoder(Protocol):
     ) -> dict[str, Any]: ...
 
 
-def handle_userinfo(request: Request, *, issuer: str, decoder: TokenDecoder, tokens: RowStore) -> Response:
-    """OIDC Core 5.3: GET or POST with a Bearer token → the claims of its scopes, as JSON."""
+def handle_userinfo(request: Request, *, issuer: str, decoder: TokenDecoder, grants: RowStore) -> Response:
+    """OIDC Core 5.3: GET or POST with a Bearer token → the claims of its scopes, as JSON (one read)."""
     token = read_bearer_token(request)
     claims = verify_access_token(token, decoder, issuer)
-    row = load_token_row(tokens, claims)
+    row = load_token_record(grants, claims)
     userinfo = build_userinfo(str(row.data.get("scope", "")).split(), str(row.data["sub"]), row.data.get("claims"))
     return Response.json(userinfo, headers=NO_STORE)
 
@@ -101,13 +103,14 @@ def verify_access_token(token: str, decoder: TokenDecoder, issuer: str) -> dict[
         raise InvalidTokenError(detail=f"{type(error).__name__}: {error}") from None
 
 
-def load_token_row(tokens: RowStore, claims: Mapping[str, Any]) -> Row:
-    """The token's ``tokens`` row (PK ``gid``, RK ``jti``); absent means revoked or expired."""
+def load_token_record(grants: RowStore, claims: Mapping[str, Any]) -> Row:
+    """The grant's row holding this very token (``gid``, state redeemed, same ``jti``); absent or
+    another means revoked or expired."""
     grant_id, jti = claims.get("gid"), claims.get("jti")
     if not isinstance(grant_id, str) or not isinstance(jti, str) or not grant_id or not jti:
         raise InvalidTokenError(detail="access token without gid or jti")
-    row = tokens.find(grant_id, jti)
-    if row is None:
+    row = grants.find(grant_id, GRANT_ROW)
+    if row is None or row.data.get("state") != REDEEMED_STATE or row.data.get("jti") != jti:
         raise InvalidTokenError("the access token was revoked or has expired")
     return row
 

@@ -25,6 +25,7 @@ from sanscouture.models import CodeGrant
 from sanscouture.models import PscIdentity
 from sanscouture.oidc.client_auth import ASSERTION_TYPE
 from sanscouture.oidc.codes import issue_code
+from sanscouture.oidc.codes import new_grant_id
 
 # PSC userinfo of the BAS test identity (prosanteconnect/proof-of-concept HelperTest.java).
 PSC_USERINFO: dict[str, Any] = {
@@ -103,7 +104,9 @@ class BrokerUnderTest:
             sid=sid or secrets.token_urlsafe(16),
             nonce=nonce,
         )
-        return issue_code(self.tables["codes"], grant)
+        code = issue_code(self.tables["codes"], grant, new_grant_id())
+        assert code is not None
+        return code
 
 
 @pytest.fixture(scope="session")

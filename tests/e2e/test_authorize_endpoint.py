@@ -19,10 +19,10 @@ def party(sandbox: Sandbox) -> RelyingParty:
 
 
 def authorize(url: str, method: str = "GET") -> requests.Response:
-    if method == "POST":  # a same-site POST: the browser's binding cookie goes with it
+    if method == "POST":  # a same-site POST: the browser's broker cookies go with it
         base, query = url.split("?", 1)
         return requests.post(base, data={k: v[0] for k, v in parse_qs(query).items()}, allow_redirects=False,
-                             cookies={"__Host-sc-browser": "b" * 43}, timeout=10)
+                             cookies={"__Host-sc-session": "s1.a-session"}, timeout=10)
     return requests.get(url, allow_redirects=False, timeout=10)
 
 
@@ -87,12 +87,18 @@ def test_unknown_parameters_are_ignored(party: RelyingParty) -> None:
     assert response.headers["Location"].startswith(party.sandbox.entra_url)
 
 
-def test_the_journey_cookie_is_host_prefixed_secure_httponly_and_lax(party: RelyingParty) -> None:
+def test_the_journey_cookie_is_host_prefixed_secure_httponly_lax_sealed_and_short_lived(party: RelyingParty) -> None:
     response = authorize(party.authorization_url(Pkce()))
     cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("__Host-sc-browser=")
-    assert all(part in cookie for part in ("Path=/", "Secure", "HttpOnly", "SameSite=Lax"))
-    assert "Domain" not in cookie
+    name, value = cookie.split(";")[0].split("=", 1)
+    journey_id = parse_qs(urlsplit(response.headers["Location"]).query)["state"][0]
+    assert name == f"__Host-sc-j-{journey_id[:16]}"  # its own cookie: parallel tabs keep theirs
+    assert value.startswith("s1.") and journey_id not in value and "rp-basic" not in value  # sealed
+    attributes = cookie.split("; ")[1:]
+    assert {"Path=/", "Secure", "HttpOnly", "SameSite=Lax"} <= set(attributes)
+    assert not any(attribute.startswith("Domain") for attribute in attributes)
+    max_age = int(next(a for a in attributes if a.startswith("Max-Age=")).split("=")[1])
+    assert 1790 <= max_age <= 1800  # 15 min, and 15 more to say "too late" rather than "expired form"
 
 
 def test_the_broker_passes_prompt_max_age_and_login_hint_on_to_entra(party: RelyingParty) -> None:

@@ -4,8 +4,9 @@ Every form (``/choose``, ``/pair``, ``/confirm``, the logout confirmation) must 
 journey of *this* browser: a missing token, a wrong one, or the right one posted from another browser is
 refused with the 403 page **Formulaire expiré**, and nothing happens (the journey can still be finished
 by its own browser). Each upstream return (``/callback`` from Entra ID, ``/pair/callback`` from PSC)
-is bound to the browser that started the journey by the ``__Host-sc-browser`` cookie: replayed in
-another browser — one with a journey cookie of its own, not just none — it is refused with **Délai
+is bound to the browser that started the journey: the journey travels sealed in that browser's cookie
+(``__Host-sc-j-…``). Replayed in another browser — one with a journey cookie of its own, not just
+none — it is refused with **Délai
 dépassé** (400) before the upstream code is redeemed, so the browser that started the journey can still
 finish it. That is the defence against code injection and login CSRF (RFC 9700, "Authorization Code
 Injection" and "Cross-Site Request Forgery": https://www.rfc-editor.org/rfc/rfc9700#name-authorization-code-injection,
@@ -31,7 +32,7 @@ from sandbox.scripted import Page
 from sandbox.scripted import Pkce
 from sandbox.scripted import RelyingParty
 from sandbox.scripted import sign_in
-from sanscouture.cookies import BROWSER_COOKIE
+from sanscouture.journeys import JOURNEY_COOKIE_PREFIX
 from tests.e2e.pairings import binding_row
 from tests.e2e.pairings import persona_oid
 from tests.e2e.pairings import unpair
@@ -59,12 +60,14 @@ def unpaired_interne(sandbox: Sandbox) -> Iterator[None]:
     unpair(sandbox, UNPAIRED)
 
 
-def browser_cookie(browser: Browser) -> str | None:
-    return browser.session.cookies.get(BROWSER_COOKIE)
+def browser_cookie(browser: Browser) -> dict[str, str]:
+    """The journeys this browser holds: its ``__Host-sc-j-…`` cookies."""
+    return {cookie.name: cookie.value or "" for cookie in browser.session.cookies
+            if cookie.name.startswith(JOURNEY_COOKIE_PREFIX)}
 
 
 def browser_with_a_journey_of_its_own(sandbox: Sandbox) -> Browser:
-    """Another browser that holds its own ``__Host-sc-browser`` cookie (it started a sign-in of its own)."""
+    """Another browser that holds a journey cookie of its own (it started a sign-in of its own)."""
     other = Browser(sandbox)
     assert isinstance(other.go(rp(sandbox).authorization_url(Pkce()), stop_at=sandbox.entra_url), Landing)
     assert browser_cookie(other)

@@ -28,8 +28,8 @@ def test_create_all_creates_every_table_of_the_design(tables: Tables) -> None:
 def test_saved_row_round_trips_values_of_every_kind(tables: Tables) -> None:
     pk = key()
     data = {"text": "Médecin", "count": 2**40, "flag": True, "nested": {"a": [1, "b"]}, "items": ["x"]}
-    tables["journeys"].save(pk, "r", data, expires_in=60)
-    row = tables["journeys"].find(pk, "r")
+    tables["codes"].save(pk, "r", data, expires_in=60)
+    row = tables["codes"].find(pk, "r")
     assert row is not None
     assert dict(row.data) == data
     assert row.expires_at == pytest.approx(1_800_000_060.0)
@@ -78,11 +78,11 @@ def test_insert_refuses_to_overwrite_a_live_row(tables: Tables) -> None:
 
 def test_insert_replaces_an_expired_row(tables: Tables, clock: Clock) -> None:
     pk = key()
-    tables["sessions"].save(pk, "s", {"v": "old"}, expires_in=10)
+    tables["jti"].save(pk, "s", {"v": "old"}, expires_in=10)
     clock.now += 11
     try:
-        assert tables["sessions"].insert(pk, "s", {"v": "new"}, expires_in=10) is True
-        row = tables["sessions"].find(pk, "s")
+        assert tables["jti"].insert(pk, "s", {"v": "new"}, expires_in=10) is True
+        row = tables["jti"].find(pk, "s")
         assert row is not None and row.data["v"] == "new"
     finally:
         clock.now -= 11
@@ -90,12 +90,12 @@ def test_insert_replaces_an_expired_row(tables: Tables, clock: Clock) -> None:
 
 def test_replace_is_refused_when_the_row_changed_since_it_was_read(tables: Tables) -> None:
     pk = key()
-    tables["journeys"].save(pk, "j", {"step": "entra"}, expires_in=60)
-    first = tables["journeys"].find(pk, "j")
+    tables["codes"].save(pk, "j", {"step": "entra"}, expires_in=60)
+    first = tables["codes"].find(pk, "j")
     assert first is not None
-    assert tables["journeys"].replace(first, {"step": "pairing"}, expires_in=60) is not None
-    assert tables["journeys"].replace(first, {"step": "stale"}, expires_in=60) is None
-    row = tables["journeys"].find(pk, "j")
+    assert tables["codes"].replace(first, {"step": "pairing"}, expires_in=60) is not None
+    assert tables["codes"].replace(first, {"step": "stale"}, expires_in=60) is None
+    row = tables["codes"].find(pk, "j")
     assert row is not None and row.data["step"] == "pairing"
 
 
@@ -129,11 +129,11 @@ def test_delete_says_whether_the_row_was_there(tables: Tables) -> None:
 
 def test_consume_row_lets_only_the_first_of_two_holders_of_the_same_read_delete_it(tables: Tables) -> None:
     pk = key()
-    tables["journeys"].save(pk, "j", {"step": "confirm"}, expires_in=60)
-    read = tables["journeys"].find(pk, "j")
+    tables["codes"].save(pk, "j", {"step": "confirm"}, expires_in=60)
+    read = tables["codes"].find(pk, "j")
     assert read is not None
-    assert tables["journeys"].consume_row(read) is True
-    assert tables["journeys"].consume_row(read) is False
+    assert tables["codes"].consume_row(read) is True
+    assert tables["codes"].consume_row(read) is False
 
 
 def test_save_many_writes_several_rows_of_one_partition_in_one_transaction(tables: Tables) -> None:
@@ -144,7 +144,7 @@ def test_save_many_writes_several_rows_of_one_partition_in_one_transaction(table
 
 def test_sweep_expired_cleans_every_transient_table_and_keeps_pairings(tables: Tables, clock: Clock) -> None:
     pk = key()
-    for name in ("journeys", "codes", "sessions", "jti", "tokens"):
+    for name in ("codes", "jti"):
         tables[name].save(pk, "old", {}, expires_in=1)
     tables["bindings"].save(pk, "oid", {"sub": "x"}, expires_in=None)
     clock.now += 2
@@ -152,5 +152,5 @@ def test_sweep_expired_cleans_every_transient_table_and_keeps_pairings(tables: T
         removed = tables.sweep_expired()
     finally:
         clock.now -= 2
-    assert all(removed[name] >= 1 for name in ("journeys", "codes", "sessions", "jti", "tokens"))
+    assert all(removed[name] >= 1 for name in ("codes", "jti"))
     assert tables["bindings"].find(pk, "oid") is not None

@@ -15,6 +15,8 @@ from pathlib import Path
 import function_app
 from sandbox.host import routes_of
 from sanscouture.adapters.tables import TABLE_NAMES
+from sanscouture.cookies import SESSION_COOKIE
+from sanscouture.journeys import JOURNEY_COOKIE_PREFIX
 from sanscouture.settings import SETTING_NAMES
 from sanscouture.settings import Settings
 
@@ -81,9 +83,12 @@ def test_the_endpoints_table_lists_exactly_the_registered_routes_and_methods() -
     assert documented == registered
 
 
-def test_the_state_table_lists_exactly_the_tables() -> None:
-    documented = [first_code(row[0]) for row in table_rows(section("State"))]
-    assert sorted(documented) == sorted(TABLE_NAMES)
+def test_the_state_tables_list_exactly_the_tables_and_the_sealed_cookies() -> None:
+    rows = [row for row in table_rows(section("State")) if "`" in row[0]]  # two tables: skip the headers
+    documented = [first_code(row[0]) for row in rows]
+    cookies = [name for name in documented if name.startswith("__Host-")]
+    assert sorted(name for name in documented if name not in cookies) == sorted(TABLE_NAMES)
+    assert cookies == [f"{JOURNEY_COOKIE_PREFIX}<id prefix>", SESSION_COOKIE]
 
 
 def test_the_readme_links_the_design_reference() -> None:

@@ -1,4 +1,5 @@
-"""Codes, jti replay guard and token revocation against Table Storage (Azurite)."""
+"""Grants (code, then its access token's record), the jti replay guard, and pairings' session
+revocations against Table Storage (Azurite)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,11 @@ from sanscouture.models import PscIdentity
 from sanscouture.oidc.client_auth import record_assertion_jti
 from sanscouture.oidc.client_auth import table_key
 from sanscouture.oidc.codes import CODE_TTL
-from sanscouture.oidc.codes import code_key
-from sanscouture.oidc.codes import find_code
-from sanscouture.oidc.codes import grant_id_of
+from sanscouture.oidc.codes import GRANT_ROW
+from sanscouture.oidc.codes import find_grant
 from sanscouture.oidc.codes import issue_code
-from sanscouture.oidc.token import revoke_tokens
-from sanscouture.oidc.token import store_access_token
+from sanscouture.oidc.codes import new_grant_id
+from sanscouture.oidc.token import access_token_record
 from tests.integration.conftest import NOW
 from tests.integration.conftest import Clock
 
@@ -48,23 +48,42 @@ def grant(client_id: str = "rp-basic") -> CodeGrant:
     )
 
 
-def test_code_round_trips_through_table_storage_and_is_used_once(tables: Tables) -> None:
+def issued_code(tables: Tables, grant_id: str | None = None) -> tuple[str, CodeGrant]:
     issued = grant()
-    code = issue_code(tables["codes"], issued)
-    row = tables["codes"].find(code_key(code), "grant")
-    assert row is not None and row.expires_at == NOW + CODE_TTL
-    assert CodeGrant.from_dict(row.data) == issued
-    assert tables["codes"].consume_row(row) is True
-    assert find_code(tables["codes"], code) is None
+    code = issue_code(tables["codes"], issued, grant_id or new_grant_id())
+    assert code is not None
+    return code, issued
 
 
-def test_twenty_concurrent_redemptions_of_one_code_let_one_consume_it(tables: Tables) -> None:
-    """What /token does: read the code, record tokens, then consume the row it read (ETag delete)."""
-    code = issue_code(tables["codes"], grant())
+def test_code_round_trips_through_table_storage_and_becomes_its_tokens_record(tables: Tables) -> None:
+    code, issued = issued_code(tables)
+    found = find_grant(tables["codes"], code)
+    assert found is not None and found.row.expires_at == NOW + CODE_TTL
+    assert CodeGrant.from_dict(found.row.data) == issued
+    record = {**access_token_record(issued, "jti-a"), "secret_sha256": found.row.data["secret_sha256"]}
+    assert tables["codes"].replace(found.row, record, expires_in=120) is not None
+    again = find_grant(tables["codes"], code)
+    assert again is not None and again.redeemed and again.row.data["jti"] == "jti-a"
+    assert again.row.data["claims"] == dict(issued.identity.claims)
 
-    def redeem(_: int) -> bool:
-        row = find_code(tables["codes"], code)
-        return row is not None and tables["codes"].consume_row(row)
+
+def test_one_journey_gives_one_code_even_under_concurrent_confirmations(tables: Tables) -> None:
+    grant_id = new_grant_id()
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        codes = list(pool.map(lambda _: issue_code(tables["codes"], grant(), grant_id), range(10)))
+    assert len([code for code in codes if code is not None]) == 1
+
+
+def test_twenty_concurrent_redemptions_of_one_code_let_one_turn_it_into_tokens(tables: Tables) -> None:
+    """What /token does: read the code, then replace it with the token's record (ETag condition)."""
+    code, issued = issued_code(tables)
+
+    def redeem(index: int) -> bool:
+        found = find_grant(tables["codes"], code)
+        if found is None or found.redeemed:
+            return False
+        record = {**access_token_record(issued, f"jti-{index}"), "secret_sha256": found.row.data["secret_sha256"]}
+        return tables["codes"].replace(found.row, record, expires_in=120) is not None
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(redeem, range(20)))
@@ -72,9 +91,9 @@ def test_twenty_concurrent_redemptions_of_one_code_let_one_consume_it(tables: Ta
 
 
 def test_expired_code_is_not_found(tables: Tables, clock: Clock) -> None:
-    code = issue_code(tables["codes"], grant())
+    code, _ = issued_code(tables)
     clock.now += CODE_TTL
-    assert find_code(tables["codes"], code) is None
+    assert find_grant(tables["codes"], code) is None
 
 
 def test_jti_is_accepted_once_even_with_characters_table_keys_forbid(tables: Tables) -> None:
@@ -96,16 +115,8 @@ def test_a_jti_can_be_reused_once_its_guard_expired(tables: Tables, clock: Clock
     record_assertion_jti(tables["jti"], "rp-jwt", {**claims, "exp": clock.now + 60}, clock.now)
 
 
-def test_tokens_of_a_grant_are_stored_and_revoked_together(tables: Tables) -> None:
-    code = uuid.uuid4().hex
-    gid = grant_id_of(code)
-    issued = grant()
-    store_access_token(tables["tokens"], issued, grant_id=gid, jti="jti-a", ttl=120)
-    store_access_token(tables["tokens"], issued, grant_id=gid, jti="jti-b", ttl=120)
-    row = tables["tokens"].find(gid, "jti-a")
-    assert row is not None
-    assert row.data["claims"] == dict(issued.identity.claims)
-    assert row.data["scope"] == "openid scope_all"
-    assert revoke_tokens(tables["tokens"], gid) == 2
-    assert tables["tokens"].find(gid, "jti-a") is None
-    assert tables["tokens"].partition(gid) == []
+def test_a_revoked_grant_leaves_nothing_for_userinfo(tables: Tables) -> None:
+    code, _ = issued_code(tables)
+    grant_id = code.split(".")[0]
+    assert tables["codes"].delete(grant_id, GRANT_ROW) is True
+    assert tables["codes"].find(grant_id, GRANT_ROW) is None and find_grant(tables["codes"], code) is None

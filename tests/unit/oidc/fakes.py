@@ -105,6 +105,15 @@ class FakeRowStore:
         self.calls.append("partition")
         return [row for (pk, _), row in self.rows.items() if pk == partition and not self._expired(row)]
 
+    def merge_if_unchanged(self, partition: str, row: str, etag: str, changes: Mapping[str, Any]) -> str | None:
+        self.calls.append("merge_if_unchanged")
+        found = self._live(partition, row)
+        if found is None or found.etag != etag:
+            return None
+        stored = Row(partition, row, {**found.data, **changes}, str(next(self._etags)), found.expires_at)
+        self.rows[(partition, row)] = stored
+        return stored.etag
+
     def rows_since(self, field: str, since: float) -> list[Row]:
         self.calls.append("rows_since")
         return [row for row in self.rows.values()
@@ -126,7 +135,7 @@ class FakeRowStore:
 
 class FakeTables:
     def __init__(self, clock: FakeClock) -> None:
-        self.stores = {name: FakeRowStore(name, clock) for name in ("codes", "tokens", "jti")}
+        self.stores = {name: FakeRowStore(name, clock) for name in ("codes", "jti")}
 
     def __getitem__(self, name: str) -> FakeRowStore:
         return self.stores[name]

@@ -1,4 +1,4 @@
-"""The token endpoint's script: each check with its exact error, tokens issued and recorded."""
+"""The token endpoint's script: each check with its exact error, tokens issued and recorded in the grant."""
 
 from __future__ import annotations
 
@@ -17,16 +17,14 @@ from sanscouture.errors import StorageUnavailableError
 from sanscouture.errors import UnsupportedGrantTypeError
 from sanscouture.keys import KeyRing
 from sanscouture.models import Client
-from sanscouture.oidc.codes import CODE_ROW
-from sanscouture.oidc.codes import code_key
-from sanscouture.oidc.codes import grant_id_of
+from sanscouture.oidc.codes import GRANT_ROW
 from sanscouture.oidc.codes import issue_code
+from sanscouture.oidc.codes import new_grant_id
 from sanscouture.oidc.id_token import at_hash
 from sanscouture.oidc.token import TokenEndpoint
 from sanscouture.oidc.token import exchange_code
 from sanscouture.oidc.token import handle_token_request
 from sanscouture.oidc.token import invalid_client_response
-from sanscouture.oidc.token import revoke_tokens
 from sanscouture.web import Request
 from tests.unit.oidc.fakes import ISSUER
 from tests.unit.oidc.fakes import NOW
@@ -59,7 +57,12 @@ class World:
         )
 
     def code(self, client_id: str = "rp-basic", **kwargs: Any) -> str:
-        return issue_code(self.tables["codes"], make_grant(client_id, redirect_uri=REDIRECT, **kwargs))
+        code = issue_code(self.tables["codes"], make_grant(client_id, redirect_uri=REDIRECT, **kwargs), new_grant_id())
+        assert code is not None
+        return code
+
+    def grant_row(self, code: str) -> Any:
+        return self.tables["codes"].find(code.split(".")[0], GRANT_ROW)
 
 
 @pytest.fixture
@@ -91,7 +94,7 @@ def test_happy_path_issues_signed_tokens_and_records_the_access_token(world: Wor
     tokens = exchange_code(basic_request(code_form(code)), world.endpoint)
     assert tokens.expires_in == 120 and tokens.scope == "openid scope_all"
     access = world.keys.decode(tokens.access_token, issuer=ISSUER, audience=ISSUER, typ="at+jwt")
-    gid = grant_id_of(code)
+    gid = code.split(".")[0]
     assert access == {
         "iss": ISSUER,
         "sub": PSC_USERINFO["sub"],
@@ -104,9 +107,12 @@ def test_happy_path_issues_signed_tokens_and_records_the_access_token(world: Wor
         "sid": "sid-1",
         "gid": gid,
     }
-    [row] = world.tables["tokens"].partition(gid)
-    assert row.row == access["jti"] and row.expires_at == NOW + 120
+    row = world.grant_row(code)  # the code's row became the access token's record: one round trip
+    assert row.expires_at == NOW + 120
     assert dict(row.data) == {
+        "secret_sha256": world.grant_row(code).data["secret_sha256"],  # a replay still finds it
+        "state": "redeemed",
+        "jti": access["jti"],
         "client_id": "rp-basic",
         "scope": "openid scope_all",
         "sub": PSC_USERINFO["sub"],
@@ -167,9 +173,9 @@ def test_unknown_code_is_invalid_grant(world: World) -> None:
 def test_reused_code_is_invalid_grant_and_revokes_the_tokens_it_gave(world: World) -> None:
     code = world.code()
     exchange_code(basic_request(code_form(code)), world.endpoint)
-    assert len(world.tables["tokens"].partition(grant_id_of(code))) == 1
+    assert world.grant_row(code).data["state"] == "redeemed"
     refused(world, basic_request(code_form(code)), InvalidGrantError, "invalid_grant")
-    assert world.tables["tokens"].partition(grant_id_of(code)) == []
+    assert world.grant_row(code) is None  # the access token's record is gone: /userinfo refuses it
 
 
 def test_expired_code_is_invalid_grant(world: World) -> None:
@@ -213,16 +219,7 @@ def test_failed_checks_issue_no_token(world: World) -> None:
     code = world.code()
     with pytest.raises(InvalidGrantError):
         exchange_code(basic_request(code_form(code, code_verifier="y" * 43)), world.endpoint)
-    assert world.tables["tokens"].rows == {}
-
-
-def test_revoke_tokens_deletes_the_whole_partition_only(world: World) -> None:
-    tokens = world.tables["tokens"]
-    tokens.save("g1", "a", {}, 60)
-    tokens.save("g1", "b", {}, 60)
-    tokens.save("g2", "c", {}, 60)
-    assert revoke_tokens(tokens, "g1") == 2
-    assert list(tokens.rows) == [("g2", "c")]
+    assert world.tables["codes"].rows == {}  # no record: the code is used up, no token issued
 
 
 def test_invalid_client_answer_carries_a_basic_challenge() -> None:
@@ -252,20 +249,20 @@ def test_storage_outage_is_temporarily_unavailable(world: World) -> None:
 
 
 def test_two_concurrent_redemptions_of_one_code_revoke_every_token_of_the_grant(world: World) -> None:
-    """The loser of the conditional delete revokes the winner's token too: the code was used twice."""
+    """The loser of the conditional replace revokes the winner's token too: the code was used twice."""
     code = world.code()
     codes = world.tables["codes"]
-    row = codes.find(code_key(code), CODE_ROW)
+    row = world.grant_row(code)
     assert row is not None
-    codes.consume_row(row)  # another request redeemed it between this one's read and its delete
+    exchange_code(basic_request(code_form(code)), world.endpoint)  # the winner, between the loser's read and write
     original_find = codes.find
-    codes.find = lambda partition, key: row  # type: ignore[method-assign]
+    codes.find = lambda partition, key: row  # type: ignore[method-assign]  # the loser read it before
     try:
         with pytest.raises(InvalidGrantError):
             exchange_code(basic_request(code_form(code)), world.endpoint)
     finally:
         codes.find = original_find  # type: ignore[method-assign]
-    assert world.tables["tokens"].partition(grant_id_of(code)) == []
+    assert world.grant_row(code) is None
 
 
 def test_token_errors_render_as_json_with_a_basic_challenge_only_for_invalid_client() -> None:

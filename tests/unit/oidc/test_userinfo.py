@@ -1,4 +1,4 @@
-"""/userinfo: Bearer token from header or body, revocation through the tokens row, scope filtering."""
+"""/userinfo: Bearer token from header or body, revocation through the grant's row, scope filtering."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import InvalidTokenError
 from sanscouture.keys import KeyRing
+from sanscouture.oidc.codes import GRANT_ROW
+from sanscouture.oidc.token import access_token_record
 from sanscouture.oidc.token import build_access_token_claims
-from sanscouture.oidc.token import store_access_token
 from sanscouture.oidc.userinfo import BearerTokenMissingError
 from sanscouture.oidc.userinfo import bearer_error_response
 from sanscouture.oidc.userinfo import bearer_from_header
@@ -32,15 +33,15 @@ SUB = PSC_USERINFO["sub"]
 class World:
     def __init__(self, scope: tuple[str, ...] = ("openid", "scope_all")) -> None:
         self.clock = FakeClock()
-        self.tokens = FakeRowStore("tokens", self.clock)
+        self.grants = FakeRowStore("codes", self.clock)
         self.keys = KeyRing(FakeKeySource(), clock=self.clock)
         grant = make_grant(scope=scope)
         claims = build_access_token_claims(grant, issuer=ISSUER, grant_id="gid-1", jti="jti-1", now=int(NOW), ttl=120)
         self.token = self.keys.sign(claims, typ="at+jwt")
-        store_access_token(self.tokens, grant, grant_id="gid-1", jti="jti-1", ttl=120)
+        self.grants.save("gid-1", GRANT_ROW, access_token_record(grant, "jti-1"), expires_in=120)
 
     def get(self, request: Request) -> dict[str, object]:
-        response = handle_userinfo(request, issuer=ISSUER, decoder=self.keys, tokens=self.tokens)
+        response = handle_userinfo(request, issuer=ISSUER, decoder=self.keys, grants=self.grants)
         assert response.status == 200
         assert response.header("Cache-Control") == "no-store"
         return json.loads(response.body)
@@ -98,7 +99,7 @@ def test_an_id_token_is_not_an_access_token() -> None:
 
 def test_revoked_token_is_invalid_token() -> None:
     world = World()
-    world.tokens.delete("gid-1", "jti-1")
+    world.grants.delete("gid-1", GRANT_ROW)
     with pytest.raises(InvalidTokenError) as raised:
         world.get(bearer(world.token))
     assert raised.value.description == "the access token was revoked or has expired"
