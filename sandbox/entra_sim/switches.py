@@ -142,8 +142,9 @@ def id_token_wrong_nonce(tenant: TenantState, value: Any) -> None:
 
 @SWITCHES.switch("id-token-no-nonce", default=False)
 def id_token_no_nonce(tenant: TenantState, value: Any) -> None:
-    """ID tokens without the nonce that was sent: a token not bound to this request, as a replayed
-    refresh-token response would be (Entra omits nonce there)."""
+    """ID tokens without the nonce that was sent: a token that nothing binds to this sign-in (OIDC Core
+    3.1.3.7 step 11), e.g. one obtained without the broker's request. MSAL refuses it before the broker
+    sees the token."""
     fault = drop_claim("nonce")
     tenant.id_token_faults.claims_fault("no-nonce", fault, boolean(value, "id-token-no-nonce"))
 
