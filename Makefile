@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Extra pytest arguments, e.g. PYTEST_ARGS="--randomly-seed=1234" to replay an order.
+PYTEST_ARGS ?=
 
 .PHONY: demo test lint typecheck bench install clean
 
@@ -25,11 +27,12 @@ install: $(BIN)/.installed node_modules/.installed
 demo: install
 	$(BIN)/python -m sandbox
 
-## Lint, then run the whole test suite (unit, integration on Azurite, end-to-end over HTTPS, browser, infra).
+## Lint, then run the whole test suite (unit, integration on Azurite, end-to-end over HTTPS, browser, infra)
+## in a random order (pytest-randomly; the seed is printed at the top).
 test: install .data/.system-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -p randomly $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -12,12 +12,14 @@ import hashlib
 import hmac
 import json
 import threading
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -86,6 +88,25 @@ class KeySet:
         key = self.current
         return jwt.encode(dict(claims), key.private_key, algorithm="RS256", headers={"kid": key.kid, "typ": typ})
 
+    def forge(self, claims: Mapping[str, Any], signing: str, *, typ: str = "JWT") -> str:
+        """``claims`` as a token that a careless relying party would accept (:data:`FORGERIES`), its
+        header naming the current key's ``kid`` as a genuine token would; ``"valid"`` signs normally."""
+        if signing == "valid":
+            return self.sign(claims, typ=typ)
+        key = self.current
+        if signing == "wrong-key":
+            impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return jwt.encode(dict(claims), impostor, algorithm="RS256", headers={"kid": key.kid, "typ": typ})
+        if signing == "alg-none":
+            return _jws({"alg": "none", "typ": typ, "kid": key.kid}, claims, lambda _signing_input: b"")
+        if signing == "hs256-public-key":
+            secret = key.private_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            return _jws({"alg": "HS256", "typ": typ, "kid": key.kid}, claims,
+                        lambda signing_input: hmac.new(secret, signing_input, hashlib.sha256).digest())
+        raise ValueError(f"unknown signing {signing!r}")
+
     def verify(
         self,
         token: str,
@@ -109,6 +130,21 @@ class KeySet:
             options={"verify_aud": audience is not None, "verify_exp": verify_exp},
             leeway=60,
         )
+
+
+FORGERIES = ("valid", "wrong-key", "alg-none", "hs256-public-key")
+"""How :meth:`KeySet.forge` signs: normally; with a key that is not in the JWKS (a forged or
+tampered token); unsigned with ``alg: none`` (RFC 7519 6.1, the "none" attack); or HS256 with the
+provider's public key (PEM SubjectPublicKeyInfo) as the HMAC secret, the classic algorithm confusion
+(RFC 8725 2.1 and 3.1) that succeeds against a verifier letting the token's header choose the algorithm."""
+
+
+def _jws(header: Mapping[str, Any], claims: Mapping[str, Any], sign: Callable[[bytes], bytes]) -> str:
+    """A compact JWS (RFC 7515 7.1) built by hand: PyJWT rightly refuses to make these two."""
+    signing_input = ".".join(
+        b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (dict(header), dict(claims))
+    )
+    return f"{signing_input}.{b64url(sign(signing_input.encode('ascii')))}"
 
 
 def pkce_matches(verifier: str, challenge: str, method: str) -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
@@ -163,7 +162,7 @@ class _EntraSimulator:
         session = self._session(allowed)
         hinted = find_persona(login_hint, self.config.personas)
         someone_else = hinted is not None and session is not None and hinted.id != session.persona_id
-        stale = session is not None and (prompt == "login" or _older_than(session, max_age))
+        stale = session is not None and (prompt == "login" or _older_than(session, max_age, self.tenant.now()))
         if prompt == "none":
             if session is None or someone_else:
                 raise SimError("login_required", 50058, "A silent sign-in request was sent but no user is signed in.")
@@ -219,7 +218,7 @@ class _EntraSimulator:
 
     def _authenticate(self, req: AuthRequest, persona: EntraPersona) -> Response:
         """A fresh sign-in of ``persona`` (new ``auth_time``); SSO personas get a Windows session."""
-        auth = Authentication(persona_id=persona.id, auth_time=int(time.time()), sid=str(uuid.uuid4()))
+        auth = Authentication(persona_id=persona.id, auth_time=int(self.tenant.now()), sid=str(uuid.uuid4()))
         response = self._complete(req, auth)
         if persona.sso:
             handle = secrets.token_urlsafe(32)
@@ -240,7 +239,7 @@ class _EntraSimulator:
 
     def _issue_code(self, req: AuthRequest, auth: Authentication, acrs: tuple[str, ...]) -> Response:
         code = secrets.token_urlsafe(48)
-        self.store.put_code(code, _Grant(req, auth, time.time() + CODE_LIFETIME, acrs))
+        self.store.put_code(code, _Grant(req, auth, self.tenant.now() + CODE_LIFETIME, acrs))
         params = {"code": code, "state": req.state, "session_state": auth.sid}
         return self._respond(req.redirect_uri, req.response_mode, {k: v for k, v in params.items() if v})
 
@@ -365,7 +364,7 @@ class _EntraSimulator:
         req = grant.request
         if req.client_id != app.client_id:
             raise SimError("invalid_grant", 70000, "Provided grant is invalid or malformed.")
-        if grant.expires_at < time.time():
+        if grant.expires_at < self.tenant.now():
             raise SimError("invalid_grant", 70008, "The provided authorization code has expired.")
         if request.form.get("redirect_uri", "") != req.redirect_uri:
             raise SimError("invalid_grant", 50011, "The redirect URI does not match the authorization request.")
@@ -383,7 +382,7 @@ class _EntraSimulator:
     def _tokens(self, app: AppRegistration, grant: _Grant, *, with_nonce: bool) -> Response:
         req, auth = grant.request, grant.auth
         persona = self.personas[auth.persona_id]
-        now = int(time.time())
+        now = int(self.tenant.now())
         issuer = f"{self.base}/{persona.tid}/v2.0"
         common = {"iss": issuer, "iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME, "tid": persona.tid,
                   "oid": persona.oid, "name": persona.name, "preferred_username": persona.preferred_username,
@@ -404,7 +403,7 @@ class _EntraSimulator:
             "access_token": self.keys.sign(access),
         }
         if "openid" in scopes:
-            body["id_token"] = self.keys.sign(id_claims)
+            body["id_token"] = self.tenant.id_token_faults.mint(self.keys, id_claims)
         if "offline_access" in scopes:
             refresh = secrets.token_urlsafe(64)
             self.store.refresh_tokens[refresh] = grant
@@ -464,7 +463,7 @@ class _EntraSimulator:
                 or (wanted_client and wanted_client != mi.client_id)
                 or (wanted_object and wanted_object != mi.principal_id)):
             return fail(400, "No User Assigned or Delegated Managed Identity found for specified ClientId.")
-        now = int(time.time())
+        now = int(self.tenant.now())
         # v2.0 tokens name the resource by its application id: the token-exchange URI becomes the
         # AAD Token Exchange app id, which Entra matches against a federated credential's URI.
         audience = AZURE_AD_TOKEN_EXCHANGE_APP_ID if resource == AZURE_AD_TOKEN_EXCHANGE else resource
@@ -496,6 +495,6 @@ class _EntraSimulator:
 
 
 
-def _older_than(session: Authentication, max_age: int | None) -> bool:
+def _older_than(session: Authentication, max_age: int | None, now: float) -> bool:
     """``max_age=0`` always asks for a fresh authentication, even within the same second."""
-    return max_age is not None and (max_age == 0 or int(time.time()) - session.auth_time > max_age)
+    return max_age is not None and (max_age == 0 or int(now) - session.auth_time > max_age)

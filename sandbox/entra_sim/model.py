@@ -6,6 +6,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from dataclasses import field
@@ -24,6 +25,7 @@ from sandbox.entra_sim.personas import HOSPITAL_TENANT_ID
 from sandbox.entra_sim.personas import PERSONAS
 from sandbox.entra_sim.personas import TENANT_DOMAINS
 from sandbox.entra_sim.personas import EntraPersona
+from sandbox.token_faults import IdTokenFaults
 
 AZURE_AD_TOKEN_EXCHANGE = "api://AzureADTokenExchange"
 """The resource a managed identity asks a token for, to use it as a federated credential's assertion.
@@ -343,6 +345,12 @@ class TenantState:
     conditional_access: dict[str, str] = field(default_factory=dict)
     optional_claims_override: frozenset[str] | None = None
     windows_session: WindowsSession | None = None
+    clock_offset: int = 0
+    id_token_faults: IdTokenFaults = field(default_factory=IdTokenFaults)
+
+    def now(self) -> float:
+        """Entra's clock: the machine's, moved by the clock-offset switch."""
+        return time.time() + self.clock_offset
 
     def optional_claims(self, app: AppRegistration) -> frozenset[str]:
         """The ID-token optional claims ``app`` declares (a switch may override the registration)."""

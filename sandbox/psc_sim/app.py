@@ -182,21 +182,24 @@ class _PscSimulator:
         self.clients = {c.client_id: c for c in config.clients}
         self.personas = {p.id: p for p in config.personas}
         self.keys = KeySet()
-        self.clock = config.clock
         self.state = PscState()
         self.switches = SWITCHES.bind(self.state)
-        self.sso = SsoSessions(config.clock)
+        self.sso = SsoSessions(self.clock)
         oidc = f"{self.issuer}/protocol/openid-connect"
         # JWTClientValidator.getExpectedAudiences: the issuer or one of the realm's endpoint URLs.
         self.client_auth = ClientAuthenticator(
             self.clients, audiences=(self.issuer, f"{oidc}/token", f"{oidc}/token/introspect"),
-            ca_bundle=config.ca_bundle, clock=config.clock,
+            ca_bundle=config.ca_bundle, clock=self.clock,
         )
         self._lock = threading.Lock()
         self._codes: dict[str, _Grant] = {}
         self._pending: dict[str, _AuthRequest] = {}
         self._logout_confirmations: dict[str, float] = {}
         self._last_authorize: dict[str, str] | None = None
+
+    def clock(self) -> float:
+        """PSC's clock: the configured one, moved by the clock-offset switch."""
+        return self.config.clock() + self.state.clock_offset
 
     def discovery(self) -> Response:
         oidc = f"{self.issuer}/protocol/openid-connect"
@@ -383,7 +386,7 @@ class _PscSimulator:
             "access_token": access_token,
             "expires_in": ACCESS_TOKEN_LIFETIME,
             "token_type": "Bearer",
-            "id_token": self.keys.sign(id_claims),
+            "id_token": self.state.id_token_faults.mint(self.keys, id_claims),
             "not-before-policy": 0,
             "session_state": grant.session_state,
             "scope": grant.request.scope,
@@ -404,19 +407,28 @@ class _PscSimulator:
             headers = {"WWW-Authenticate": challenge}
             return Response(json.dumps(body), 401, headers=headers, content_type="application/json")
         persona = next(p for p in self.config.personas if p.sub == claims["sub"])  # tokens are only minted for them
+        if self.state.userinfo_other_sub:
+            persona = next(p for p in self.config.personas if p.sub != claims["sub"])
         # scope_all is the client scope that maps every PSC claim; without it only sub is released.
-        info = persona.userinfo() if "scope_all" in claims.get("scope", "").split() else {"sub": persona.sub}
+        info: dict[str, object] = {"sub": persona.sub}
+        if "scope_all" in claims.get("scope", "").split():
+            info = persona.userinfo()
         client = next((c for c in self.config.clients if c.client_id == claims.get("azp")), None)
-        if client is not None and (client.userinfo_signed or self.state.userinfo_signed):
+        if client is not None and (client.userinfo_signed or self.state.userinfo_signed or self._envelope_switched()):
             return Response(self._signed_userinfo(info, client.client_id), content_type="application/jwt",
                             headers={"Cache-Control": "no-store"})
         return jsonify(info)
+
+    def _envelope_switched(self) -> bool:
+        """A switch that changes the signed userinfo's envelope implies a signed userinfo."""
+        return self.state.signed_userinfo_iss is not None or self.state.signed_userinfo_aud is not None
 
     def _signed_userinfo(self, info: dict[str, object], client_id: str) -> str:
         """OIDC Core 5.3.2: the claims in a JWS, with iss and aud (Keycloak's UserInfoEndpoint) and the
         other registered JWT claims a signed response may carry: none of them is an identity claim."""
         now = int(self.clock())
-        envelope = {"iss": self.issuer, "aud": client_id, "iat": now, "nbf": now, "exp": now + ACCESS_TOKEN_LIFETIME,
+        issuer, audience = self.state.signed_userinfo_iss or self.issuer, self.state.signed_userinfo_aud or client_id
+        envelope = {"iss": issuer, "aud": audience, "iat": now, "nbf": now, "exp": now + ACCESS_TOKEN_LIFETIME,
                     "jti": str(uuid.uuid4())}
         return self.keys.sign({**info, **envelope})
 

@@ -23,6 +23,7 @@ from sandbox.scripted import Pkce
 from sandbox.switches import switched
 from tests.e2e.pairings import binding_row
 from tests.e2e.pairings import persona_oid
+from tests.e2e.pairings import unpair
 from tests.e2e.test_journey import CONFIRMATION
 from tests.e2e.test_journey import PAIRING
 from tests.e2e.test_journey import ensure_paired
@@ -49,6 +50,7 @@ def test_every_entra_request_asks_for_c1_in_the_documented_form_and_for_max_age(
 def test_with_the_policy_enforced_a_password_sign_in_is_stepped_up_at_entra_then_refused(
     sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
+    unpair(sandbox, "password")
     browser, party, pkce = Browser(sandbox, psc_persona="medecin-cps"), rp(sandbox), Pkce()
     page = start(browser, party, pkce, login_hint="password")
     assert isinstance(page, Page) and page.url.startswith(sandbox.entra_url)
@@ -69,6 +71,7 @@ def test_with_the_policy_enforced_a_password_sign_in_is_stepped_up_at_entra_then
 def test_without_an_enforced_policy_entra_vouches_for_a_password_sign_in(sandbox: Sandbox, state: str) -> None:
     """Why the deployment must enforce the policy (docs/deploy.md; conditional-access.sh --check):
     the broker cannot tell this token from a phishing-resistant one."""
+    unpair(sandbox, "password")
     with switched(sandbox.entra_url, conditional_access={"c1": state}):
         browser, party = Browser(sandbox), rp(sandbox)
         page = start(browser, party, Pkce(), login_hint="password")

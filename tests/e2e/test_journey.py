@@ -8,7 +8,6 @@ Entra personas: ``cpx``, ``whfb-sso``, ``fido2``, ``other-tenant``; PSC personas
 from __future__ import annotations
 
 import threading
-import time
 
 from sandbox.run import Sandbox
 from sandbox.scripted import Browser
@@ -17,6 +16,7 @@ from sandbox.scripted import Page
 from sandbox.scripted import Pkce
 from sandbox.scripted import RelyingParty
 from sandbox.scripted import sign_in
+from sandbox.switches import switched
 from tests.e2e.pairings import binding_row
 from tests.e2e.pairings import persona_oid
 from tests.e2e.pairings import unpair
@@ -84,6 +84,7 @@ def test_first_sign_in_pairs_the_entra_account_then_issues_psc_shaped_tokens(san
 
 
 def test_second_sign_in_shows_only_the_confirmation_page(sandbox: Sandbox) -> None:
+    unpair(sandbox, "fido2")
     pair(sandbox, "fido2", "pharmacien-cps")
     browser, party, pkce = Browser(sandbox), rp(sandbox), Pkce()  # a new browser: no broker session
 
@@ -142,6 +143,7 @@ def test_an_account_of_another_organisation_is_refused_and_nothing_is_paired(san
 
 
 def test_two_browsers_pairing_the_same_account_at_once_make_exactly_one_pairing(sandbox: Sandbox) -> None:
+    unpair(sandbox, "cpx-urgences")
     first, second = Browser(sandbox, psc_persona="medecin-cps"), Browser(sandbox, psc_persona="pharmacien-cps")
     party = rp(sandbox)
     pages = []
@@ -203,15 +205,15 @@ def test_prompt_login_forces_a_fresh_entra_authentication(sandbox: Sandbox) -> N
     ensure_paired(sandbox, "cpx", "medecin-cps")
     browser, party = Browser(sandbox), rp(sandbox)
     times = []
-    for extra in ({}, {"prompt": "login"}):
+    for minutes, extra in enumerate(({}, {"prompt": "login"})):
         pkce = Pkce()
-        page = start(browser, party, pkce, login_hint="cpx", **extra)
-        assert isinstance(page, Page) and page.h1 == CONFIRMATION
-        landing = browser.submit(page, "confirm", stop_at=party.redirect_uri)
+        with switched(sandbox.entra_url, clock_offset=60 * minutes):  # the second sign-in a minute later
+            page = start(browser, party, pkce, login_hint="cpx", **extra)
+            assert isinstance(page, Page) and page.h1 == CONFIRMATION
+            landing = browser.submit(page, "confirm", stop_at=party.redirect_uri)
         assert isinstance(landing, Landing)
         times.append(party.verify_id_token(party.redeem(landing.params["code"], pkce).json()["id_token"],
                                            pkce.nonce)["auth_time"])
-        time.sleep(1.1)
     assert times[1] > times[0]
     assert any("prompt=login" in url for url in browser.visited if url.startswith(sandbox.entra_url))
 

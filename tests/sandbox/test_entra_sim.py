@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import re
 import secrets
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import urlencode
@@ -19,12 +21,14 @@ import jwt
 import msal
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
 
 from sandbox.entra_sim import AZURE_AD_TOKEN_EXCHANGE
 from sandbox.entra_sim import AZURE_AD_TOKEN_EXCHANGE_APP_ID
 from sandbox.entra_sim import DEFAULT_IDENTITY_HEADER
 from sandbox.entra_sim import HOSPITAL_TENANT_ID
 from sandbox.entra_sim import OTHER_TENANT_ID
+from sandbox.entra_sim import switches as entra_switches
 from sandbox.switches import switched
 from tests.sandbox.conftest import ENTRA_CLIENT_ID
 from tests.sandbox.conftest import ENTRA_SECRET
@@ -194,12 +198,14 @@ def reauth_prompt(browser: requests.Session, entra_url: str, page: requests.Resp
 def test_prompt_login_and_max_age_ask_the_same_person_to_prove_it_again(entra_url: str) -> None:
     app, browser = confidential_app(entra_url), requests.Session()
     first = sign_in(app, browser, login_hint="whfb-sso")["id_token_claims"]["auth_time"]
-    for extra in ({"prompt": "login"}, {"max_age": 0}, {"prompt": "login", "login_hint": "whfb-sso"}):
-        time.sleep(1.1)
-        flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, **extra)
-        prompt = browser.get(flow["auth_uri"], allow_redirects=False)
-        assert "Utiliser Windows Hello" in prompt.text and "thomas.bernard@chu-exemple.fr" in prompt.text
-        fresh = app.acquire_token_by_auth_code_flow(flow, auth_response(reauth_prompt(browser, entra_url, prompt)))
+    extras = ({"prompt": "login"}, {"max_age": 0}, {"prompt": "login", "login_hint": "whfb-sso"})
+    for minutes, extra in enumerate(extras, start=1):
+        with switched(entra_url, clock_offset=60 * minutes):  # each one a minute after the previous
+            flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT_URI, **extra)
+            prompt = browser.get(flow["auth_uri"], allow_redirects=False)
+            assert "Utiliser Windows Hello" in prompt.text and "thomas.bernard@chu-exemple.fr" in prompt.text
+            response = auth_response(reauth_prompt(browser, entra_url, prompt))
+            fresh = app.acquire_token_by_auth_code_flow(flow, response)
         assert fresh["id_token_claims"]["auth_time"] > first
         first = fresh["id_token_claims"]["auth_time"]
     assert sign_in(app, browser)["id_token_claims"]["auth_time"] == first  # SSO reuses the fresh one
@@ -495,3 +501,106 @@ def test_managed_identity_as_federated_credential_redeems_a_code(
     stranger = confidential_app(entra_url, STRANGER_CLIENT_ID, {"client_assertion": assertion})
     refused = sign_in(stranger, requests.Session(), login_hint="cpx")
     assert refused["error"] == "invalid_client" and "AADSTS70021" in refused["error_description"]
+
+
+# -- ID-token faults (issue 8, point 11): what a relying party must refuse --------------------------
+
+
+def minted_id_token(entra_url: str, **switches: Any) -> str:
+    """The ID token of a sign-in of ``cpx`` (nonce "n") with ``switches`` on, redeemed by hand: MSAL
+    would refuse some of them itself."""
+    with switched(entra_url, **switches):
+        grant = raw_code_flow(entra_url, requests.Session(), login_hint="cpx")
+        response = redeem(entra_url, grant["code"], grant["verifier"], auth=(ENTRA_CLIENT_ID, ENTRA_SECRET))
+    assert response.status_code == 200, response.text
+    return str(response.json()["id_token"])
+
+
+def signed_claims(entra_url: str, token: str) -> dict[str, Any]:
+    """The claims of a token that the tenant's key really signed (RS256), whatever they say."""
+    context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+    keys = jwt.PyJWKClient(f"{entra_url}/organizations/discovery/v2.0/keys", cache_jwk_set=False, ssl_context=context)
+    return jwt.decode(token, keys.get_signing_key_from_jwt(token), algorithms=["RS256"],
+                      options={"verify_aud": False, "verify_exp": False})
+
+
+def published_pem(entra_url: str, kid: str) -> bytes:
+    """The PEM of a public key of the tenant's JWKS, as anyone can fetch it."""
+    jwks = requests.get(f"{entra_url}/organizations/discovery/v2.0/keys", timeout=10).json()
+    key = jwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == kid)).key
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_without_a_fault_the_id_token_passes_every_check(entra_url: str) -> None:
+    claims = verify(entra_url, minted_id_token(entra_url))
+    assert claims["nonce"] == "n" and "auth_time" in claims and claims["exp"] > time.time()
+
+
+def test_a_wrong_signature_names_a_published_kid_but_no_published_key_verifies_it(entra_url: str) -> None:
+    token = minted_id_token(entra_url, id_token_wrong_signature=True)
+    assert jwt.get_unverified_header(token)["kid"] in [k["kid"] for k in requests.get(
+        f"{entra_url}/organizations/discovery/v2.0/keys", timeout=10).json()["keys"]]
+    with pytest.raises(jwt.InvalidSignatureError):
+        signed_claims(entra_url, token)
+    assert jwt.decode(token, options={"verify_signature": False})["nonce"] == "n"  # the claims look genuine
+
+
+def test_alg_none_is_an_unsigned_token(entra_url: str) -> None:
+    token = minted_id_token(entra_url, id_token_alg_none=True)
+    assert jwt.get_unverified_header(token)["alg"] == "none" and token.endswith(".")  # empty signature
+    assert jwt.decode(token, options={"verify_signature": False})["tid"] == HOSPITAL_TENANT_ID
+
+
+def test_hs256_is_an_hmac_keyed_with_the_published_public_key(entra_url: str) -> None:
+    token = minted_id_token(entra_url, id_token_hs256_public_key=True)
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "HS256"
+    signing_input, _, signature = token.rpartition(".")
+    mac = hmac.new(published_pem(entra_url, header["kid"]), signing_input.encode(), hashlib.sha256).digest()
+    assert base64.urlsafe_b64encode(mac).rstrip(b"=").decode() == signature  # what a confused verifier checks
+
+
+@pytest.mark.parametrize(
+    ("switch", "expected"),
+    [
+        ("id_token_foreign_issuer", lambda c: c["iss"] == f"https://sts.windows.net/{HOSPITAL_TENANT_ID}/"),
+        ("id_token_wrong_audience", lambda c: c["aud"] == entra_switches.OTHER_APP_ID),
+        ("id_token_wrong_nonce", lambda c: c["nonce"] not in ("", "n")),
+        ("id_token_no_nonce", lambda c: "nonce" not in c),
+        ("id_token_expired", lambda c: c["exp"] < time.time() - 500 and c["exp"] - c["iat"] == 3600
+         and c["auth_time"] <= c["iat"]),
+        ("id_token_no_auth_time", lambda c: "auth_time" not in c),
+    ],
+)
+def test_a_claims_fault_changes_only_its_claim_under_a_genuine_signature(
+    entra_url: str, switch: str, expected: Callable[[dict[str, Any]], bool]
+) -> None:
+    claims = signed_claims(entra_url, minted_id_token(entra_url, **{switch: True}))
+    assert expected(claims), claims
+    assert claims["tid"] == HOSPITAL_TENANT_ID and claims["oid"] == "5b2f8c1e-3a47-4d90-8e6b-1c2d3e4f5a61"
+
+
+def test_msal_itself_refuses_only_the_nonce_faults(entra_url: str) -> None:
+    """MSAL 1.38+ checks the nonce (and auth_time against max_age): the other faults reach the caller."""
+    app = confidential_app(entra_url)
+    for switch in ("id_token_wrong_nonce", "id_token_no_nonce"):
+        with switched(entra_url, **{switch: True}), pytest.raises(RuntimeError, match="nonce"):
+            sign_in(app, requests.Session(), login_hint="cpx")
+    with switched(entra_url, id_token_alg_none=True, id_token_wrong_audience=True, id_token_expired=True):
+        assert "id_token" in sign_in(app, requests.Session(), login_hint="cpx")
+
+
+def test_the_clock_offset_moves_entras_time(entra_url: str) -> None:
+    claims = jwt.decode(minted_id_token(entra_url, clock_offset=90), options={"verify_signature": False})
+    now = time.time()
+    assert 80 < claims["auth_time"] - now < 100 and 80 < claims["iat"] - now < 100
+
+
+def test_fault_switches_take_true_or_false_and_are_off_by_default(entra_url: str) -> None:
+    listed = requests.get(f"{entra_url}/_sim/switches", timeout=10).json()
+    faults = [name for name in listed if name.startswith("id-token-")]
+    assert len(faults) == 9 and all(listed[name]["value"] is False and listed[name]["doc"] for name in faults)
+    for name in faults:
+        refused = requests.post(f"{entra_url}/_sim/switches/{name}", data=json.dumps("yes"), timeout=10)
+        assert refused.status_code == 400 and "true or false" in refused.json()["error"]
+    assert requests.post(f"{entra_url}/_sim/switches/clock-offset", data="1.5", timeout=10).status_code == 400

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import re
 import secrets
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import urlencode
@@ -17,7 +19,9 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
 
+from sandbox.psc_sim import state as psc_state
 from sandbox.switches import set_switch
 from sandbox.switches import switched
 from tests.sandbox.conftest import PSC_CLIENT_ID
@@ -411,3 +415,114 @@ def test_each_userinfo_layout_has_the_observed_shape(
         assert set(info["SubjectRefPro"]) == {"codeCivilite", "exercices"}
     if layout == "edit-2021":
         assert info["email_verified"] is False
+
+
+# -- ID-token and userinfo faults (issue 8, point 11): what a relying party must refuse -------------
+
+
+def faulty_tokens(psc_url: str, **switches: Any) -> dict[str, Any]:
+    """The token response of a sign-in of ``medecin-cps`` (nonce "n0nce") with ``switches`` on."""
+    with switched(psc_url, **switches):
+        return tokens_for(psc_url, "medecin-cps")
+
+
+def realm_keys(psc_url: str) -> jwt.PyJWKClient:
+    context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+    return jwt.PyJWKClient(f"{psc_url}{REALM}/protocol/openid-connect/certs", cache_jwk_set=False,
+                           ssl_context=context)
+
+
+def signed_claims(psc_url: str, token: str) -> dict[str, Any]:
+    """The claims of a token that the realm's key really signed (RS256), whatever they say."""
+    return jwt.decode(token, realm_keys(psc_url).get_signing_key_from_jwt(token), algorithms=["RS256"],
+                      options={"verify_aud": False, "verify_exp": False})
+
+
+def test_a_wrong_signature_names_a_published_kid_but_no_published_key_verifies_it(psc_url: str) -> None:
+    token = faulty_tokens(psc_url, id_token_wrong_signature=True)["id_token"]
+    with pytest.raises(jwt.InvalidSignatureError):
+        signed_claims(psc_url, token)  # the kid is found: only the signature is wrong
+    assert jwt.decode(token, options={"verify_signature": False})["acr"] == "eidas1"
+
+
+def test_alg_none_is_an_unsigned_token(psc_url: str) -> None:
+    token = faulty_tokens(psc_url, id_token_alg_none=True)["id_token"]
+    assert jwt.get_unverified_header(token)["alg"] == "none" and token.endswith(".")  # empty signature
+
+
+def test_hs256_is_an_hmac_keyed_with_the_published_public_key(psc_url: str) -> None:
+    token = faulty_tokens(psc_url, id_token_hs256_public_key=True)["id_token"]
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "HS256"
+    jwks = requests.get(f"{psc_url}{REALM}/protocol/openid-connect/certs", timeout=10).json()
+    public = jwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == header["kid"])).key
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    signing_input, _, signature = token.rpartition(".")
+    mac = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
+    assert base64.urlsafe_b64encode(mac).rstrip(b"=").decode() == signature  # what a confused verifier checks
+
+
+@pytest.mark.parametrize(
+    ("switch", "value", "expected"),
+    [
+        ("id_token_foreign_issuer", True, lambda c: c["iss"] == psc_state.OTHER_REALM_ISSUER),
+        ("id_token_wrong_audience", True,
+         lambda c: c["aud"] == c["azp"] == psc_state.OTHER_CLIENT_ID),
+        ("id_token_wrong_nonce", True, lambda c: c["nonce"] not in ("", "n0nce")),
+        ("id_token_no_nonce", True, lambda c: "nonce" not in c),
+        ("id_token_expired", True, lambda c: c["exp"] < time.time() - 500 and c["exp"] - c["iat"] == 120
+         and c["auth_time"] <= c["iat"]),
+        ("id_token_no_auth_time", True, lambda c: "auth_time" not in c),
+        ("id_token_acr", "0", lambda c: c["acr"] == "0"),
+    ],
+)
+def test_a_claims_fault_changes_only_its_claim_under_a_genuine_signature(
+    psc_url: str, switch: str, value: object, expected: Callable[[dict[str, Any]], bool]
+) -> None:
+    tokens = faulty_tokens(psc_url, **{switch: value})
+    claims = signed_claims(psc_url, tokens["id_token"])
+    assert expected(claims), claims
+    assert claims["sub"].endswith(":810100000001")
+    assert userinfo(psc_url, tokens["access_token"])["sub"] == claims["sub"]  # userinfo untouched
+
+
+def test_userinfo_other_sub_answers_for_another_professional(psc_url: str) -> None:
+    tokens = tokens_for(psc_url, "medecin-cps")
+    with switched(psc_url, userinfo_other_sub=True):
+        info = userinfo(psc_url, tokens["access_token"])
+    assert info["sub"] != jwt.decode(tokens["id_token"], options={"verify_signature": False})["sub"]
+    assert info["SubjectNameID"] != "810100000001"
+
+
+@pytest.mark.parametrize(
+    ("switch", "claim", "value"),
+    [("signed_userinfo_wrong_iss", "iss", psc_state.OTHER_REALM_ISSUER),
+     ("signed_userinfo_wrong_aud", "aud", psc_state.OTHER_CLIENT_ID)],
+)
+def test_a_signed_userinfo_fault_answers_a_genuine_jws_with_the_wrong_envelope(
+    psc_url: str, switch: str, claim: str, value: str
+) -> None:
+    access_token = tokens_for(psc_url, "medecin-cps")["access_token"]
+    with switched(psc_url, **{switch: True}):
+        response = requests.get(f"{psc_url}{REALM}/protocol/openid-connect/userinfo",
+                                headers={"Authorization": f"Bearer {access_token}"}, timeout=10)
+    assert response.headers["Content-Type"] == "application/jwt"
+    claims = signed_claims(psc_url, response.text)
+    assert claims[claim] == value and claims["sub"].endswith(":810100000001")
+
+
+def test_the_clock_offset_moves_psc_time(psc_url: str) -> None:
+    claims = jwt.decode(faulty_tokens(psc_url, clock_offset=90)["id_token"], options={"verify_signature": False})
+    now = time.time()
+    assert 80 < claims["auth_time"] - now < 100 and 80 < claims["iat"] - now < 100
+
+
+def test_fault_switches_are_off_by_default_and_refuse_what_they_cannot_be(psc_url: str) -> None:
+    listed = requests.get(f"{psc_url}/_sim/switches", timeout=10).json()
+    faults = [n for n in listed if n.startswith(("id-token-", "userinfo-other", "signed-userinfo-"))]
+    assert len(faults) == 13 and all(listed[n]["doc"] and listed[n]["value"] in (False, None) for n in faults)
+    for name in faults:
+        with pytest.raises(ValueError, match="refused"):
+            set_switch(psc_url, name, 1)
+    with pytest.raises(ValueError, match="whole number"):
+        set_switch(psc_url, "clock-offset", "soon")

@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -58,8 +59,9 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def client_keys(local_tls: LocalTls) -> Iterator[ClientKeys]:
+@contextmanager
+def published_client_keys(local_tls: LocalTls) -> Iterator[ClientKeys]:
+    """A client key pair whose JWKS an HTTPS server publishes while the block runs."""
     keys = ClientKeys()
     keys.published.append(public_jwk(keys.signing))
     app = Flask(__name__)
@@ -67,8 +69,24 @@ def client_keys(local_tls: LocalTls) -> Iterator[ClientKeys]:
     port = free_port()
     server = serve("client-jwks", app, port, local_tls)
     keys.url = f"{server.url}/jwks"
-    yield keys
-    server.stop()
+    try:
+        yield keys
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def client_keys(local_tls: LocalTls) -> Iterator[ClientKeys]:
+    """The keys of ``jwt-broker`` on the module's simulator; never rotated (the simulator caches them)."""
+    with published_client_keys(local_tls) as keys:
+        yield keys
+
+
+@pytest.fixture
+def rotating_client_keys(local_tls: LocalTls) -> Iterator[ClientKeys]:
+    """Keys of this test alone, which it may rotate without touching the module's simulator."""
+    with published_client_keys(local_tls) as keys:
+        yield keys
 
 
 def clients(keys: ClientKeys) -> tuple[psc_sim.PscClient, ...]:
@@ -231,8 +249,9 @@ def test_signature_key_algorithm_and_parameters_are_checked(psc: str, client_key
 
 
 def test_the_jwks_is_cached_and_fetched_again_for_an_unknown_kid_at_most_every_10_seconds(
-    local_tls: LocalTls, client_keys: ClientKeys
+    local_tls: LocalTls, rotating_client_keys: ClientKeys
 ) -> None:
+    client_keys = rotating_client_keys
     clock = Clock()
     base = "https://psc.test"
     config = psc_sim.PscSimConfig(clients(client_keys), ca_bundle=str(local_tls.bundle), clock=clock)
