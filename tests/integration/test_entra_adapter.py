@@ -61,9 +61,11 @@ def adapter(entra: RunningServer, local_tls: LocalTls, monkeypatch: pytest.Monke
     return EntraAdapter(settings, UpstreamSession(str(local_tls.bundle)))
 
 
-def authorize(adapter: EntraAdapter, persona: str) -> tuple[Mapping[str, Any], dict[str, str]]:
+def authorize(
+    adapter: EntraAdapter, persona: str, max_age: int | None = 4 * 3600
+) -> tuple[Mapping[str, Any], dict[str, str]]:
     """The flow the journey keeps and Entra's answer at the redirect URI."""
-    start = adapter.begin(redirect_uri=REDIRECT, state="journey-1", prompt=None, login_hint=persona, max_age=4 * 3600)
+    start = adapter.begin(redirect_uri=REDIRECT, state="journey-1", prompt=None, login_hint=persona, max_age=max_age)
     response = requests.get(start.url, allow_redirects=False, timeout=10)
     assert response.status_code == 302, response.text[:300]
     query = parse_qs(urlsplit(response.headers["Location"]).query)
@@ -100,6 +102,16 @@ def test_a_token_without_auth_time_names_the_optional_claim_to_declare(
     with switched(entra.url, optional_claims=["acrs"]), pytest.raises(SignInRefused) as refused:
         adapter.finish(*authorize(adapter, "cpx"))
     assert refused.value.reason == "entra_claim_missing" and refused.value.rp_error == "server_error"
+    assert "no auth_time claim" in refused.value.detail
+
+
+def test_without_max_age_msal_checks_no_auth_time_and_the_broker_still_does(
+    adapter: EntraAdapter, entra: RunningServer
+) -> None:
+    """MSAL looks for auth_time only when max_age was sent; the broker's own check holds without it."""
+    with switched(entra.url, optional_claims=["acrs"]), pytest.raises(SignInRefused) as refused:
+        adapter.finish(*authorize(adapter, "cpx", max_age=None))
+    assert refused.value.reason == "entra_claim_missing"
     assert "no auth_time claim" in refused.value.detail
 
 
