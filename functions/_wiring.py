@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from sanscouture.adapters.tables import Tables
 from sanscouture.journey import Broker
 from sanscouture.keys import KeyRing
 from sanscouture.limits import Limits
+from sanscouture.ports import Clock
 from sanscouture.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: MSAL is heavy for a cold start
@@ -31,6 +33,7 @@ class Services:
     """The collaborators of the core for one worker."""
 
     settings: Settings
+    clock: Clock = time.time  # the sandbox moves it (sandbox/broker_clock.py); Azure never does
 
     @cached_property
     def http(self) -> UpstreamSession:
@@ -53,14 +56,15 @@ class Services:
         if self.settings.signing_key_file:
             from sanscouture.adapters.keyfile import FileKeySource
 
-            return KeyRing(FileKeySource(self.settings.signing_key_file))
+            return KeyRing(FileKeySource(self.settings.signing_key_file), clock=self.clock)
         from azure.identity import ManagedIdentityCredential  # only in Azure
 
         from sanscouture.adapters import keyvault
 
         assert self.settings.keyvault_url and self.settings.signing_key_name  # enforced by Settings.from_env
         credential = ManagedIdentityCredential(client_id=self.settings.entra_managed_identity_client_id)
-        return KeyRing(keyvault.from_settings(self.settings.keyvault_url, self.settings.signing_key_name, credential))
+        return KeyRing(keyvault.from_settings(self.settings.keyvault_url, self.settings.signing_key_name, credential),
+                       clock=self.clock)
 
     @cached_property
     def limits(self) -> Limits:
@@ -92,12 +96,13 @@ class Services:
         """The journey's collaborators; upstream adapters contact nobody until first used."""
         return Broker(
             settings=self.settings, tables=self.tables, entra=self.entra, psc=self.psc, keys=self.key_ring,
-            limits=self.limits,
+            limits=self.limits, clock=self.clock,
         )
 
 
 _lock = threading.Lock()
 _services: Services | None = None
+_clock: Clock = time.time
 
 
 def services() -> Services:
@@ -106,7 +111,7 @@ def services() -> Services:
     if _services is None:
         with _lock:
             if _services is None:
-                _services = Services(Settings.from_env(os.environ))
+                _services = Services(Settings.from_env(os.environ), clock=_clock)
     return _services
 
 
@@ -115,3 +120,11 @@ def reset() -> None:
     global _services
     with _lock:
         _services = None
+
+
+def use_clock(clock: Clock) -> None:
+    """The sandbox's movable clock for the services built from now on (never called in Azure)."""
+    global _clock
+    with _lock:
+        _clock = clock
+    reset()

@@ -24,7 +24,7 @@ def token(request: Request) -> Response:
     wired = services()
     context = TokenEndpoint(
         settings=wired.settings, tables=wired.tables, signer=wired.key_ring, client_jwks=wired.client_jwks,
-        failed_client_auth=wired.limits.failed_client_auth,
+        failed_client_auth=wired.limits.failed_client_auth, clock=wired.clock,
     )
     return handle_token_request(request, context)
 

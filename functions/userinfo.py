@@ -17,7 +17,8 @@ bp = func.Blueprint()
 def userinfo(request: Request) -> Response:
     """OIDC Core 5.3; token errors answer with an RFC 6750 3 challenge."""
     wired = services()
-    return handle_userinfo(request, issuer=wired.settings.issuer, decoder=wired.key_ring, grants=wired.tables["codes"])
+    return handle_userinfo(request, issuer=wired.settings.issuer, decoder=wired.key_ring, grants=wired.tables["codes"],
+                           clock=wired.clock)
 
 
 bp.route(route="userinfo", methods=["GET", "POST"])(endpoint(userinfo, render_error=userinfo_error_response))

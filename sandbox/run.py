@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -25,6 +26,9 @@ from typing import Any
 
 from sandbox import azurite
 from sandbox import tls as local_tls
+from sandbox.broker_clock import MovableClock
+from sandbox.broker_clock import time_travel
+from sandbox.broker_clock import with_clock_control
 from sandbox.servers import RunningServer
 from sandbox.servers import serve
 
@@ -75,6 +79,7 @@ class RegisteredClient:
     jwks: Mapping[str, Any] | None = None
     post_logout_redirect_uris: tuple[str, ...] = ()
     client_name: str = ""
+    grant_types: tuple[str, ...] = ("authorization_code",)
     private_jwk: Mapping[str, Any] | None = field(default=None, repr=False)  # private_key_jwt clients
 
     def metadata(self) -> dict[str, Any]:
@@ -86,6 +91,7 @@ class RegisteredClient:
             "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
             "token_endpoint_auth_method": self.auth_method,
             "scope": "openid profile email scope_all",
+            "grant_types": list(self.grant_types),
         }
         if self.secret:
             data["client_secret"] = "sha256:" + hashlib.sha256(self.secret.encode()).hexdigest()
@@ -151,6 +157,7 @@ class Sandbox:
             redirect_uris=(f"{self.demo_url}/callback",),
             post_logout_redirect_uris=(f"{self.demo_url}/",),
             secret=secrets.token_urlsafe(32),
+            grant_types=("authorization_code", "refresh_token"),
         )
         self.clients.insert(0, self.demo_client)
         os.environ.update(self.broker_environment())
@@ -197,7 +204,8 @@ class Sandbox:
 
         ensure_key_file(Path(os.environ["BROKER_SIGNING_KEY_FILE"]))
         Tables.from_connection_string(self.azurite_connection or "").create_all()
-        _wiring.reset()
+        self.broker_clock = MovableClock()
+        _wiring.use_clock(self.broker_clock)
         import function_app
 
         broker_redirects = (f"{self.broker_url}/callback",)
@@ -216,7 +224,8 @@ class Sandbox:
         )
         self.servers.append(serve("psc", psc_sim.create_app(self.psc_url, self._psc_registration()), self.ports.psc,
                                   self.tls))
-        self.servers.append(serve("broker", FunctionsHost(function_app.app), self.ports.broker, self.tls))
+        self.servers.append(serve("broker", with_clock_control(FunctionsHost(function_app.app), self.broker_clock),
+                                  self.ports.broker, self.tls))
         self.servers.append(
             serve(
                 "demo",
@@ -230,6 +239,10 @@ class Sandbox:
                 self.tls,
             )
         )
+
+    def time_travel(self, seconds: int) -> AbstractContextManager[None]:
+        """The broker's, Entra's and PSC's clocks ``seconds`` ahead for a ``with`` block."""
+        return time_travel(self.broker_url, self.entra_url, self.psc_url, seconds)
 
     def _psc_registration(self) -> PscSimConfig:
         """The broker as ANS would register it with PSC, from the broker's own settings."""
