@@ -62,7 +62,7 @@ class BindingStore:
         trip): False when it was removed or changed meanwhile (the caller then reads it again)."""
         return self._store.merge_if_unchanged(tid, oid, etag, {"last_used_at": int(self._clock())}) is not None
 
-    def revoke_session(self, tid: str, oid: str, sid: str, until: int) -> None:
+    def revoke_session(self, tid: str, oid: str, public_sid: str, until: int) -> None:
         """List a session of this account as ended until it would have expired anyway (its 4 hours),
         dropping the entries past theirs. Nothing to do when the pairing is gone (its sessions with it)."""
         for _ in range(3):  # a concurrent change of the row: read it again
@@ -72,7 +72,7 @@ class BindingStore:
             now = self._clock()
             revoked = {key: value for key, value in dict(row.data.get("revoked_sessions") or {}).items()
                        if isinstance(value, int) and value > now}
-            revoked[sid] = until
+            revoked[public_sid] = until
             if self._store.replace(row, {**row.data, "revoked_sessions": revoked}, expires_in=None) is not None:
                 return
 

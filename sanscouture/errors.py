@@ -65,9 +65,16 @@ class InvalidGrantError(OAuthError):
     description = "the authorization code is invalid, expired, used or was issued to another client"
 
 
+class UnauthorizedClientError(OAuthError):
+    """RFC 6749 5.2: the client is not registered for this grant type."""
+
+    error = "unauthorized_client"
+    description = "the client is not registered for this grant type"
+
+
 class UnsupportedGrantTypeError(OAuthError):
     error = "unsupported_grant_type"
-    description = "only grant_type=authorization_code is supported"
+    description = "only grant_type=authorization_code and refresh_token are supported"
 
 
 class UnsupportedResponseTypeError(OAuthError):

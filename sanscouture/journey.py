@@ -192,7 +192,7 @@ def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest,
 
 def _session_still_holds(broker: Broker, session: BrokerSession, binding: Binding) -> bool:
     """The session's pairing still names the same identity and the session was not ended."""
-    return binding.identity.sub == session.sub and not binding.session_revoked(session.sid, broker.clock())
+    return binding.identity.sub == session.sub and not binding.session_revoked(session.public_sid, broker.clock())
 
 
 def _shown(journey: Journey, binding: Binding) -> Journey:
@@ -239,11 +239,11 @@ def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, se
     binding = broker.bindings.find(session.account.tid, session.account.oid)
     if binding is None or binding.identity.sub != session.sub:
         return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("pairing no longer valid"))
-    if binding.session_revoked(session.sid, broker.clock()):
+    if binding.session_revoked(session.public_sid, broker.clock()):
         return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("the broker session has ended"))
     session = broker.sessions.touch(session)
     code = _issue(broker, auth_request, binding.identity, session.auth_time, session.public_sid,
-                  _acr(broker, session.account), new_grant_id())
+                  session.account, new_grant_id())
     assert code is not None  # a new random grant id is never taken
     broker.audit.record("login_succeeded", client_id=auth_request.client_id, mode="session", **_who(binding.identity))
     return code_response(auth_request, code, broker.settings.issuer, cookies=(broker.sessions.cookie(session),))
@@ -486,7 +486,7 @@ def _finish_with_code(
     session = _session_for(broker, current, identity, account, auth_time) if account is not None else None
     sid = session.public_sid if session is not None else secrets.token_urlsafe(16)
     # The code is the journey's single use: a replayed or double-submitted form finds it taken.
-    code = _issue(broker, journey.request, identity, auth_time, sid, _acr(broker, account), journey.grant_id)
+    code = _issue(broker, journey.request, identity, auth_time, sid, account, journey.grant_id)
     if code is None:
         return error_page("stale_step", status=409)
     cookies = [broker.journeys.ended(journey)]
@@ -522,7 +522,7 @@ def _session_for(
 
 def _end(broker: Broker, session: BrokerSession) -> None:
     """A session ended before its time: listed in its pairing's row until it would have expired."""
-    broker.bindings.revoke_session(session.account.tid, session.account.oid, session.sid,
+    broker.bindings.revoke_session(session.account.tid, session.account.oid, session.public_sid,
                                    broker.sessions.expires_at(session))
 
 
@@ -541,9 +541,10 @@ def _issue(
     identity: PscIdentity,
     auth_time: int,
     sid: str,
-    acr: str | None,
+    account: EntraAccount | None,
     grant_id: str,
 ) -> str | None:
+    acr = _acr(broker, account)
     grant = CodeGrant(
         client_id=auth_request.client_id,
         redirect_uri=auth_request.redirect_uri,
@@ -554,6 +555,8 @@ def _issue(
         sid=sid,
         nonce=auth_request.nonce,
         acr=acr,
+        tid=account.tid if account is not None else None,
+        oid=account.oid if account is not None else None,
     )
     return issue_code(broker.tables["codes"], grant, grant_id)
 

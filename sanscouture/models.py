@@ -21,6 +21,11 @@ class Client:
     jwks_uri: str | None = None
     scope: tuple[str, ...] = ("openid", "scope_all")
     client_name: str = ""
+    grant_types: tuple[str, ...] = ("authorization_code",)  # RFC 7591 2: add "refresh_token" for refresh
+
+    @property
+    def may_refresh(self) -> bool:
+        return "refresh_token" in self.grant_types
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,10 @@ class CodeGrant:
     nonce: str | None = None
     acr: str | None = "eidas1"  # None: the authentication's level is not known (sandbox without acrs)
     amr: tuple[str, ...] = ()
+    # The pairing the sign-in went through (Entra account), None for a one-off PSC identity: a refresh
+    # token is bound to it and dies with it.
+    tid: str | None = None
+    oid: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -182,6 +191,8 @@ class CodeGrant:
             "nonce": self.nonce,
             "acr": self.acr,
             "amr": list(self.amr),
+            "tid": self.tid,
+            "oid": self.oid,
         }
 
     @classmethod
@@ -197,6 +208,8 @@ class CodeGrant:
             nonce=data.get("nonce"),
             acr=data.get("acr"),
             amr=tuple(data.get("amr") or ()),
+            tid=data.get("tid"),
+            oid=data.get("oid"),
         )
 
 
@@ -247,12 +260,13 @@ class Binding:
     paired_at: int
     last_used_at: int
     # The row's version when read (a confirmation checks it is unchanged), and the sessions of the
-    # account ended before their time (session id -> until when): storage state, not the pairing.
+    # account ended before their time (public ``sid`` -> until when): storage state, not the pairing.
     etag: str | None = field(default=None, compare=False)
     revoked_sessions: Mapping[str, int] = field(default_factory=dict, compare=False)
 
-    def session_revoked(self, sid: str, now: float) -> bool:
-        until = self.revoked_sessions.get(sid)
+    def session_revoked(self, public_sid: str, now: float) -> bool:
+        """Whether the session whose ``sid`` claim is ``public_sid`` was ended before its time."""
+        until = self.revoked_sessions.get(public_sid)
         return until is not None and until > now
 
 

@@ -44,6 +44,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "BROKER_SESSION_MAX_AGE",
     "BROKER_SESSION_IDLE_TIMEOUT",
     "BROKER_ACCESS_TOKEN_TTL",
+    "BROKER_REFRESH_TOKEN_TTL",
     "BROKER_LIMIT_JOURNEYS_PER_MINUTE",
     "BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE",
     "BROKER_CA_BUNDLE",
@@ -60,6 +61,7 @@ SANDBOX_ONLY_SETTINGS: frozenset[str] = frozenset(
 )
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+GRANT_TYPES = ("authorization_code", "refresh_token")
 # How the broker authenticates to PSC's token endpoint: the secret ANS issued, or an RFC 7523 assertion
 # signed with the broker's own signing key, whose public half ANS fetches from {issuer}/jwks.
 PSC_CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105 - a method name
@@ -103,6 +105,7 @@ class Settings:
     session_max_age: int = 4 * 3600
     session_idle_timeout: int = 30 * 60
     access_token_ttl: int = 120
+    refresh_token_ttl: int = 30 * 60
     limit_journeys_per_minute: int = 30
     limit_failed_client_auth_per_minute: int = 10
     ca_bundle: str | None = None
@@ -142,6 +145,7 @@ class Settings:
             session_max_age=reader.seconds("BROKER_SESSION_MAX_AGE", 4 * 3600),
             session_idle_timeout=reader.seconds("BROKER_SESSION_IDLE_TIMEOUT", 30 * 60),
             access_token_ttl=reader.seconds("BROKER_ACCESS_TOKEN_TTL", 120),
+            refresh_token_ttl=reader.seconds("BROKER_REFRESH_TOKEN_TTL", 30 * 60),
             limit_journeys_per_minute=reader.seconds("BROKER_LIMIT_JOURNEYS_PER_MINUTE", 30),
             limit_failed_client_auth_per_minute=reader.seconds("BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE", 10),
             ca_bundle=reader.optional("BROKER_CA_BUNDLE"),
@@ -320,7 +324,12 @@ def _parse_client(item: Any, where: str) -> Client:
     scope = item.get("scope", "openid scope_all")
     if not isinstance(scope, str):
         raise SettingsError(where, "scope must be a space-separated string")
+    grant_types = item.get("grant_types", ["authorization_code"])
+    if (not isinstance(grant_types, list) or "authorization_code" not in grant_types
+            or not set(grant_types) <= set(GRANT_TYPES)):
+        raise SettingsError(where, "grant_types must list authorization_code, and may add refresh_token")
     return Client(
+        grant_types=tuple(grant_types),
         client_id=client_id,
         client_secret=secret if isinstance(secret, str) else None,
         redirect_uris=redirect_uris,

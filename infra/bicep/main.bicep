@@ -178,6 +178,10 @@ param sessionIdleTimeout int = 1800
 @minValue(30)
 param accessTokenTtl int = 120
 
+@description('Refresh token lifetime in seconds (PSC: 30 min), for services registered with the refresh_token grant.')
+@minValue(60)
+param refreshTokenTtl int = 1800
+
 @description('Sign-ins one client address may start per minute, per instance: beyond, a French 429 page. Bounds the journey rows an unauthenticated source can make the broker write.')
 @minValue(1)
 param limitJourneysPerMinute int = 30
@@ -330,6 +334,7 @@ module appSettings 'modules/appsettings.bicep' = {
     sessionMaxAge: sessionMaxAge
     sessionIdleTimeout: sessionIdleTimeout
     accessTokenTtl: accessTokenTtl
+    refreshTokenTtl: refreshTokenTtl
     limitJourneysPerMinute: limitJourneysPerMinute
     limitFailedClientAuthPerMinute: limitFailedClientAuthPerMinute
   }

@@ -2,13 +2,19 @@
 
 It does what a digital service integrated with Pro Santé Connect does, from the broker's discovery
 document alone: authorization code flow with PKCE S256 and nonce, ``client_secret_basic`` at the
-token endpoint, ID token verified against ``/jwks``, claims from ``/userinfo``, RP-initiated logout.
+token endpoint, ID token verified against ``/jwks``, claims from ``/userinfo``, refresh with token
+rotation (RFC 6749 6), RP-initiated logout.
+
+What it learns of a user is kept server-side (in this process's memory, as a real service keeps it in
+its session store): the browser's cookie holds only a random key, and the tokens never leave the service.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import threading
+import time
 from typing import Any
 
 from authlib.integrations.base_client.errors import OAuthError
@@ -47,11 +53,15 @@ def create_app(*, base_url: str, issuer: str, client_id: str, client_secret: str
         },
     )
     redirect_uri = f"{base_url}/callback"
+    users = UserStore()
+
+    def current_user() -> dict[str, Any] | None:
+        return users.get(session.get("key"))
 
     @app.get("/")
     def home() -> str:
         return render_template(
-            "home.html", user=session.get("user"), message=request.args.get("message"), issuer=issuer
+            "home.html", user=current_user(), message=request.args.get("message"), issuer=issuer
         )
 
     @app.post("/login")
@@ -75,16 +85,34 @@ def create_app(*, base_url: str, issuer: str, client_id: str, client_secret: str
         except OAuthError as error:
             return redirect(url_for("home", message=f"Connexion refusée : {error.error}"))
         userinfo = broker.userinfo(token=token)
-        session["user"] = {
+        session["key"] = users.put({
             "id_token_claims": _jsonable(token.get("userinfo") or {}),
             "userinfo": _jsonable(dict(userinfo)),
             "id_token": token.get("id_token"),
-        }
+            "token": dict(token),
+            "refreshed": 0,
+        })
         return redirect(url_for("home"))
+
+    @app.post("/refresh")
+    def refresh() -> Response:
+        """New tokens from the refresh token (rotated: the new one replaces it), then /userinfo with them."""
+        user = current_user()
+        if user is None:
+            return redirect(url_for("home"))
+        try:
+            token = broker.fetch_access_token(grant_type="refresh_token", refresh_token=user["token"]["refresh_token"])
+            userinfo = broker.userinfo(token=token)
+        except (OAuthError, KeyError) as error:
+            users.pop(session.pop("key", None))
+            return redirect(url_for("home", message=f"Session terminée : {getattr(error, 'error', error)}"))
+        user.update(token=dict(token), userinfo=_jsonable(dict(userinfo)), refreshed=user["refreshed"] + 1,
+                    id_token=token.get("id_token") or user["id_token"])
+        return redirect(url_for("home", message="Jetons renouvelés."))
 
     @app.post("/logout")
     def logout() -> Response:
-        user = session.pop("user", None)
+        user = users.pop(session.pop("key", None))
         if not user:
             return redirect(url_for("home"))
         return broker.logout_redirect(
@@ -103,6 +131,28 @@ def create_app(*, base_url: str, issuer: str, client_id: str, client_secret: str
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
     return app
+
+
+class UserStore:
+    """The service's sessions: random key → what it knows of the user (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, user: dict[str, Any]) -> str:
+        key = secrets.token_urlsafe(24)
+        with self._lock:
+            self._users[key] = {**user, "signed_in_at": int(time.time())}
+        return key
+
+    def get(self, key: str | None) -> dict[str, Any] | None:
+        with self._lock:
+            return self._users.get(key) if key else None
+
+    def pop(self, key: str | None) -> dict[str, Any] | None:
+        with self._lock:
+            return self._users.pop(key, None) if key else None
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

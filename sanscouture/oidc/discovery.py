@@ -2,7 +2,7 @@
 
 Served at ``/.well-known/openid-configuration`` and at PSC's ``/.well-known/wallet-openid-configuration``
 so that a service already configured for PSC only changes the base URL. Nothing is advertised that
-the broker does not do: no refresh token, no request objects, no signed userinfo, no ``plain`` PKCE.
+the broker does not do: no ``offline_access``, no request objects, no signed userinfo, no ``plain`` PKCE.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def build_discovery(issuer: str) -> dict[str, Any]:
         "end_session_endpoint": f"{issuer}/logout",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],

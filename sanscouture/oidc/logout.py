@@ -114,7 +114,7 @@ def _end_session(broker: Broker, request: Request, *, client_id: str) -> None:
     session = broker.sessions.find(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return
-    broker.bindings.revoke_session(session.account.tid, session.account.oid, session.sid,
+    broker.bindings.revoke_session(session.account.tid, session.account.oid, session.public_sid,
                                    broker.sessions.expires_at(session))
     broker.audit.record("logout", client_id=client_id, national_id=session.national_id)
 

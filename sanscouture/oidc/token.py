@@ -1,9 +1,10 @@
-"""The token endpoint: authorization code → ID token + access token (RFC 6749 4.1.3, OIDC Core 3.1.3).
+"""The token endpoint: authorization code → ID token + access token (RFC 6749 4.1.3, OIDC Core 3.1.3),
+and refresh token → new tokens (RFC 6749 6, :mod:`sanscouture.oidc.refresh`).
 
 :func:`exchange_code` reads as the list of its checks, each a small function raising one typed
-error. The code is consumed before the checks that follow it, so a failed attempt burns the code:
-whoever holds a stolen code gets one try. A code that is absent, expired or already used revokes
-the access tokens issued from it (RFC 6749 4.1.2, 10.5). No refresh token is issued.
+error. A failed redemption burns the code: whoever holds a stolen code gets one try. A code already
+used revokes what it gave (RFC 6749 4.1.2, 10.5): the access tokens and the refresh token family.
+A client registered for the ``refresh_token`` grant gets a refresh token with a paired sign-in.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from sanscouture.web import Response
 
 ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - RFC 9068 2.1 media type, not a secret
 AUTHORIZATION_CODE = "authorization_code"
+REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type name
 BASIC_CHALLENGE = 'Basic realm="sans-couture"'
 
 
@@ -67,21 +69,25 @@ class TokenEndpoint:
 
 @dataclass(frozen=True)
 class IssuedTokens:
-    """A successful token response (RFC 6749 5.1, OIDC Core 3.1.3.3)."""
+    """A successful token response (RFC 6749 5.1, OIDC Core 3.1.3.3 and 12.2)."""
 
     access_token: str
     id_token: str
     expires_in: int
     scope: str
+    refresh_token: str | None = None
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "access_token": self.access_token,
             "token_type": "Bearer",
             "expires_in": self.expires_in,
             "id_token": self.id_token,
             "scope": self.scope,
         }
+        if self.refresh_token:
+            body["refresh_token"] = self.refresh_token
+        return body
 
 
 def handle_token_request(request: Request, endpoint: TokenEndpoint) -> Response:
@@ -90,12 +96,15 @@ def handle_token_request(request: Request, endpoint: TokenEndpoint) -> Response:
 
 
 def exchange_code(request: Request, endpoint: TokenEndpoint) -> IssuedTokens:
-    """RFC 6749 4.1.3 and OIDC Core 3.1.3.2, one check per line."""
+    """RFC 6749 4.1.3 and OIDC Core 3.1.3.2 (or RFC 6749 6 for a refresh), one check per line."""
     check_post(request)
     check_form_encoded(request)
     check_no_repeated_parameters(request)
     client = authenticate_client_within_limits(request, endpoint)
-    check_grant_type(request.form)
+    if check_grant_type(request.form) == REFRESH_TOKEN:
+        from sanscouture.oidc.refresh import exchange_refresh_token  # one grant type, one module
+
+        return exchange_refresh_token(request, client, endpoint)
     code = check_code_present(request.form)
     codes = endpoint.tables["codes"]
     found = find_grant_or_revoke(codes, code)
@@ -107,7 +116,7 @@ def exchange_code(request: Request, endpoint: TokenEndpoint) -> IssuedTokens:
     except OAuthError:
         codes.consume_row(found.row)  # a failed redemption uses the code up too
         raise
-    return redeem(codes, found, grant, endpoint)
+    return redeem(codes, found, grant, client, endpoint)
 
 
 # -- request shape ----------------------------------------------------------------------------
@@ -132,13 +141,14 @@ def check_no_repeated_parameters(request: Request) -> None:
         raise InvalidRequestError(f"repeated parameter: {sorted(request.repeated)[0]}")
 
 
-def check_grant_type(form: Mapping[str, str]) -> None:
-    """RFC 6749 5.2: only ``authorization_code``; none at all is a malformed request."""
+def check_grant_type(form: Mapping[str, str]) -> str:
+    """RFC 6749 5.2: ``authorization_code`` or ``refresh_token``; none at all is a malformed request."""
     grant_type = form.get("grant_type")
     if not grant_type:
         raise InvalidRequestError("grant_type is required")
-    if grant_type != AUTHORIZATION_CODE:
+    if grant_type not in (AUTHORIZATION_CODE, REFRESH_TOKEN):
         raise UnsupportedGrantTypeError()
+    return grant_type
 
 
 def check_code_present(form: Mapping[str, str]) -> str:
@@ -182,10 +192,13 @@ def check_redirect_uri(grant: CodeGrant, form: Mapping[str, str]) -> None:
 # -- issuing --------------------------------------------------------------------------------
 
 
-def redeem(codes: RowStore, found: FoundGrant, grant: CodeGrant, endpoint: TokenEndpoint) -> IssuedTokens:
+def redeem(
+    codes: RowStore, found: FoundGrant, grant: CodeGrant, client: Client, endpoint: TokenEndpoint
+) -> IssuedTokens:
     """Sign the access token (RFC 9068) and the ID token (OIDC Core 2), and turn the code's row into the
-    access token's record in one ETag-conditional replace: of two concurrent redemptions one wins, and
-    the loser revokes the winner's tokens too (the code was used twice)."""
+    grant's record (its access token, and the refresh token family of a client registered for it) in
+    one ETag-conditional replace: of two concurrent redemptions one wins, and the loser revokes the
+    winner's tokens too (the code was used twice)."""
     settings = endpoint.settings
     now = int(endpoint.clock())
     jti = secrets.token_urlsafe(16)
@@ -194,15 +207,23 @@ def redeem(codes: RowStore, found: FoundGrant, grant: CodeGrant, endpoint: Token
     )
     access_token = endpoint.signer.sign(claims, typ=ACCESS_TOKEN_TYP)
     # The record keeps the code's secret hash: a replayed code still finds it, and revokes it.
-    record = {**access_token_record(grant, jti), "secret_sha256": found.row.data["secret_sha256"]}
-    if codes.replace(found.row, record, expires_in=settings.access_token_ttl) is None:
+    record = {**grant_record(grant, {jti: now + settings.access_token_ttl}),
+              "secret_sha256": found.row.data["secret_sha256"]}
+    refresh_token, lifetime = None, settings.access_token_ttl
+    if client.may_refresh and grant.tid is not None:  # bound to a pairing: one-off identities get none
+        from sanscouture.oidc.refresh import new_refresh_token
+
+        refresh_token, fields = new_refresh_token(found.grant_id, grant, settings, now)
+        record.update(fields)
+        lifetime = max(lifetime, int(fields["refresh_until"]) - now)
+    if codes.replace(found.row, record, expires_in=lifetime) is None:
         codes.delete(found.grant_id, GRANT_ROW)
         raise InvalidGrantError("the authorization code is invalid, expired or was already used",
                                 detail="concurrent redemption: the grant's tokens were revoked")
     id_token = endpoint.signer.sign(
         build_id_token_claims(grant, issuer=settings.issuer, access_token=access_token, now=now)
     )
-    return IssuedTokens(access_token, id_token, settings.access_token_ttl, " ".join(grant.scope))
+    return IssuedTokens(access_token, id_token, settings.access_token_ttl, " ".join(grant.scope), refresh_token)
 
 
 def build_access_token_claims(
@@ -227,17 +248,10 @@ def build_access_token_claims(
     }
 
 
-def access_token_record(grant: CodeGrant, jti: str) -> dict[str, Any]:
-    """What ``/userinfo`` needs of the access token ``jti``, kept in the grant's row for its lifetime."""
-    return {
-        "state": REDEEMED_STATE,
-        "jti": jti,
-        "client_id": grant.client_id,
-        "scope": " ".join(grant.scope),
-        "sub": grant.identity.sub,
-        "claims": dict(grant.identity.claims),
-        "sid": grant.sid,
-    }
+def grant_record(grant: CodeGrant, access: Mapping[str, int]) -> dict[str, Any]:
+    """The grant once redeemed: what ``/userinfo`` serves (the grant's identity and scope) and its live
+    access tokens (``jti`` → expiry), kept in the grant's row."""
+    return {**grant.to_dict(), "state": REDEEMED_STATE, "access": dict(access)}
 
 
 # -- responses ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Claims are PSC's, exactly as PSC gave them, filtered by the granted scopes (OIDC
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -19,10 +20,12 @@ import jwt
 from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import InvalidTokenError
 from sanscouture.errors import OAuthError
+from sanscouture.models import CodeGrant
 from sanscouture.models import Row
 from sanscouture.oidc.codes import GRANT_ROW
 from sanscouture.oidc.codes import REDEEMED_STATE
 from sanscouture.oidc.token import ACCESS_TOKEN_TYP
+from sanscouture.ports import Clock
 from sanscouture.ports import RowStore
 from sanscouture.web import NO_STORE
 from sanscouture.web import Request
@@ -61,12 +64,15 @@ class TokenDecoder(Protocol):
     ) -> dict[str, Any]: ...
 
 
-def handle_userinfo(request: Request, *, issuer: str, decoder: TokenDecoder, grants: RowStore) -> Response:
+def handle_userinfo(
+    request: Request, *, issuer: str, decoder: TokenDecoder, grants: RowStore, clock: Clock = time.time
+) -> Response:
     """OIDC Core 5.3: GET or POST with a Bearer token → the claims of its scopes, as JSON (one read)."""
     token = read_bearer_token(request)
     claims = verify_access_token(token, decoder, issuer)
-    row = load_token_record(grants, claims)
-    userinfo = build_userinfo(str(row.data.get("scope", "")).split(), str(row.data["sub"]), row.data.get("claims"))
+    row = load_token_record(grants, claims, now=clock())
+    grant = CodeGrant.from_dict(row.data)
+    userinfo = build_userinfo(grant.scope, grant.identity.sub, grant.identity.claims)
     return Response.json(userinfo, headers=NO_STORE)
 
 
@@ -103,14 +109,18 @@ def verify_access_token(token: str, decoder: TokenDecoder, issuer: str) -> dict[
         raise InvalidTokenError(detail=f"{type(error).__name__}: {error}") from None
 
 
-def load_token_record(grants: RowStore, claims: Mapping[str, Any]) -> Row:
-    """The grant's row holding this very token (``gid``, state redeemed, same ``jti``); absent or
-    another means revoked or expired."""
+def load_token_record(grants: RowStore, claims: Mapping[str, Any], *, now: float) -> Row:
+    """The grant's row listing this very token among its live access tokens (``gid``, ``jti``); absent
+    (revoked: a replayed code or refresh token, a removed pairing) or not listed means refused."""
     grant_id, jti = claims.get("gid"), claims.get("jti")
     if not isinstance(grant_id, str) or not isinstance(jti, str) or not grant_id or not jti:
         raise InvalidTokenError(detail="access token without gid or jti")
     row = grants.find(grant_id, GRANT_ROW)
-    if row is None or row.data.get("state") != REDEEMED_STATE or row.data.get("jti") != jti:
+    access = row.data.get("access") if row is not None else None
+    if row is None or row.data.get("state") != REDEEMED_STATE or not isinstance(access, dict):
+        raise InvalidTokenError("the access token was revoked or has expired")
+    expires = access.get(jti)
+    if not isinstance(expires, int) or expires <= now:
         raise InvalidTokenError("the access token was revoked or has expired")
     return row
 

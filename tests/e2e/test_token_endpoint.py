@@ -184,8 +184,14 @@ def test_client_assertion_living_longer_than_five_minutes_is_invalid_client(rps:
 
 def test_unsupported_grant_type(rps: RelyingParties) -> None:
     code, pkce = rps.code("rp-basic")
-    response = rps.redeem("rp-basic", code, pkce, grant_type="refresh_token")
+    response = rps.redeem("rp-basic", code, pkce, grant_type="password")
     assert_error(response, 400, "unsupported_grant_type")
+
+
+def test_refresh_by_a_client_not_registered_for_it_is_unauthorized_client(rps: RelyingParties) -> None:
+    code, pkce = rps.code("rp-basic")
+    response = rps.redeem("rp-basic", code, pkce, grant_type="refresh_token", refresh_token="x")
+    assert_error(response, 400, "unauthorized_client")
 
 
 def test_get_on_the_token_endpoint_is_invalid_request(broker: BrokerUnderTest) -> None:

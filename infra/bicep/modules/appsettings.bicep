@@ -76,6 +76,9 @@ param sessionIdleTimeout int
 @description('Access token lifetime in seconds (BROKER_ACCESS_TOKEN_TTL).')
 param accessTokenTtl int
 
+@description('Refresh token lifetime in seconds (BROKER_REFRESH_TOKEN_TTL).')
+param refreshTokenTtl int
+
 @description('Sign-ins a client address may start per minute, per instance (BROKER_LIMIT_JOURNEYS_PER_MINUTE).')
 param limitJourneysPerMinute int
 
@@ -139,6 +142,7 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     BROKER_SESSION_MAX_AGE: string(sessionMaxAge)
     BROKER_SESSION_IDLE_TIMEOUT: string(sessionIdleTimeout)
     BROKER_ACCESS_TOKEN_TTL: string(accessTokenTtl)
+    BROKER_REFRESH_TOKEN_TTL: string(refreshTokenTtl)
     BROKER_LIMIT_JOURNEYS_PER_MINUTE: string(limitJourneysPerMinute)
     BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE: string(limitFailedClientAuthPerMinute)
   }

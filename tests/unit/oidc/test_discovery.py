@@ -23,7 +23,7 @@ def test_document_advertises_only_what_is_implemented() -> None:
     document = build_discovery(ISSUER)
     assert document["response_types_supported"] == ["code"]
     assert document["response_modes_supported"] == ["query"]
-    assert document["grant_types_supported"] == ["authorization_code"]
+    assert document["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert document["subject_types_supported"] == ["public"]
     assert document["id_token_signing_alg_values_supported"] == ["RS256"]
     assert document["token_endpoint_auth_methods_supported"] == [

@@ -10,8 +10,8 @@ from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import InvalidTokenError
 from sanscouture.keys import KeyRing
 from sanscouture.oidc.codes import GRANT_ROW
-from sanscouture.oidc.token import access_token_record
 from sanscouture.oidc.token import build_access_token_claims
+from sanscouture.oidc.token import grant_record
 from sanscouture.oidc.userinfo import BearerTokenMissingError
 from sanscouture.oidc.userinfo import bearer_error_response
 from sanscouture.oidc.userinfo import bearer_from_header
@@ -38,10 +38,10 @@ class World:
         grant = make_grant(scope=scope)
         claims = build_access_token_claims(grant, issuer=ISSUER, grant_id="gid-1", jti="jti-1", now=int(NOW), ttl=120)
         self.token = self.keys.sign(claims, typ="at+jwt")
-        self.grants.save("gid-1", GRANT_ROW, access_token_record(grant, "jti-1"), expires_in=120)
+        self.grants.save("gid-1", GRANT_ROW, grant_record(grant, {"jti-1": int(NOW) + 120}), expires_in=120)
 
     def get(self, request: Request) -> dict[str, object]:
-        response = handle_userinfo(request, issuer=ISSUER, decoder=self.keys, grants=self.grants)
+        response = handle_userinfo(request, issuer=ISSUER, decoder=self.keys, grants=self.grants, clock=self.clock)
         assert response.status == 200
         assert response.header("Cache-Control") == "no-store"
         return json.loads(response.body)

@@ -1,0 +1,263 @@
+"""Refresh tokens (RFC 6749 6, RFC 9700 4.14): each check with its exact error, rotation and the family."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from typing import Any
+
+import pytest
+
+from sanscouture.bindings import BindingStore
+from sanscouture.errors import InvalidGrantError
+from sanscouture.errors import InvalidRequestError
+from sanscouture.errors import InvalidScopeError
+from sanscouture.errors import OAuthError
+from sanscouture.errors import UnauthorizedClientError
+from sanscouture.keys import KeyRing
+from sanscouture.models import Client
+from sanscouture.models import EntraAccount
+from sanscouture.models import PscIdentity
+from sanscouture.oidc.codes import GRANT_ROW
+from sanscouture.oidc.codes import issue_code
+from sanscouture.oidc.codes import new_grant_id
+from sanscouture.oidc.token import IssuedTokens
+from sanscouture.oidc.token import TokenEndpoint
+from sanscouture.oidc.token import exchange_code
+from sanscouture.oidc.userinfo import load_token_record
+from sanscouture.web import Request
+from tests.unit.oidc.fakes import ISSUER
+from tests.unit.oidc.fakes import NOW
+from tests.unit.oidc.fakes import VERIFIER
+from tests.unit.oidc.fakes import FakeClock
+from tests.unit.oidc.fakes import FakeKeySource
+from tests.unit.oidc.fakes import FakeTables
+from tests.unit.oidc.fakes import make_grant
+from tests.unit.oidc.fakes import make_identity
+from tests.unit.oidc.fakes import make_settings
+from tests.unit.oidc.fakes import sha256_secret
+
+REDIRECT = "https://rp.example.fr/callback"
+GRANTS = ("authorization_code", "refresh_token")
+RP_REFRESH = Client("rp-refresh", (REDIRECT,), "client_secret_basic", sha256_secret("refresh-secret"),
+                    grant_types=GRANTS)
+RP_OTHER = Client("rp-other", (REDIRECT,), "client_secret_basic", sha256_secret("other-secret"), grant_types=GRANTS)
+RP_BASIC = Client("rp-basic", (REDIRECT,), "client_secret_basic", sha256_secret("basic-secret"))
+TID, OID = "00000000-0000-0000-0000-000000000001", "oid-1"
+ACCOUNT = EntraAccount(TID, OID, auth_time=int(NOW) - 30)
+
+
+class World:
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.tables = FakeTables(self.clock)
+        self.keys = KeyRing(FakeKeySource(), clock=self.clock)
+        self.settings = make_settings(RP_REFRESH, RP_OTHER, RP_BASIC)
+        self.endpoint = TokenEndpoint(settings=self.settings, tables=self.tables, signer=self.keys,
+                                      client_jwks=lambda uri, refresh=False: {"keys": []}, clock=self.clock)
+        self.bindings = BindingStore(self.tables["bindings"], self.clock)
+        self.bindings.create(ACCOUNT, make_identity())
+
+    def sign_in(self, client_id: str = "rp-refresh", *, paired: bool = True) -> IssuedTokens:
+        grant = dataclasses.replace(make_grant(client_id, redirect_uri=REDIRECT),
+                                    tid=TID if paired else None, oid=OID if paired else None)
+        code = issue_code(self.tables["codes"], grant, new_grant_id())
+        assert code is not None
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": VERIFIER}
+        return exchange_code(request(form, client_id), self.endpoint)
+
+    def refresh(self, token: str | None, client_id: str = "rp-refresh", **extra: str) -> IssuedTokens:
+        form = {"grant_type": "refresh_token", **({"refresh_token": token} if token else {}), **extra}
+        return exchange_code(request(form, client_id), self.endpoint)
+
+    def access_alive(self, tokens: IssuedTokens) -> bool:
+        claims = self.keys.decode(tokens.access_token, issuer=ISSUER, audience=ISSUER, typ="at+jwt")
+        try:
+            load_token_record(self.tables["codes"], claims, now=self.clock())
+        except OAuthError:
+            return False
+        return True
+
+    def later(self, seconds: float) -> None:
+        self.clock.now += seconds
+
+
+def request(form: dict[str, str], client_id: str) -> Request:
+    secret = {"rp-refresh": "refresh-secret", "rp-other": "other-secret", "rp-basic": "basic-secret"}[client_id]
+    credentials = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    headers = {"authorization": f"Basic {credentials}", "content-type": "application/x-www-form-urlencoded"}
+    return Request("POST", f"{ISSUER}/token", headers=headers, form=form)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def refused(call: Any, error_type: type[OAuthError], error: str) -> OAuthError:
+    with pytest.raises(error_type) as raised:
+        call()
+    assert raised.value.error == error
+    return raised.value
+
+
+def test_a_paired_sign_in_to_a_registered_client_gets_a_refresh_token(world: World) -> None:
+    tokens = world.sign_in()
+    assert tokens.refresh_token is not None
+    assert tokens.body()["refresh_token"] == tokens.refresh_token
+    row = world.tables["codes"].find(tokens.refresh_token.split(".")[0], GRANT_ROW)
+    assert row is not None and tokens.refresh_token.split(".")[1] not in str(row.data)  # kept hashed only
+    assert row.data["refresh_until"] == int(NOW) + 30 * 60
+    assert row.expires_at == NOW + 30 * 60  # the row lives as long as its family can
+
+
+def test_no_refresh_token_for_a_client_not_registered_for_the_grant(world: World) -> None:
+    assert world.sign_in("rp-basic").refresh_token is None
+    assert "refresh_token" not in world.sign_in("rp-basic").body()
+
+
+def test_no_refresh_token_without_a_pairing(world: World) -> None:
+    assert world.sign_in(paired=False).refresh_token is None
+
+
+def test_a_refresh_rotates_the_token_and_issues_new_tokens(world: World) -> None:
+    first = world.sign_in()
+    world.later(60)
+    second = world.refresh(first.refresh_token)
+    assert second.refresh_token not in (None, first.refresh_token)
+    assert second.access_token != first.access_token
+    assert world.access_alive(first) and world.access_alive(second)
+    id_token = world.keys.decode(second.id_token, issuer=ISSUER, audience="rp-refresh")
+    assert "nonce" not in id_token  # OIDC Core 12.2
+    assert id_token["auth_time"] == int(NOW) - 30  # the original authentication, not the refresh
+    assert id_token["iat"] == int(NOW) + 60
+
+
+def test_the_refresh_token_lifetime_runs_from_each_use(world: World) -> None:
+    tokens = world.sign_in()
+    for _ in range(3):
+        world.later(25 * 60)
+        tokens = world.refresh(tokens.refresh_token)
+    assert tokens.refresh_token
+
+
+def test_a_used_refresh_token_presented_again_revokes_the_family(world: World) -> None:
+    first = world.sign_in()
+    second = world.refresh(first.refresh_token)
+    error = refused(lambda: world.refresh(first.refresh_token), InvalidGrantError, "invalid_grant")
+    assert error.description == "the refresh token is invalid, expired or revoked"
+    assert not world.access_alive(first) and not world.access_alive(second)
+    refused(lambda: world.refresh(second.refresh_token), InvalidGrantError, "invalid_grant")
+
+
+def test_a_reused_authorization_code_revokes_the_refresh_family_too(world: World) -> None:
+    grant = dataclasses.replace(make_grant("rp-refresh", redirect_uri=REDIRECT), tid=TID, oid=OID)
+    code = issue_code(world.tables["codes"], grant, new_grant_id())
+    assert code is not None
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": VERIFIER}
+    tokens = exchange_code(request(form, "rp-refresh"), world.endpoint)
+    refused(lambda: exchange_code(request(form, "rp-refresh"), world.endpoint), InvalidGrantError, "invalid_grant")
+    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+
+
+def test_a_missing_refresh_token_is_invalid_request(world: World) -> None:
+    refused(lambda: world.refresh(None), InvalidRequestError, "invalid_request")
+
+
+@pytest.mark.parametrize("token", ["x", "0" * 32, "0" * 32 + ".short", "g" * 32 + "." + "a" * 43, "a.b.c"])
+def test_a_malformed_refresh_token_is_invalid_grant(world: World, token: str) -> None:
+    refused(lambda: world.refresh(token), InvalidGrantError, "invalid_grant")
+
+
+def test_an_unknown_refresh_token_is_invalid_grant(world: World) -> None:
+    refused(lambda: world.refresh("0" * 32 + "." + "A" * 43), InvalidGrantError, "invalid_grant")
+
+
+def test_a_wrong_secret_of_a_live_family_is_refused_without_revoking_it(world: World) -> None:
+    tokens = world.sign_in()
+    assert tokens.refresh_token is not None
+    forged = tokens.refresh_token.split(".")[0] + "." + "A" * 43
+    refused(lambda: world.refresh(forged), InvalidGrantError, "invalid_grant")
+    assert world.refresh(tokens.refresh_token).refresh_token  # a guess does not let an attacker kill a family
+
+
+def test_a_client_not_registered_for_the_grant_is_unauthorized_client(world: World) -> None:
+    tokens = world.sign_in()
+    refused(lambda: world.refresh(tokens.refresh_token, "rp-basic"), UnauthorizedClientError, "unauthorized_client")
+
+
+def test_another_clients_refresh_token_is_invalid_grant(world: World) -> None:
+    tokens = world.sign_in()
+    refused(lambda: world.refresh(tokens.refresh_token, "rp-other"), InvalidGrantError, "invalid_grant")
+
+
+def test_an_expired_refresh_token_is_invalid_grant(world: World) -> None:
+    tokens = world.sign_in()
+    world.later(30 * 60)
+    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+
+
+def test_the_four_hour_rule_ends_the_family_even_with_a_longer_lifetime(world: World) -> None:
+    world.endpoint = dataclasses.replace(world.endpoint, settings=dataclasses.replace(
+        world.settings, refresh_token_ttl=8 * 3600))
+    tokens = world.sign_in()
+    world.later(4 * 3600 - 60)
+    tokens = world.refresh(tokens.refresh_token)
+    world.later(120)  # auth_time + 4 h passed
+    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+
+
+def test_the_four_hour_rule_is_checked_even_when_the_record_says_otherwise(world: World) -> None:
+    tokens = world.sign_in()
+    assert tokens.refresh_token is not None
+    codes = world.tables["codes"]
+    row = codes.find(tokens.refresh_token.split(".")[0], GRANT_ROW)
+    assert row is not None
+    codes.replace(row, {**row.data, "refresh_until": int(NOW) + 10 * 3600}, expires_in=None)
+    world.later(4 * 3600)
+    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    assert codes.find(tokens.refresh_token.split(".")[0], GRANT_ROW) is None  # the family is gone
+
+
+def test_a_removed_pairing_ends_the_family(world: World) -> None:
+    tokens = world.sign_in()
+    world.bindings.remove(TID, OID)
+    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    assert not world.access_alive(tokens)
+
+
+def test_a_pairing_replaced_by_another_identity_ends_the_family(world: World) -> None:
+    tokens = world.sign_in()
+    world.bindings.remove(TID, OID)
+    other = PscIdentity.from_userinfo({**make_identity().claims, "sub": "f:other:810000000002",
+                                       "SubjectNameID": "810000000002"})
+    world.bindings.create(ACCOUNT, other)
+    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+
+
+def test_an_ended_broker_session_ends_the_family(world: World) -> None:
+    tokens = world.sign_in()
+    world.bindings.revoke_session(TID, OID, "sid-1", until=int(NOW) + 3600)
+    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+
+
+def test_a_refresh_may_narrow_the_scope(world: World) -> None:
+    tokens = world.sign_in()
+    narrowed = world.refresh(tokens.refresh_token, scope="openid")
+    assert narrowed.scope == "openid"
+
+
+def test_a_refresh_may_not_widen_the_scope(world: World) -> None:
+    tokens = world.sign_in()
+    refused(lambda: world.refresh(tokens.refresh_token, scope="openid profile"), InvalidScopeError, "invalid_scope")
+    assert world.refresh(tokens.refresh_token).refresh_token  # a refused scope does not burn the token
+
+
+def test_only_live_access_tokens_are_kept_in_the_family(world: World) -> None:
+    tokens = world.sign_in()
+    for _ in range(4):
+        world.later(121)
+        tokens = world.refresh(tokens.refresh_token)
+    assert tokens.refresh_token is not None
+    row = world.tables["codes"].find(tokens.refresh_token.split(".")[0], GRANT_ROW)
+    assert row is not None and len(row.data["access"]) == 1
