@@ -21,6 +21,8 @@ class Client:
     jwks_uri: str | None = None
     scope: tuple[str, ...] = ("openid", "scope_all")
     client_name: str = ""
+    # RFC 9126 6: this client may start an authorization only with a request_uri from /par.
+    require_pushed_authorization_requests: bool = False
 
 
 @dataclass(frozen=True)

@@ -320,6 +320,9 @@ def _parse_client(item: Any, where: str) -> Client:
     scope = item.get("scope", "openid scope_all")
     if not isinstance(scope, str):
         raise SettingsError(where, "scope must be a space-separated string")
+    require_par = item.get("require_pushed_authorization_requests", False)
+    if not isinstance(require_par, bool):
+        raise SettingsError(where, "require_pushed_authorization_requests must be true or false")
     return Client(
         client_id=client_id,
         client_secret=secret if isinstance(secret, str) else None,
@@ -330,6 +333,7 @@ def _parse_client(item: Any, where: str) -> Client:
         jwks_uri=item.get("jwks_uri"),
         scope=tuple(scope.split()),
         client_name=str(item.get("client_name") or client_id),
+        require_pushed_authorization_requests=require_par,
     )
 
 

@@ -42,7 +42,7 @@ def sandbox(
 
     Besides the demo service, three relying parties are registered, one per client authentication
     method: ``rp-basic``, ``rp-post`` and ``rp-jwt`` (private_key_jwt; its private JWK is on the
-    RegisteredClient).
+    RegisteredClient); and ``rp-par``, which must use pushed authorization requests (RFC 9126 6).
     """
     data_dir = Path(tmp_path_factory.mktemp("sandbox"))
     # The session's CA is reused so that one trust bundle serves every test.
@@ -65,7 +65,8 @@ def sandbox(
 
 
 def make_test_clients() -> list[RegisteredClient]:
-    """One relying party per client authentication method, each with its own redirect URI."""
+    """One relying party per client authentication method, each with its own redirect URI, and one
+    registered with ``require_pushed_authorization_requests``."""
     private_jwk = generate_private_jwk()
     return [
         RegisteredClient(
@@ -89,5 +90,11 @@ def make_test_clients() -> list[RegisteredClient]:
             auth_method="private_key_jwt",
             jwks={"keys": [public_jwk(private_jwk)]},
             private_jwk=private_jwk,
+        ),
+        RegisteredClient(
+            client_id="rp-par",
+            redirect_uris=("https://rp-par.example.fr/callback",),
+            secret=secrets.token_urlsafe(32),
+            require_pushed_authorization_requests=True,
         ),
     ]
