@@ -11,6 +11,7 @@ from functions import health
 from functions import jwks
 from functions import logout
 from functions import pair
+from functions import par
 from functions import sweep
 from functions import token
 from functions import userinfo
@@ -20,6 +21,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for blueprint in (
     discovery.bp,
     jwks.bp,
+    par.bp,
     authorize.bp,
     callback.bp,
     pair.bp,

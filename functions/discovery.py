@@ -8,6 +8,7 @@ from functions._http import endpoint
 from functions._wiring import services
 from sanscouture.oidc.discovery import DISCOVERY_CACHE_CONTROL
 from sanscouture.oidc.discovery import build_discovery
+from sanscouture.oidc.par import par_required_of_every_client
 from sanscouture.web import Request
 from sanscouture.web import Response
 
@@ -16,7 +17,10 @@ bp = func.Blueprint()
 
 def openid_configuration(request: Request) -> Response:
     """OIDC Discovery 4: the provider metadata."""
-    document = build_discovery(services().settings.issuer)
+    settings = services().settings
+    document = build_discovery(
+        settings.issuer, require_pushed_authorization_requests=par_required_of_every_client(settings.clients)
+    )
     return Response.json(document, headers={"Cache-Control": DISCOVERY_CACHE_CONTROL})
 
 

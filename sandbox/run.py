@@ -81,6 +81,7 @@ class RegisteredClient:
     client_name: str = ""
     grant_types: tuple[str, ...] = ("authorization_code",)
     private_jwk: Mapping[str, Any] | None = field(default=None, repr=False)  # private_key_jwt clients
+    require_pushed_authorization_requests: bool = False  # RFC 9126 6: PAR only
 
     def metadata(self) -> dict[str, Any]:
         """RFC 7591 metadata as BROKER_CLIENTS takes it; the secret only as its SHA-256."""
@@ -97,6 +98,8 @@ class RegisteredClient:
             data["client_secret"] = "sha256:" + hashlib.sha256(self.secret.encode()).hexdigest()
         if self.jwks:
             data["jwks"] = dict(self.jwks)
+        if self.require_pushed_authorization_requests:
+            data["require_pushed_authorization_requests"] = True
         return data
 
 

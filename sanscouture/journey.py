@@ -60,6 +60,8 @@ from sanscouture.oidc.authorize import validate_authorization_request
 from sanscouture.oidc.authorize import validate_client_and_redirect
 from sanscouture.oidc.codes import issue_code
 from sanscouture.oidc.codes import new_grant_id
+from sanscouture.oidc.par import authorization_parameters
+from sanscouture.oidc.par import check_pushed_when_required
 from sanscouture.oidc.responses import code_response
 from sanscouture.oidc.responses import error_redirect
 from sanscouture.oidc.responses import error_redirect_url
@@ -137,7 +139,12 @@ def authorize(broker: Broker, request: Request) -> Response:
     as_get = cookieless_post_as_get(request, broker.settings.issuer, "/authorize")
     if as_get is not None:
         return as_get
-    params = request.params
+    try:  # RFC 9126 4: a request_uri from /par stands for the pushed parameters (two round trips)
+        found = authorization_parameters(request, broker.tables["par"])
+    except OAuthError as error:
+        log.warning("pushed authorization request refused", extra={"error": error.error, "error_detail": error.detail})
+        return error_page(error.error, status=error.status)  # 400, or 503 for a storage outage
+    params = found.params
     try:
         client, redirect_uri = validate_client_and_redirect(params, broker.settings)
     except OAuthError as error:
@@ -145,7 +152,8 @@ def authorize(broker: Broker, request: Request) -> Response:
         reason = "invalid_redirect_uri" if isinstance(error, InvalidRedirectUriError) else "unknown_client"
         return error_page(reason, status=400)
     try:
-        auth_request = validate_authorization_request(params, request.repeated, broker.settings)
+        check_pushed_when_required(client, found.pushed)
+        auth_request = validate_authorization_request(params, found.repeated, broker.settings)
     except OAuthError as error:
         log.info("authorization request rejected", extra={"error": error.error, "client_id": client.client_id})
         # An over-long state is not echoed back (it is what the error is about).

@@ -26,6 +26,8 @@ class Client:
     @property
     def may_refresh(self) -> bool:
         return "refresh_token" in self.grant_types
+    # RFC 9126 6: this client may start an authorization only with a request_uri from /par.
+    require_pushed_authorization_requests: bool = False
 
 
 @dataclass(frozen=True)

@@ -328,6 +328,9 @@ def _parse_client(item: Any, where: str) -> Client:
     if (not isinstance(grant_types, list) or "authorization_code" not in grant_types
             or not set(grant_types) <= set(GRANT_TYPES)):
         raise SettingsError(where, "grant_types must list authorization_code, and may add refresh_token")
+    require_par = item.get("require_pushed_authorization_requests", False)
+    if not isinstance(require_par, bool):
+        raise SettingsError(where, "require_pushed_authorization_requests must be true or false")
     return Client(
         grant_types=tuple(grant_types),
         client_id=client_id,
@@ -339,6 +342,7 @@ def _parse_client(item: Any, where: str) -> Client:
         jwks_uri=item.get("jwks_uri"),
         scope=tuple(scope.split()),
         client_name=str(item.get("client_name") or client_id),
+        require_pushed_authorization_requests=require_par,
     )
 
 

@@ -42,7 +42,8 @@ def sandbox(
 
     Besides the demo service, three relying parties are registered, one per client authentication
     method: ``rp-basic``, ``rp-post`` and ``rp-jwt`` (private_key_jwt; its private JWK is on the
-    RegisteredClient), and ``rp-refresh``, registered for the ``refresh_token`` grant.
+    RegisteredClient); ``rp-refresh``, registered for the ``refresh_token`` grant; and ``rp-par``, which
+    must use pushed authorization requests (RFC 9126 6).
     """
     data_dir = Path(tmp_path_factory.mktemp("sandbox"))
     # The session's CA is reused so that one trust bundle serves every test.
@@ -65,7 +66,8 @@ def sandbox(
 
 
 def make_test_clients() -> list[RegisteredClient]:
-    """One relying party per client authentication method, one for refresh, each with its own redirect URI."""
+    """One relying party per client authentication method, one for refresh, one that must use PAR, each
+    with its own redirect URI."""
     private_jwk = generate_private_jwk()
     return [
         RegisteredClient(
@@ -95,5 +97,11 @@ def make_test_clients() -> list[RegisteredClient]:
             redirect_uris=("https://rp-refresh.example.fr/callback",),
             secret=secrets.token_urlsafe(32),
             grant_types=("authorization_code", "refresh_token"),
+        ),
+        RegisteredClient(
+            client_id="rp-par",
+            redirect_uris=("https://rp-par.example.fr/callback",),
+            secret=secrets.token_urlsafe(32),
+            require_pushed_authorization_requests=True,
         ),
     ]

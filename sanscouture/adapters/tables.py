@@ -35,9 +35,9 @@ from sanscouture.models import Row
 
 # The tables of docs/design.md ("State").
 # Journeys and sessions travel sealed in cookies (sanscouture/journeys.py, sessions.py), not in tables.
-TABLE_NAMES: tuple[str, ...] = ("codes", "bindings", "audit", "jti")
+TABLE_NAMES: tuple[str, ...] = ("codes", "bindings", "audit", "jti", "par")
 # Tables whose rows all expire; bindings last until removed and audit rows follow the ES's policy.
-TRANSIENT_TABLES: tuple[str, ...] = ("codes", "jti")
+TRANSIENT_TABLES: tuple[str, ...] = ("codes", "jti", "par")
 
 _JSON_SUFFIX = "__json"
 _RESERVED = frozenset({"PartitionKey", "RowKey", "Timestamp", "etag", "expires_at"})

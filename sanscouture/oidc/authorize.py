@@ -33,6 +33,9 @@ _SINGLE_VALUED = (
     "client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge",
     "code_challenge_method", "prompt", "max_age", "response_mode", "login_hint", "id_token_hint",
 )
+# Every parameter the broker reads from an authorization request: what a pushed request keeps (RFC 9126
+# 2.1; others are ignored, RFC 6749 3.1).
+AUTHORIZATION_PARAMETERS = (*_SINGLE_VALUED, "acr_values", "request", "request_uri")
 
 
 def check_client(params: Mapping[str, str], settings: Settings) -> Client:

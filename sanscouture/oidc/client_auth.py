@@ -3,13 +3,16 @@
 Three methods, one function each, and a dispatcher. The client must use exactly one method, and
 the one it registered (``token_endpoint_auth_method``). Unknown client, wrong secret and bad
 signature share one public description, so that the answer does not tell which client ids exist;
-the logged ``detail`` says which it was.
+the logged ``detail`` says which it was. The pushed authorization request endpoint authenticates
+clients "using the same rules as for token endpoint requests" (RFC 9126 2.1) with this module too,
+with its own set of accepted assertion audiences (:func:`par_audience`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import math
@@ -17,6 +20,7 @@ import re
 import time
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
 from urllib.parse import unquote_plus
@@ -25,6 +29,9 @@ import jwt
 
 from sanscouture.errors import InvalidClientError
 from sanscouture.errors import InvalidRequestError
+from sanscouture.limits import RateLimiter
+from sanscouture.limits import SlowDownError
+from sanscouture.limits import source_of
 from sanscouture.models import Client
 from sanscouture.ports import Clock
 from sanscouture.ports import RowStore
@@ -56,20 +63,79 @@ class JwksFetcher(Protocol):
     def __call__(self, jwks_uri: str, *, refresh: bool = False) -> Mapping[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class Audience:
+    """The values a client assertion's ``aud`` may take at one endpoint, each alone (one string),
+    and how the error says so."""
+
+    values: tuple[str, ...]
+    wording: str
+
+
+def token_audience(issuer: str) -> Audience:
+    """At ``/token``: the issuer or the token endpoint URL (RFC 7523 3, see check_assertion_audience)."""
+    return Audience((issuer, f"{issuer}/token"), "the issuer or the token endpoint URL")
+
+
+def par_audience(issuer: str) -> Audience:
+    """At ``/par``: RFC 9126 2 "MUST accept its issuer identifier, token endpoint URL, or pushed
+    authorization request endpoint URL" as the audience.
+
+    The OpenID Foundation's 2025 advisory on audience injection is about a value that names another
+    server (or an array that lists one): the PAR endpoint URL is this server's alone, so accepting it,
+    still as one string, keeps that protection. Authlib's ``PrivateKeyJWT()`` without an endpoint
+    signs for the URL it posts to, i.e. the PAR endpoint URL here.
+    """
+    return Audience(
+        (issuer, f"{issuer}/token", f"{issuer}/par"),
+        "the issuer, the token endpoint URL or the PAR endpoint URL",
+    )
+
+
 def authenticate_client(
     request: Request,
     settings: Settings,
     jti_store: RowStore,
     client_jwks: JwksFetcher,
     clock: Clock = time.time,
+    *,
+    audience: Audience | None = None,
 ) -> Client:
-    """Authenticate the client of a token request with the one method it presented."""
+    """Authenticate the client of a token (or pushed authorization) request with the one method it
+    presented; ``audience``: what an assertion may name (the token endpoint's by default)."""
     method = check_single_method(presented_methods(request))
     if method == BASIC:
         return authenticate_basic(request, settings)
     if method == POST:
         return authenticate_post(request, settings)
-    return authenticate_private_key_jwt(request, settings, jti_store, client_jwks, clock)
+    return authenticate_private_key_jwt(
+        request, settings, jti_store, client_jwks, clock, audience=audience or token_audience(settings.issuer)
+    )
+
+
+def authenticate_client_counting_failures(
+    request: Request,
+    settings: Settings,
+    jti_store: RowStore,
+    client_jwks: JwksFetcher,
+    clock: Clock,
+    failures: RateLimiter | None,
+    *,
+    audience: Audience | None = None,
+) -> Client:
+    """:func:`authenticate_client`, once the source has failed fewer than its limit a minute (a secret
+    is not guessed at network speed); each failure counts (sanscouture/limits.py). ``/token`` and
+    ``/par`` share the worker's limiter: failures at either count against the source."""
+    source = source_of(request)
+    if failures is not None:
+        failures.check(source)
+    try:
+        return authenticate_client(request, settings, jti_store, client_jwks, clock, audience=audience)
+    except InvalidClientError:
+        if failures is not None:
+            with contextlib.suppress(SlowDownError):  # this failure is answered as what it is
+                failures.spend(source)
+        raise
 
 
 def presented_methods(request: Request) -> list[str]:
@@ -180,6 +246,8 @@ def authenticate_private_key_jwt(
     jti_store: RowStore,
     client_jwks: JwksFetcher,
     clock: Clock = time.time,
+    *,
+    audience: Audience | None = None,
 ) -> Client:
     """RFC 7523 2.2 and 3, OIDC Core 9: a JWT signed with a key of the client, used once."""
     check_assertion_type(request.form)
@@ -192,7 +260,7 @@ def authenticate_private_key_jwt(
     check_assertion_alg(header)
     claims = verify_assertion_signature(assertion, client, header, client_jwks)
     now = clock()
-    check_assertion_audience(claims, settings.issuer)
+    check_assertion_audience(claims, audience or token_audience(settings.issuer))
     check_assertion_subject(claims, client.client_id)
     check_assertion_not_expired(claims, now)
     check_assertion_lifetime(claims, now)
@@ -308,20 +376,21 @@ def check_assertion_subject(claims: Mapping[str, Any], client_id: str) -> None:
         raise InvalidClientError("client_assertion must have sub = client_id")
 
 
-def check_assertion_audience(claims: Mapping[str, Any], issuer: str) -> None:
+def check_assertion_audience(claims: Mapping[str, Any], accepted: Audience) -> None:
     """RFC 7523 3 item 3: ``aud`` identifies this server, as ONE string, never an array.
 
     The OpenID Foundation's 2025 advisory on audience injection in private_key_jwt asks servers to
     accept their issuer identifier as the single audience, and to refuse arrays (a client fooled
     into listing another server's value could be impersonated there). The token endpoint URL is
     accepted too: it is this server's alone, and certified client libraries (Authlib, MSAL) send
-    it by default (RFC 7523 3: "the token endpoint URL ... MAY be used").
+    it by default (RFC 7523 3: "the token endpoint URL ... MAY be used"). At ``/par``, the PAR
+    endpoint URL as well (:func:`par_audience`).
     """
     audience = claims.get("aud")
     if not isinstance(audience, str):
-        raise InvalidClientError("client_assertion aud must be a single string: the issuer or the token endpoint URL")
-    if audience not in (issuer, f"{issuer}/token"):
-        raise InvalidClientError("client_assertion aud must be the issuer or the token endpoint URL")
+        raise InvalidClientError(f"client_assertion aud must be a single string: {accepted.wording}")
+    if audience not in accepted.values:
+        raise InvalidClientError(f"client_assertion aud must be {accepted.wording}")
 
 
 def check_assertion_not_expired(claims: Mapping[str, Any], now: float) -> None:

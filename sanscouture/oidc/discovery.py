@@ -2,7 +2,8 @@
 
 Served at ``/.well-known/openid-configuration`` and at PSC's ``/.well-known/wallet-openid-configuration``
 so that a service already configured for PSC only changes the base URL. Nothing is advertised that
-the broker does not do: no ``offline_access``, no request objects, no signed userinfo, no ``plain`` PKCE.
+the broker does not do: no ``offline_access``, no request objects, no signed userinfo, no ``plain`` PKCE;
+``request_uri`` only as the reference of a pushed authorization request (RFC 9126).
 """
 
 from __future__ import annotations
@@ -47,8 +48,12 @@ CLAIMS_SUPPORTED: tuple[str, ...] = (
 )
 
 
-def build_discovery(issuer: str) -> dict[str, Any]:
-    """The metadata document for ``issuer`` (no trailing slash), OIDC Discovery 3."""
+def build_discovery(issuer: str, *, require_pushed_authorization_requests: bool = False) -> dict[str, Any]:
+    """The metadata document for ``issuer`` (no trailing slash), OIDC Discovery 3.
+
+    ``require_pushed_authorization_requests`` (RFC 9126 5): true only when every registered client
+    must use PAR; a client's own obligation is its registration (RFC 9126 6).
+    """
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
@@ -56,6 +61,9 @@ def build_discovery(issuer: str) -> dict[str, Any]:
         "userinfo_endpoint": f"{issuer}/userinfo",
         "jwks_uri": f"{issuer}/jwks",
         "end_session_endpoint": f"{issuer}/logout",
+        # RFC 9126 5; a request_uri from /par is usable whatever request_uri_parameter_supported says.
+        "pushed_authorization_request_endpoint": f"{issuer}/par",
+        "require_pushed_authorization_requests": require_pushed_authorization_requests,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],

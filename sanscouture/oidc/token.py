@@ -9,7 +9,6 @@ A client registered for the ``refresh_token`` grant gets a refresh token with a 
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import time
 from collections.abc import Mapping
@@ -24,11 +23,10 @@ from sanscouture.errors import OAuthError
 from sanscouture.errors import UnsupportedGrantTypeError
 from sanscouture.limits import RateLimiter
 from sanscouture.limits import SlowDownError
-from sanscouture.limits import source_of
 from sanscouture.models import Client
 from sanscouture.models import CodeGrant
 from sanscouture.oidc.client_auth import JwksFetcher
-from sanscouture.oidc.client_auth import authenticate_client
+from sanscouture.oidc.client_auth import authenticate_client_counting_failures
 from sanscouture.oidc.codes import GRANT_ROW
 from sanscouture.oidc.codes import REDEEMED_STATE
 from sanscouture.oidc.codes import FoundGrant
@@ -265,17 +263,10 @@ def token_response(tokens: IssuedTokens) -> Response:
 def authenticate_client_within_limits(request: Request, endpoint: TokenEndpoint) -> Client:
     """Client authentication, once the source has failed fewer than its limit a minute (a secret is
     not guessed at network speed); each failure counts."""
-    limiter, source = endpoint.failed_client_auth, source_of(request)
-    if limiter is not None:
-        limiter.check(source)
-    try:
-        return authenticate_client(request, endpoint.settings, endpoint.tables["jti"], endpoint.client_jwks,
-                                   endpoint.clock)
-    except InvalidClientError:
-        if limiter is not None:
-            with contextlib.suppress(SlowDownError):  # this failure is answered as what it is
-                limiter.spend(source)
-        raise
+    return authenticate_client_counting_failures(
+        request, endpoint.settings, endpoint.tables["jti"], endpoint.client_jwks, endpoint.clock,
+        endpoint.failed_client_auth,
+    )
 
 
 def token_error_response(error: OAuthError) -> Response:

@@ -296,6 +296,12 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "Recommencez depuis le service. Si le problème persiste, contactez le support informatique de "
         "votre établissement.",
     ),
+    "invalid_request_uri": (
+        "Demande de connexion expirée",
+        "Le lien de connexion que vous avez suivi a expiré ou a déjà été utilisé : il n'est valable qu'une "
+        "fois, pendant une minute.",
+        "Revenez au service que vous vouliez utiliser et relancez la connexion.",
+    ),
     "invalid_request": (
         "Demande invalide",
         "Le service de connexion a reçu une demande qu'il ne peut pas traiter.",

@@ -10,6 +10,7 @@ import pytest
 from sandbox import azurite
 from sandbox.servers import free_port
 from sanscouture.adapters.tables import TABLE_NAMES
+from sanscouture.adapters.tables import TRANSIENT_TABLES
 from sanscouture.adapters.tables import Tables
 from sanscouture.errors import StorageUnavailableError
 from tests.integration.conftest import Clock
@@ -144,7 +145,7 @@ def test_save_many_writes_several_rows_of_one_partition_in_one_transaction(table
 
 def test_sweep_expired_cleans_every_transient_table_and_keeps_pairings(tables: Tables, clock: Clock) -> None:
     pk = key()
-    for name in ("codes", "jti"):
+    for name in TRANSIENT_TABLES:
         tables[name].save(pk, "old", {}, expires_in=1)
     tables["bindings"].save(pk, "oid", {"sub": "x"}, expires_in=None)
     clock.now += 2
@@ -152,5 +153,6 @@ def test_sweep_expired_cleans_every_transient_table_and_keeps_pairings(tables: T
         removed = tables.sweep_expired()
     finally:
         clock.now -= 2
-    assert all(removed[name] >= 1 for name in ("codes", "jti"))
+    assert set(removed) == set(TRANSIENT_TABLES)
+    assert all(removed[name] >= 1 for name in TRANSIENT_TABLES)
     assert tables["bindings"].find(pk, "oid") is not None

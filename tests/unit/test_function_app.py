@@ -17,6 +17,7 @@ EXPECTED_ROUTES = {
     "pair/callback": {"GET"},
     "confirm": {"POST"},
     "token": {"GET", "POST"},
+    "par": {"GET", "POST"},
     "userinfo": {"GET", "POST"},
     "logout": {"GET", "POST"},
     "health": {"GET"},

@@ -135,7 +135,7 @@ class FakeRowStore:
 
 class FakeTables:
     def __init__(self, clock: FakeClock) -> None:
-        self.stores = {name: FakeRowStore(name, clock) for name in ("codes", "jti", "bindings")}
+        self.stores = {name: FakeRowStore(name, clock) for name in ("codes", "jti", "bindings", "par")}
 
     def __getitem__(self, name: str) -> FakeRowStore:
         return self.stores[name]

@@ -16,6 +16,7 @@ def test_document_lists_the_endpoints_under_the_issuer() -> None:
         "userinfo_endpoint": f"{ISSUER}/userinfo",
         "jwks_uri": f"{ISSUER}/jwks",
         "end_session_endpoint": f"{ISSUER}/logout",
+        "pushed_authorization_request_endpoint": f"{ISSUER}/par",
     }
 
 
@@ -41,6 +42,7 @@ def test_document_advertises_only_what_is_implemented() -> None:
     assert document["claims_parameter_supported"] is False
     assert document["authorization_response_iss_parameter_supported"] is True
     assert document["ui_locales_supported"] == ["fr-FR"]
+    assert document["require_pushed_authorization_requests"] is False
     for absent in (
         "userinfo_signing_alg_values_supported",
         "frontchannel_logout_supported",
@@ -58,3 +60,8 @@ def test_claims_include_the_psc_claims() -> None:
                  "codeCivilite", "codeGenreActivite"):
         assert name in claims
     assert len(claims) == len(set(claims))
+
+
+def test_pushed_authorization_requests_are_required_server_wide_only_when_asked() -> None:
+    """RFC 9126 5: the server-wide flag; the caller sets it when every registered client must use PAR."""
+    assert build_discovery(ISSUER, require_pushed_authorization_requests=True)["require_pushed_authorization_requests"]
