@@ -178,6 +178,9 @@ param sessionIdleTimeout int = 1800
 @minValue(30)
 param accessTokenTtl int = 120
 
+@description('Let the monthly timer rotate the signing key. Off by default: the app identity would then need Key Vault Secrets Officer on the signing-key secret, granted by hand (docs/deploy.md §6).')
+param keyRotationEnabled bool = false
+
 @description('Sign-ins one client address may start per minute, per instance: beyond, a French 429 page. Bounds the journey rows an unauthenticated source can make the broker write.')
 @minValue(1)
 param limitJourneysPerMinute int = 30
@@ -330,6 +333,7 @@ module appSettings 'modules/appsettings.bicep' = {
     sessionMaxAge: sessionMaxAge
     sessionIdleTimeout: sessionIdleTimeout
     accessTokenTtl: accessTokenTtl
+    keyRotationEnabled: keyRotationEnabled
     limitJourneysPerMinute: limitJourneysPerMinute
     limitFailedClientAuthPerMinute: limitFailedClientAuthPerMinute
   }

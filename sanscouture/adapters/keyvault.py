@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -78,7 +79,10 @@ class KeyVaultKeySource:
             raise self._unavailable(error) from error
 
     def add(self, jwk: Mapping[str, Any], not_before: float) -> KeyVersion:
-        """A new version holding ``jwk``, signing from ``not_before`` (Key Vault "Set Secret")."""
+        """A new version holding ``jwk``, signing from ``not_before`` (Key Vault "Set Secret").
+
+        Key Vault keeps whole seconds: rounded up, so that the key never signs earlier than asked."""
+        not_before = float(math.ceil(not_before))
         try:
             secret = self._client.set_secret(
                 self._name, json.dumps(dict(jwk), separators=(",", ":")), content_type=JWK_CONTENT_TYPE,

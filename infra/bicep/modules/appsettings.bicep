@@ -76,6 +76,9 @@ param sessionIdleTimeout int
 @description('Access token lifetime in seconds (BROKER_ACCESS_TOKEN_TTL).')
 param accessTokenTtl int
 
+@description('Let the monthly timer rotate the signing key (BROKER_KEY_ROTATION_ENABLED); needs the secret-scoped role of docs/deploy.md §6.')
+param keyRotationEnabled bool
+
 @description('Sign-ins a client address may start per minute, per instance (BROKER_LIMIT_JOURNEYS_PER_MINUTE).')
 param limitJourneysPerMinute int
 
@@ -139,6 +142,7 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     BROKER_SESSION_MAX_AGE: string(sessionMaxAge)
     BROKER_SESSION_IDLE_TIMEOUT: string(sessionIdleTimeout)
     BROKER_ACCESS_TOKEN_TTL: string(accessTokenTtl)
+    BROKER_KEY_ROTATION_ENABLED: keyRotationEnabled ? 'true' : 'false'
     BROKER_LIMIT_JOURNEYS_PER_MINUTE: string(limitJourneysPerMinute)
     BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE: string(limitFailedClientAuthPerMinute)
   }
