@@ -159,8 +159,8 @@ class RotationResult:
         would = "would " if self.dry_run else ""
         lines = [plan.policy.describe()]
         if plan.add_not_before is not None:
-            kid = self.added.kid if self.added is not None else "(new key)"
-            lines.append(f"{would}add      {kid}  signs from {_when(plan.add_not_before)}, published at /jwks before")
+            kid, start = (self.added.kid, self.added.not_before) if self.added else ("(new key)", plan.add_not_before)
+            lines.append(f"{would}add      {kid}  signs from {_when(start)}, published at /jwks before")
         for version in plan.pending:
             lines.append(f"waiting  {version.kid}  signs from {_when(version.not_before)}")
         lines.append(f"signing  {plan.signer.kid}  since {_when(plan.signer.activation())}")
@@ -173,7 +173,7 @@ class RotationResult:
         """For the log: kids and times, never key material."""
         return {
             "added_kid": self.added.kid if self.added else None,
-            "added_not_before": self.plan.add_not_before,
+            "added_not_before": self.added.not_before if self.added else None,
             "signing_kid": self.plan.signer.kid,
             "disabled_kids": [version.kid for version in self.disabled],
             "kept_kids": [item.version.kid for item in self.plan.retired if not item.disable],
@@ -220,7 +220,11 @@ def rotate(
     plan = plan_rotation(store.versions(), clock(), policy, add=add)
     if dry_run:
         return RotationResult(plan, None, (), dry_run=True)
-    added = store.add(new_key(), plan.add_not_before) if plan.add_not_before is not None else None
+    added = None
+    if plan.add_not_before is not None:
+        jwk = new_key()
+        # The lead counts from the write, not from the plan: generating the key takes a moment.
+        added = store.add(jwk, max(plan.add_not_before, clock() + policy.lead))
     for version in plan.to_disable:
         store.disable(version)
     return RotationResult(plan, added, plan.to_disable, dry_run=False)

@@ -135,6 +135,18 @@ def test_rotate_adds_a_version_that_signs_after_the_lead_and_is_published_at_onc
     assert jwt.get_unverified_header(KeyRing(store, clock=clock).sign({"iss": "x"}))["kid"] == result.added.kid
 
 
+def test_the_lead_counts_from_the_write_not_from_the_plan() -> None:
+    clock = FakeClock()
+    store = store_with_one_key(clock)
+
+    def slow_key() -> dict[str, Any]:
+        clock.now += 5  # generating a 3072-bit key takes a moment
+        return small_key()
+
+    added = rotate(store, POLICY, clock, new_key=slow_key).added
+    assert added is not None and added.not_before == NOW + 5 + DEFAULT_LEAD
+
+
 def test_rotate_is_idempotent_while_the_next_version_waits() -> None:
     clock = FakeClock()
     store = store_with_one_key(clock)
