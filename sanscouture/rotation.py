@@ -78,6 +78,7 @@ class Durations:
         return cls(session=session_max_age, access_token=access_token_ttl + VERIFY_LEEWAY, lead=lead)
 
     def scaled(self, factor: float) -> Durations:
+        """Every duration times ``factor``: the same rules on a shorter time scale."""
         return Durations(**{item.name: getattr(self, item.name) * factor for item in fields(self)})
 
     @property
@@ -97,6 +98,7 @@ class Durations:
         return self.longest_lifetime[1] + self.margin
 
     def policy(self) -> RotationPolicy:
+        """The policy of these durations; RotationError if the lead is shorter than the caches."""
         if self.lead < self.minimum_lead:
             raise RotationError(
                 f"a lead of {self.lead:g} s is shorter than the workers' key cache ({self.worker_cache:g} s) "
@@ -108,6 +110,8 @@ class Durations:
 
 @dataclass(frozen=True)
 class RotationPolicy:
+    """How far ahead a new version's ``nbf`` is set, and how long a retired version is kept (seconds)."""
+
     lead: float
     retention: float
     durations: Durations = field(default_factory=Durations, compare=False)
@@ -133,6 +137,8 @@ class Retired:
 
 @dataclass(frozen=True)
 class RotationPlan:
+    """What a rotation at ``now`` does: the version to add (its ``nbf``) and the fate of the retired ones."""
+
     now: float
     policy: RotationPolicy
     signer: KeyVersion
@@ -148,6 +154,8 @@ class RotationPlan:
 
 @dataclass(frozen=True)
 class RotationResult:
+    """The plan and what was written (nothing in a dry run)."""
+
     plan: RotationPlan
     added: KeyVersion | None
     disabled: tuple[KeyVersion, ...]
