@@ -9,6 +9,7 @@ from functions import confirm
 from functions import discovery
 from functions import health
 from functions import jwks
+from functions import keys
 from functions import logout
 from functions import pair
 from functions import par
@@ -32,5 +33,6 @@ for blueprint in (
     assets.bp,
     health.bp,
     sweep.bp,
+    keys.bp,
 ):
     app.register_functions(blueprint)

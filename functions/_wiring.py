@@ -7,9 +7,12 @@ request: nothing here holds state beyond caches.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -21,6 +24,7 @@ from sanscouture.journey import Broker
 from sanscouture.keys import KeyRing
 from sanscouture.limits import Limits
 from sanscouture.ports import Clock
+from sanscouture.ports import KeyStore
 from sanscouture.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: MSAL is heavy for a cold start
@@ -51,20 +55,24 @@ class Services:
         return Tables.from_endpoint(self.settings.tables_endpoint, credential)
 
     @cached_property
-    def key_ring(self) -> KeyRing:
-        """The signing keys, cached per worker (Key Vault in Azure, a file in the sandbox)."""
+    def key_source(self) -> KeyStore:
+        """Where the signing keys live: Key Vault in Azure, a file in the sandbox."""
         if self.settings.signing_key_file:
             from sanscouture.adapters.keyfile import FileKeySource
 
-            return KeyRing(FileKeySource(self.settings.signing_key_file), clock=self.clock)
+            return FileKeySource(self.settings.signing_key_file)
         from azure.identity import ManagedIdentityCredential  # only in Azure
 
         from sanscouture.adapters import keyvault
 
         assert self.settings.keyvault_url and self.settings.signing_key_name  # enforced by Settings.from_env
         credential = ManagedIdentityCredential(client_id=self.settings.entra_managed_identity_client_id)
-        return KeyRing(keyvault.from_settings(self.settings.keyvault_url, self.settings.signing_key_name, credential),
-                       clock=self.clock)
+        return keyvault.from_settings(self.settings.keyvault_url, self.settings.signing_key_name, credential)
+
+    @cached_property
+    def key_ring(self) -> KeyRing:
+        """The signing keys, cached per worker."""
+        return KeyRing(self.key_source, clock=self.clock)
 
     @cached_property
     def limits(self) -> Limits:
@@ -103,16 +111,32 @@ class Services:
 _lock = threading.Lock()
 _services: Services | None = None
 _clock: Clock = time.time
+# A host that serves several workers in one process (the sandbox's two-worker rotation test) names the
+# worker that handles the current request; the Functions host runs one worker per process and never does.
+_serving: ContextVar[Services | None] = ContextVar("serving", default=None)
 
 
 def services() -> Services:
     """The worker's Services, built on first use from the environment."""
     global _services
+    serving = _serving.get()
+    if serving is not None:
+        return serving
     if _services is None:
         with _lock:
             if _services is None:
                 _services = Services(Settings.from_env(os.environ), clock=_clock)
     return _services
+
+
+@contextlib.contextmanager
+def serving(worker: Services) -> Iterator[None]:
+    """Handle the requests of this context with ``worker`` instead of the process's Services."""
+    token = _serving.set(worker)
+    try:
+        yield
+    finally:
+        _serving.reset(token)
 
 
 def reset() -> None:

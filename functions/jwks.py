@@ -6,13 +6,15 @@ import azure.functions as func
 
 from functions._http import endpoint
 from functions._wiring import services
+from sanscouture.keys import JWKS_MAX_AGE
 from sanscouture.web import Request
 from sanscouture.web import Response
 
 bp = func.Blueprint()
 
-# Short: after a rotation, relying parties and proxies must see the new key soon.
-JWKS_CACHE_CONTROL = "public, max-age=300"
+# Short: after a rotation, relying parties and proxies must see the new key soon (the rotation's lead
+# time counts it: sanscouture/rotation.py).
+JWKS_CACHE_CONTROL = f"public, max-age={JWKS_MAX_AGE}"
 
 
 def jwks(request: Request) -> Response:

@@ -3,8 +3,8 @@
 
 Each version of the Key Vault secret named by ``BROKER_SIGNING_KEY_NAME`` holds one such JWK; the
 broker signs ID tokens with the newest enabled version and publishes the public part of every
-enabled version at ``/jwks``. ``infra/deploy.sh`` uses this script for the first version; a
-rotation is the same command followed by ``az keyvault secret set`` (docs/deploy.md).
+enabled version at ``/jwks``. ``infra/deploy.sh`` uses this script for the first version;
+rotations are ``python -m tools.keys rotate`` (docs/deploy.md, section 6).
 
 Standalone on purpose: only the standard library and ``cryptography``, so that an administrator can
 run it from any Python 3.9+ with ``pip install cryptography``. The ``kid`` is the key's RFC 7638

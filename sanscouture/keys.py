@@ -37,6 +37,14 @@ log = logging.getLogger(__name__)
 
 SIGNING_ALG = "RS256"
 
+# How long a worker serves its cached keys before reloading them (Key Vault is slow and rate-limited).
+KEY_CACHE_LIFETIME = 3600
+# How long relying parties and proxies may cache /jwks (its Cache-Control max-age): short, so that
+# after a rotation they see the next key soon.
+JWKS_MAX_AGE = 300
+# Clock skew allowed when the broker verifies its own tokens' exp.
+VERIFY_LEEWAY = 30
+
 class UnknownKeyError(jwt.InvalidTokenError):
     """The token's ``kid`` names no key of the ring (or the header has no ``kid``)."""
 
@@ -127,7 +135,7 @@ class KeyRing:
         self,
         source: KeySource,
         clock: Clock = time.time,
-        refresh_after: float = 3600,
+        refresh_after: float = KEY_CACHE_LIFETIME,
         unknown_kid_interval: float = 60,
         retry_after_failure: float = 30,
     ) -> None:
@@ -158,7 +166,7 @@ class KeyRing:
         issuer: str,
         audience: str | Sequence[str] | None = None,
         typ: str | None = None,
-        leeway: float = 30,
+        leeway: float = VERIFY_LEEWAY,
         verify_exp: bool = True,
     ) -> dict[str, Any]:
         """Verify one of the broker's own tokens and return its claims.

@@ -42,6 +42,26 @@ class Row:
 
 
 @dataclass(frozen=True)
+class KeyVersion:
+    """One version of the signing key as its store lists it, without any key material.
+
+    ``id`` is the Key Vault version (the ``kid`` in the sandbox's file); ``kid`` is None when the
+    version holds no usable key (the key ring skips it). ``enabled`` is False for a disabled or expired
+    version, which the key ring never loads.
+    """
+
+    id: str
+    kid: str | None
+    created: float | None
+    not_before: float | None
+    enabled: bool
+
+    def activation(self) -> float | None:
+        """When it began (or begins) to sign: its ``not_before``, else its creation (None: unknown)."""
+        return self.not_before if self.not_before is not None else self.created
+
+
+@dataclass(frozen=True)
 class DependencyStatus:
     """The readiness of one dependency, as reported by ``/health``."""
 

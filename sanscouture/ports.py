@@ -12,6 +12,7 @@ from typing import Any
 from typing import Protocol
 
 from sanscouture.models import EntraAccount
+from sanscouture.models import KeyVersion
 from sanscouture.models import PscAuthentication
 from sanscouture.models import Row
 from sanscouture.models import UpstreamStart
@@ -65,6 +66,21 @@ class KeySource(Protocol):
     """
 
     def load(self) -> list[dict[str, Any]]: ...
+
+
+class KeyStore(KeySource, Protocol):
+    """A key source that a rotation can also write (sanscouture/rotation.py).
+
+    ``versions`` lists every version, disabled ones too, in the order ``load`` uses (newest first);
+    ``add`` stores a new private JWK that signs from ``not_before``; ``disable`` stops a version from
+    being loaded (Key Vault: the version's ``enabled`` attribute; it can be enabled again).
+    """
+
+    def versions(self) -> list[KeyVersion]: ...
+
+    def add(self, jwk: Mapping[str, Any], not_before: float) -> KeyVersion: ...
+
+    def disable(self, version: KeyVersion) -> None: ...
 
 
 class EntraSignIn(Protocol):

@@ -45,6 +45,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "BROKER_SESSION_IDLE_TIMEOUT",
     "BROKER_ACCESS_TOKEN_TTL",
     "BROKER_REFRESH_TOKEN_TTL",
+    "BROKER_KEY_ROTATION_ENABLED",
     "BROKER_LIMIT_JOURNEYS_PER_MINUTE",
     "BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE",
     "BROKER_CA_BUNDLE",
@@ -106,6 +107,7 @@ class Settings:
     session_idle_timeout: int = 30 * 60
     access_token_ttl: int = 120
     refresh_token_ttl: int = 30 * 60
+    key_rotation_enabled: bool = False
     limit_journeys_per_minute: int = 30
     limit_failed_client_auth_per_minute: int = 10
     ca_bundle: str | None = None
@@ -146,6 +148,7 @@ class Settings:
             session_idle_timeout=reader.seconds("BROKER_SESSION_IDLE_TIMEOUT", 30 * 60),
             access_token_ttl=reader.seconds("BROKER_ACCESS_TOKEN_TTL", 120),
             refresh_token_ttl=reader.seconds("BROKER_REFRESH_TOKEN_TTL", 30 * 60),
+            key_rotation_enabled=reader.boolean("BROKER_KEY_ROTATION_ENABLED"),
             limit_journeys_per_minute=reader.seconds("BROKER_LIMIT_JOURNEYS_PER_MINUTE", 30),
             limit_failed_client_auth_per_minute=reader.seconds("BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE", 10),
             ca_bundle=reader.optional("BROKER_CA_BUNDLE"),
@@ -200,6 +203,11 @@ def _check_exactly_one(env: Mapping[str, str], name_a: str, name_b: str, a: obje
         raise SettingsError(name_a, f"set either {name_a} or {name_b}, not both")
     if not a and not b:
         raise SettingsError(name_a, f"is required (or {name_b})")
+
+
+def seconds_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    """One duration setting read as the broker reads it (for the administrator's tools)."""
+    return _Reader(env).seconds(name, default)
 
 
 class _Reader:

@@ -181,6 +181,8 @@ param accessTokenTtl int = 120
 @description('Refresh token lifetime in seconds (PSC: 30 min), for services registered with the refresh_token grant.')
 @minValue(60)
 param refreshTokenTtl int = 1800
+@description('Let the monthly timer rotate the signing key. Off by default: the app identity would then need Key Vault Secrets Officer on the signing-key secret, granted by hand (docs/deploy.md §6).')
+param keyRotationEnabled bool = false
 
 @description('Sign-ins one client address may start per minute, per instance: beyond, a French 429 page. Bounds the journey rows an unauthenticated source can make the broker write.')
 @minValue(1)
@@ -336,6 +338,7 @@ module appSettings 'modules/appsettings.bicep' = {
     sessionIdleTimeout: sessionIdleTimeout
     accessTokenTtl: accessTokenTtl
     refreshTokenTtl: refreshTokenTtl
+    keyRotationEnabled: keyRotationEnabled
     limitJourneysPerMinute: limitJourneysPerMinute
     limitFailedClientAuthPerMinute: limitFailedClientAuthPerMinute
   }

@@ -72,3 +72,5 @@ param showMire = false
 param sessionMaxAge = 14400
 param sessionIdleTimeout = 1800
 param accessTokenTtl = 120
+// Monthly signing-key rotation by the app itself: see docs/deploy.md §6 before turning it on (a role to grant).
+param keyRotationEnabled = false

@@ -470,6 +470,7 @@ def test_main_defaults_are_the_defaults_of_settings_py() -> None:
     assert params["sessionIdleTimeout"]["default"] == defaults["session_idle_timeout"]
     assert params["accessTokenTtl"]["default"] == defaults["access_token_ttl"]
     assert params["showMire"]["default"] is defaults["show_mire"]
+    assert params["keyRotationEnabled"]["default"] is defaults["key_rotation_enabled"] is False
     assert params["signingKeySecretName"]["default"] == "broker-signing-key"
     # entraRequiredAcrs has no Settings default to match: BROKER_ENTRA_REQUIRED_ACRS is required
     # (the next test).

@@ -1,9 +1,14 @@
 """The Key Vault key source through the real SecretClient, over a fake HTTP transport.
 
-The transport answers the two REST calls the adapter makes (``GET /secrets/{name}/versions`` and
-``GET /secrets/{name}/{version}``) with canned JSON, after the SDK's challenge handshake (a 401 with
-``WWW-Authenticate`` on the first, token-less request). It records every request, so the test can
-assert what was asked, and that signing and verifying do not ask Key Vault anything more.
+The transport answers the REST calls the adapter makes (``GET /secrets/{name}/versions``,
+``GET /secrets/{name}/{version}``, and for a rotation ``PUT /secrets/{name}`` and
+``PATCH /secrets/{name}/{version}``) as Key Vault does, after the SDK's challenge handshake (a 401 with
+``WWW-Authenticate`` on the first, token-less request); like Key Vault it refuses to return a disabled
+version's value ("Operation get is not allowed on a disabled secret", MicrosoftDocs/azure-docs,
+articles/key-vault/secrets/javascript-developer-guide-enable-disable-secret.md) but returns one whose
+``nbf`` is ahead (articles/key-vault/secrets/about-secrets.md, "Date-time controlled operations"). It
+records every request, so the test can assert what was asked, and that signing and verifying do not ask
+Key Vault anything more.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +33,8 @@ from sanscouture.adapters.keyvault import from_settings
 from sanscouture.errors import TemporarilyUnavailableError
 from sanscouture.keys import KeyRing
 from sanscouture.keys import generate_private_jwk
+from sanscouture.rotation import Durations
+from sanscouture.rotation import rotate
 
 NOW = time.time()
 CHALLENGE = (
@@ -59,6 +67,8 @@ class FakeVault(HttpTransport):
         self.versions: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, bool]] = []
         self.down = False
+        self.read_only = False
+        self.clock: Callable[[], float] = time.time
 
     def add(self, jwk: dict[str, Any] | str, *, created: float, enabled: bool = True, **attributes: float) -> str:
         version = uuid.uuid4().hex
@@ -77,6 +87,17 @@ class FakeVault(HttpTransport):
             return self._json(request, 503, {"error": {"code": "ServiceUnavailable", "message": "down"}})
         if not authorized:
             return CannedResponse(request, 401, b"", {"WWW-Authenticate": CHALLENGE, "Content-Length": "0"})
+        if self.read_only and request.method in ("PUT", "PATCH"):  # Key Vault Secrets User: no write
+            return self._json(request, 403, {"error": {"code": "Forbidden", "message": "Caller is not authorized"}})
+        if request.method == "PUT" and path == f"/secrets/{self.name}":
+            body = json.loads(request.content)
+            version = self.add(body["value"], created=self.clock(), **body.get("attributes", {}))
+            self.versions[version]["contentType"] = body.get("contentType")
+            return self._json(request, 200, self._bundle(version, with_value=True))
+        if request.method == "PATCH":
+            version = path.rsplit("/", 1)[-1]
+            self.versions[version]["attributes"].update(json.loads(request.content).get("attributes", {}))
+            return self._json(request, 200, self._bundle(version, with_value=False))
         if path == f"/secrets/{self.name}/versions":
             listing = [
                 {"id": f"{self.vault_url}/secrets/{self.name}/{version}", "attributes": item["attributes"]}
@@ -84,9 +105,16 @@ class FakeVault(HttpTransport):
             ]
             return self._json(request, 200, {"value": listing, "nextLink": None})
         version = path.rsplit("/", 1)[-1]
+        if not self.versions[version]["attributes"]["enabled"]:
+            return self._json(request, 403, {"error": {"code": "Forbidden", "innererror": {"code": "SecretDisabled"},
+                                                      "message": "Operation get is not allowed on a disabled secret."}})
+        return self._json(request, 200, self._bundle(version, with_value=True))
+
+    def _bundle(self, version: str, *, with_value: bool) -> dict[str, Any]:
         item = self.versions[version]
-        body = {"value": item["value"], "id": f"{self.vault_url}/secrets/{self.name}/{version}", **item}
-        return self._json(request, 200, body)
+        body = {"id": f"{self.vault_url}/secrets/{self.name}/{version}", "attributes": item["attributes"],
+                "contentType": item.get("contentType")}
+        return {**body, "value": item["value"]} if with_value else body
 
     def _json(self, request: Any, status: int, body: Any) -> CannedResponse:
         return CannedResponse(request, status, json.dumps(body).encode(), {"Content-Type": "application/json"})
@@ -186,3 +214,42 @@ def test_after_warm_up_a_hundred_signatures_and_verifications_make_no_vault_call
 def test_from_settings_builds_a_source_on_a_secret_client() -> None:
     source = from_settings("https://kv-broker.vault.azure.net", "broker-signing-key", FakeCredential())
     assert isinstance(source, KeyVaultKeySource)
+
+
+def test_a_rotation_through_the_sdk_sets_a_version_with_not_before_then_disables_the_retired_one(
+    vault: FakeVault,
+) -> None:
+    now = [NOW]
+    vault.clock = lambda: now[0]
+    old = generate_private_jwk()
+    old_version = vault.add(old, created=NOW - 90 * 86400)
+    policy = Durations().policy()
+    result = rotate(source_of(vault), policy, lambda: now[0], new_key=generate_private_jwk)
+
+    assert result.added is not None
+    new_version = result.added.id
+    stored = vault.versions[new_version]
+    assert stored["contentType"] == "application/jwk+json"
+    assert stored["attributes"]["nbf"] >= NOW + policy.lead  # whole seconds, never earlier than asked
+    assert json.loads(stored["value"])["kid"] == result.added.kid
+    ring = KeyRing(source_of(vault), clock=lambda: now[0])
+    assert [key["kid"] for key in ring.public_jwks()["keys"]] == [result.added.kid, old["kid"]]
+    assert jwt.get_unverified_header(ring.sign({"iss": "x"}))["kid"] == old["kid"]
+
+    now[0] = stored["attributes"]["nbf"] + policy.retention
+    retired = rotate(source_of(vault), policy, lambda: now[0], add=False)
+    assert [version.id for version in retired.disabled] == [old_version]
+    assert vault.versions[old_version]["attributes"]["enabled"] is False
+    vault.requests.clear()
+    versions = source_of(vault).versions()
+    assert [(version.id, version.kid, version.enabled) for version in versions] == [
+        (new_version, result.added.kid, True), (old_version, None, False)]
+    assert all(not path.endswith(old_version) for _, path, _ in vault.requests)  # a disabled value is not read
+
+
+def test_without_the_secrets_officer_role_a_rotation_fails_and_says_why(vault: FakeVault) -> None:
+    vault.add(generate_private_jwk(), created=NOW - 86400)
+    vault.read_only = True
+    with pytest.raises(TemporarilyUnavailableError) as raised:
+        rotate(source_of(vault), Durations().policy(), new_key=generate_private_jwk)
+    assert "HttpResponseError (HTTP 403)" in raised.value.detail

@@ -1,4 +1,4 @@
-"""The Functions app registers every endpoint of docs/design.md, anonymous, and the sweep timer."""
+"""The Functions app registers every endpoint of docs/design.md, anonymous, and the two timers."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def test_no_route_uses_the_prefix_the_functions_host_reserves() -> None:
     assert not any(route.startswith("admin") for route in EXPECTED_ROUTES)
 
 
-def test_the_sweep_timer_runs_every_quarter_hour() -> None:
+def test_the_timers_sweep_every_quarter_hour_and_rotate_the_signing_key_monthly() -> None:
     functions = functions_of(function_app.app)
-    timers = [f for f in functions if f.get_trigger().get_binding_name() == "timerTrigger"]
-    assert [t.get_trigger().schedule for t in timers] == ["0 */15 * * * *"]
+    timers = {f.get_function_name(): f.get_trigger().schedule for f in functions
+              if f.get_trigger().get_binding_name() == "timerTrigger"}
+    assert timers == {"sweep_expired_rows": "0 */15 * * * *", "rotate_signing_key": "0 0 3 1 * *"}

@@ -4,7 +4,9 @@
 //     needs Owner for its blob leases and keys) and the Flex deployment container;
 //   - Storage Table Data Contributor on the storage account: the state tables;
 //   - Key Vault Secrets User on the vault: read the signing key and the PSC client secret
-//     (no Secrets Officer: the app never writes or rotates its own keys);
+//     (no Secrets Officer: by default the app never writes its own keys; an ES that turns the monthly
+//     rotation timer on, keyRotationEnabled, grants it Secrets Officer on the signing-key secret only,
+//     by hand, once that secret exists: docs/deploy.md, section 6);
 //   - Monitoring Metrics Publisher on Application Insights: Entra-authenticated ingestion.
 // No standing role for the deploying administrator: infra/deploy.sh gives itself Key Vault Secrets
 // Officer on the vault only while it writes the first signing-key version (a new secret can only be

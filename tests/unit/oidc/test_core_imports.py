@@ -7,6 +7,7 @@ import sys
 
 CORE_MODULES = (
     "sanscouture.keys",
+    "sanscouture.rotation",
     "sanscouture.oidc.discovery",
     "sanscouture.oidc.codes",
     "sanscouture.oidc.client_auth",

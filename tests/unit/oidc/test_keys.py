@@ -229,3 +229,29 @@ def test_file_key_source_refuses_what_is_not_a_key_set(tmp_path: Path, content: 
 def test_missing_key_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot read"):
         FileKeySource(tmp_path / "absent.json").load()
+
+
+def test_the_key_file_as_a_rotation_store_adds_first_with_nbf_and_disables_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "k.json"
+    ensure_key_file(path)
+    store = FileKeySource(path)
+    [first] = store.versions()
+    upcoming = generate_private_jwk()
+    added = store.add(upcoming, not_before=NOW + 86400)
+    assert (added.id, added.kid, added.not_before) == (upcoming["kid"], upcoming["kid"], NOW + 86400)
+    assert [key["kid"] for key in store.load()] == [upcoming["kid"], first.kid]
+    assert store.load()[0]["nbf"] == NOW + 86400  # the ring publishes it, and signs with it from then on
+    store.disable(first)
+    assert [key["kid"] for key in store.load()] == [upcoming["kid"]]  # a disabled key is never loaded again
+    assert [(version.kid, version.enabled) for version in store.versions()] == [
+        (upcoming["kid"], True), (first.kid, False)]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == [".k.json.lock", "k.json"]  # no temporary file
+
+
+def test_the_key_file_lists_an_unusable_entry_without_a_kid(tmp_path: Path) -> None:
+    path = tmp_path / "k.json"
+    good = generate_private_jwk()
+    path.write_text(json.dumps({"keys": [{"kid": "broken", "kty": "RSA"}, good]}))
+    assert [(version.id, version.kid) for version in FileKeySource(path).versions()] == [
+        ("broken", None), (good["kid"], good["kid"])]
