@@ -31,6 +31,6 @@ def test_list_masks_national_ids_and_remove_is_audited(azurite_server: azurite.A
     assert main(["remove", "--tenant", tenant, "--oid", oid, "--reason", "départ"], env, removal) == 0
     assert BindingStore(tables["bindings"]).find(tenant, oid) is None
     audit = [row.data for row in tables["audit"].all_rows() if row.data.get("oid") == oid]
-    assert [(a["event"], a["reason"], a["by"]) for a in audit] == [("pairing_removed", "départ", "admin")]
+    assert [(a["event"], a["reason"], a["by"]) for a in audit] == [("pairing_removed", "départ", "administrator")]
 
     assert main(["remove", "--tenant", tenant, "--oid", oid], env, io.StringIO()) == 1

@@ -20,6 +20,8 @@ EXPECTED_ROUTES = {
     "par": {"GET", "POST"},
     "userinfo": {"GET", "POST"},
     "logout": {"GET", "POST"},
+    "compte": {"GET"},
+    "compte/supprimer": {"GET", "POST"},
     "health": {"GET"},
     "assets/{name}": {"GET"},
 }
