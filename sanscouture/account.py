@@ -25,11 +25,13 @@ from sanscouture.entra_policy import check_auth_fresh
 from sanscouture.entra_policy import check_required_acrs
 from sanscouture.entra_policy import check_tenant_allowed
 from sanscouture.error_pages import error_page
+from sanscouture.error_pages import too_many_requests_page
 from sanscouture.errors import SignInRefused
 from sanscouture.journey import UPSTREAM_CLOCK_SKEW
 from sanscouture.journey import Broker
 from sanscouture.journeys import Journey
 from sanscouture.journeys import Step
+from sanscouture.limits import SlowDownError
 from sanscouture.models import Binding
 from sanscouture.models import EntraAccount
 from sanscouture.pages import render as pages
@@ -63,7 +65,10 @@ def account_page(broker: Broker, request: Request) -> Response:
 
 def _start(broker: Broker, request: Request) -> Response:
     """A new journey sent to Entra for a fresh authentication (counted in the per-source limit)."""
-    broker.spend_journey(request)
+    try:
+        broker.spend_journey(request)
+    except SlowDownError as error:
+        return too_many_requests_page(error)
     journey, url = _sent_to_entra(broker, broker.journeys.new(Step.ACCOUNT_ENTRA, None))
     return Response.redirect(url, cookies=broker.journeys.started(request.cookies, journey))
 
