@@ -69,9 +69,12 @@ def remove_pairing(
         "pairing_removed", tid=binding.tid, oid=binding.oid, national_id=national_id, by=by, reason=reason or "",
     )
     revoked = revoke_account_grants(tables["codes"], binding.tid, binding.oid)
-    # Back-channel logout (issue 10 point 2): the lead calls
-    # sanscouture.session_end.announce_pairing_removed(...) here when merging, so that the relying
-    # parties holding sessions of this account are told (OIDC Back-Channel Logout 1.0).
+    # BACK-CHANNEL LOGOUT GOES HERE (issue 10 point 2, merged by the lead): tell the relying parties
+    # holding sessions of this account (OIDC Back-Channel Logout 1.0), after the row is gone, e.g.
+    #   announce_pairing_removed(tables, queue, binding.tid, binding.oid,
+    #                            ended_sids=binding.revoked_sessions)  # already ended and announced
+    # (sanscouture/session_end.py); ``queue`` then becomes a parameter of this function, given by
+    # /compte (the worker's outbox) and by tools.pairings.
     log.info("pairing removed", extra={"tid": binding.tid, "oid": binding.oid, "national_id": national_id,
                                        "by": by, "grants_revoked": revoked})
     return PairingRemoved(binding.tid, binding.oid, national_id, revoked)
