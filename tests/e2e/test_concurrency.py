@@ -115,5 +115,5 @@ def test_prompt_none_after_an_administrator_removed_the_pairing_is_login_require
     assert binding_row(sandbox, oid) is None
     audit = [row for row in audit_since(sandbox, since) if row.get("oid") == oid]
     assert [(row["event"], row["tid"], row["national_id"], row["reason"], row["by"]) for row in audit] == [
-        ("pairing_removed", HOSPITAL_TENANT_ID, "********0004", "appairage erroné", "admin")
+        ("pairing_removed", HOSPITAL_TENANT_ID, "********0004", "appairage erroné", "administrator")
     ]
