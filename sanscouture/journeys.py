@@ -61,6 +61,10 @@ class Step:
     REVERIFY = "reverify"  # the "Vérification périodique" page: the pairing must be proven again
     PSC = "psc"
     LOGOUT = "logout"
+    # « Mes appairages » (/compte, sanscouture/account.py): no relying party's request.
+    ACCOUNT_ENTRA = "account_entra"  # sent to Entra for a fresh authentication
+    ACCOUNT = "account"  # authenticated: the page, the removal's confirmation and form
+    ACCOUNT_REMOVED = "account_removed"  # the pairing was removed: only the result page remains
 
 
 class Purpose:
