@@ -90,14 +90,14 @@ class Services:
     def entra(self) -> EntraAdapter:
         from sanscouture.adapters.entra import EntraAdapter
 
-        return EntraAdapter(self.settings, self.http)
+        return EntraAdapter(self.settings, self.http, clock=self.clock)
 
     @cached_property
     def psc(self) -> PscAdapter:
         """PSC; with ``private_key_jwt`` it signs its client assertions with the signing key ring."""
         from sanscouture.adapters.psc import PscAdapter
 
-        return PscAdapter(self.settings, self.http, keys=self.key_ring)
+        return PscAdapter(self.settings, self.http, keys=self.key_ring, clock=self.clock)
 
     @cached_property
     def broker(self) -> Broker:

@@ -114,22 +114,28 @@ class KeySet:
         audience: str | None = None,
         issuer: str | None = None,
         verify_exp: bool = True,
+        now: float | None = None,
     ) -> dict[str, Any]:
-        """Claims of a token this set signed; raises ``jwt.InvalidTokenError`` otherwise."""
+        """Claims of a token this set signed; raises ``jwt.InvalidTokenError`` otherwise. ``now``: the
+        simulator's clock (its ``clock-offset``), which signed the token; the machine's when None."""
         kid = jwt.get_unverified_header(token).get("kid")
         with self._lock:
             key = next((k for k in self._keys if k.kid == kid), None)
         if key is None:
             raise jwt.InvalidTokenError(f"unknown kid {kid!r}")
-        return jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             key.private_key.public_key(),
             algorithms=["RS256"],
             audience=audience,
             issuer=issuer,
-            options={"verify_aud": audience is not None, "verify_exp": verify_exp},
+            options={"verify_aud": audience is not None, "verify_exp": verify_exp and now is None,
+                     "verify_iat": now is None, "verify_nbf": now is None},
             leeway=60,
         )
+        if now is not None and verify_exp and isinstance(claims.get("exp"), (int, float)) and claims["exp"] <= now - 60:
+            raise jwt.ExpiredSignatureError("Signature has expired")
+        return claims
 
 
 FORGERIES = ("valid", "wrong-key", "alg-none", "hs256-public-key")

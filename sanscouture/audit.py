@@ -26,6 +26,8 @@ EVENTS = frozenset(
         "pairing_confirmed",
         "pairing_existing",
         "pairing_removed",
+        "pairing_reverified",
+        "pairing_reverification_refused",
         "login_succeeded",
         "login_refused",
         "logout",

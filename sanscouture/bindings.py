@@ -39,19 +39,15 @@ class BindingStore:
         """
         now = int(self._clock())
         data = {
-            "psc_sub": identity.sub,
-            "subject_name_id": identity.subject_name_id,
-            "given_name": identity.given_name,
-            "family_name": identity.family_name,
-            "auth_mode": identity.auth_mode,
-            "identity": identity.to_dict(),
+            **_identity_fields(identity),
             "entra_username": account.preferred_username,
             "paired_at": now,
             "last_used_at": now,
+            "verified_at": now,
             **({"audit": audit.to_dict()} if audit is not None else {}),
         }
         if self._store.insert(account.tid, account.oid, data, expires_in=None):
-            return Binding(account.tid, account.oid, identity, now, now), True
+            return Binding(account.tid, account.oid, identity, now, now, verified_at=now), True
         existing = self.find(account.tid, account.oid)
         if existing is None:  # removed between our insert and read: report it as not created
             raise LookupError("pairing vanished while being created")
@@ -61,6 +57,24 @@ class BindingStore:
         """Record a use of the pairing, only if it is still the version read at ``etag`` (one round
         trip): False when it was removed or changed meanwhile (the caller then reads it again)."""
         return self._store.merge_if_unchanged(tid, oid, etag, {"last_used_at": int(self._clock())}) is not None
+
+    def renew(self, tid: str, oid: str, etag: str | None, identity: PscIdentity) -> bool:
+        """Record a periodic re-verification by ``identity`` (the same PSC ``sub`` as the pairing):
+        ``verified_at`` and ``last_used_at`` now, the identity as PSC has just given it (its claims
+        may have changed in a year). A write conditional on ``etag``, the version the re-verification
+        page was read from; a concurrent change of the row (a session ended in it) is read again, but
+        a row that no longer names this identity is never written: False then (removed or replaced).
+        """
+        now = int(self._clock())
+        changes = {**_identity_fields(identity), "verified_at": now, "last_used_at": now}
+        for _ in range(3):
+            if etag is not None and self._store.merge_if_unchanged(tid, oid, etag, changes) is not None:
+                return True
+            current = self.find(tid, oid)
+            if current is None or current.identity.sub != identity.sub:
+                return False
+            etag = current.etag
+        return False
 
     def revoke_session(self, tid: str, oid: str, public_sid: str, until: int) -> None:
         """List a session of this account as ended until it would have expired anyway (its 4 hours),
@@ -97,6 +111,19 @@ def restore_missing_audit(bindings: BindingStore, audit: AuditLog, since: float)
     return restored
 
 
+def _identity_fields(identity: PscIdentity) -> dict[str, object]:
+    """The PSC identity as a pairing's row keeps it (the whole identity, and its key facts readable
+    in Storage Explorer)."""
+    return {
+        "psc_sub": identity.sub,
+        "subject_name_id": identity.subject_name_id,
+        "given_name": identity.given_name,
+        "family_name": identity.family_name,
+        "auth_mode": identity.auth_mode,
+        "identity": identity.to_dict(),
+    }
+
+
 def _binding(row: Row) -> Binding:
     revoked = row.data.get("revoked_sessions")
     return Binding(
@@ -105,6 +132,7 @@ def _binding(row: Row) -> Binding:
         identity=PscIdentity.from_dict(row.data["identity"]),
         paired_at=int(row.data.get("paired_at", 0)),
         last_used_at=int(row.data.get("last_used_at", 0)),
+        verified_at=int(row.data.get("verified_at", 0)),
         etag=row.etag,
         revoked_sessions={str(k): int(v) for k, v in revoked.items()} if isinstance(revoked, dict) else {},
     )

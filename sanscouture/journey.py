@@ -70,6 +70,9 @@ from sanscouture.ports import Clock
 from sanscouture.ports import EntraSignIn
 from sanscouture.ports import PscSignIn
 from sanscouture.ports import TableSet
+from sanscouture.reverification import due_at
+from sanscouture.reverification import proven_at
+from sanscouture.reverification import reverification_due
 from sanscouture.sealing import Sealer
 from sanscouture.sessions import BrokerSession
 from sanscouture.sessions import SessionStore
@@ -190,8 +193,9 @@ def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest,
     if session is not None:
         binding = broker.bindings.find(session.account.tid, session.account.oid)
         if binding is not None and _session_still_holds(broker, session, binding):
-            journey = _shown(journeys.new(Step.CONFIRM, auth_request).advance(account=session.account), binding)
-            return _confirm_page(broker, journey, binding, client, cookies=journeys.started(request.cookies, journey))
+            journey = _at_pairing(broker, journeys.new(Step.CONFIRM, auth_request).advance(account=session.account),
+                                  binding)
+            return _pairing_page(broker, journey, binding, client, cookies=journeys.started(request.cookies, journey))
     journey = journeys.new(Step.ENTRA, auth_request)
     start = _begin_entra(broker, journey, auth_request)
     journey = journey.advance(entra_flow=dict(start.flow), entra_asked_at=int(broker.clock()))
@@ -205,10 +209,15 @@ def _session_still_holds(broker: Broker, session: BrokerSession, binding: Bindin
         session.public_sid, session.created_at, broker.clock())
 
 
-def _shown(journey: Journey, binding: Binding) -> Journey:
-    """The journey of a confirmation page showing ``binding``: Confirmer signs in as it, and only if
-    the pairing row is still this version (its ETag)."""
-    return journey.advance(shown_sub=binding.identity.sub, shown_etag=binding.etag, shown_identity=binding.identity)
+def _at_pairing(broker: Broker, journey: Journey, binding: Binding) -> Journey:
+    """The journey of the page an account with a pairing sees, showing ``binding``: « Connexion »,
+    whose Confirmer signs in as it only if the pairing row is still this version (its ETag); or
+    « Vérification périodique » when the pairing's re-verification is due (from the row just read:
+    no round trip of its own)."""
+    days = broker.settings.pairing_reverify_days
+    step = Step.REVERIFY if reverification_due(binding, broker.clock(), days) else Step.CONFIRM
+    return journey.advance(step=step, shown_sub=binding.identity.sub, shown_etag=binding.etag,
+                           shown_identity=binding.identity, shown_due_at=due_at(binding, days))
 
 
 def _usable_session(broker: Broker, request: Request, auth_request: AuthorizationRequest) -> BrokerSession | None:
@@ -251,6 +260,11 @@ def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, se
         return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("pairing no longer valid"))
     if not binding.admits_session(session.public_sid, session.created_at, broker.clock()):
         return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("the broker session has ended"))
+    if reverification_due(binding, broker.clock(), broker.settings.pairing_reverify_days):
+        # OIDC Core 3.1.2.6: what is missing is an authentication of the End-User (a CPS / e-CPS
+        # proof through PSC), the case login_required names; never a silent sign-in.
+        return error_redirect(auth_request, broker.settings.issuer,
+                              LoginRequiredError("the pairing's periodic re-verification is due"))
     session = broker.sessions.touch(session)
     code = _issue(broker, auth_request, binding.identity, session.auth_time, session.public_sid,
                   session.account, new_grant_id())
@@ -332,8 +346,8 @@ def entra_callback(broker: Broker, request: Request) -> Response:
             csrf_token=journey.csrf,
         )
         return Response.html(page, cookies=(broker.journeys.cookie(journey),))
-    journey = _shown(journey.advance(step=Step.CONFIRM, account=account), binding)
-    return _confirm_page(broker, journey, binding, client, cookies=(broker.journeys.cookie(journey),))
+    journey = _at_pairing(broker, journey.advance(account=account), binding)
+    return _pairing_page(broker, journey, binding, client, cookies=(broker.journeys.cookie(journey),))
 
 
 def _fresh_for_pairing(journey: Journey, account: EntraAccount) -> bool:
@@ -357,16 +371,19 @@ def _ask_entra_afresh(broker: Broker, journey: Journey) -> Response:
 
 
 def pair(broker: Broker, request: Request) -> Response:
-    """The pairing page's choice: go to PSC to prove the national identity, or cancel."""
-    journey, failure = _load_for_form(broker, request, Step.PAIRING)
+    """The pairing page's choice (go to PSC to prove the national identity, or cancel), and the
+    « Vérification périodique » page's (prove it again, or cancel): the same PSC leg, as strict."""
+    journey, failure = _load_for_form(broker, request, Step.PAIRING, Step.REVERIFY)
     if journey is None:
         return failure
     action = request.form.get("action")
     if action == "cancel":
         return _cancel(broker, journey)
-    if action != "pair":
-        return error_page("stale_step", status=400)
-    return _go_to_psc(broker, journey, Purpose.PAIR)
+    if journey.step == Step.PAIRING and action == "pair":
+        return _go_to_psc(broker, journey, Purpose.PAIR)
+    if journey.step == Step.REVERIFY and action == "verify":
+        return _go_to_psc(broker, journey, Purpose.REVERIFY)
+    return error_page("stale_step", status=400)
 
 
 def psc_callback(broker: Broker, request: Request) -> Response:
@@ -380,6 +397,8 @@ def psc_callback(broker: Broker, request: Request) -> Response:
         _check_psc_freshness(broker, journey, psc.auth_time)
         if journey.psc_purpose == Purpose.PAIR:
             return _pair(broker, journey, psc.identity)
+        if journey.psc_purpose == Purpose.REVERIFY:
+            return _reverified(broker, request, journey, psc.identity)
     except SignInRefused as refusal:
         return _refuse(broker, journey, refusal)
     # Purpose OTHER or DIRECT: this identity for this sign-in only; the stored pairing is untouched.
@@ -389,13 +408,13 @@ def psc_callback(broker: Broker, request: Request) -> Response:
 
 
 def _check_psc_freshness(broker: Broker, journey: Journey, auth_time: int) -> None:
-    """Pairing and "another identity" need a CPS / e-CPS authentication made after the broker asked
+    """Pairing, re-verification and "another identity" need a CPS / e-CPS authentication made after the broker asked
     PSC for one (prompt=login, max_age=0): on a shared workstation, PSC's SSO session may be the
     previous person's, and a wallet that ignores prompt=login returns it with its original
     auth_time. That is refused (never retried: it would loop, never paired). The mire's direct PSC
     sign-in follows the relying party's prompt and max_age."""
     assert journey.request is not None and journey.psc_flow is not None
-    if journey.psc_purpose in (Purpose.PAIR, Purpose.OTHER):
+    if journey.psc_purpose in (Purpose.PAIR, Purpose.OTHER, Purpose.REVERIFY):
         asked_at = journey.psc_flow.get("asked_at")
         asked_at = asked_at if isinstance(asked_at, int) else journey.started_at  # a journey from before asked_at
         if auth_time < asked_at - PSC_CLOCK_SKEW:
@@ -429,6 +448,23 @@ def _pair(broker: Broker, journey: Journey, identity: PscIdentity) -> Response:
     return _confirm_page(broker, journey, binding, client, notice=notice, cookies=(broker.journeys.cookie(journey),))
 
 
+def _reverified(broker: Broker, request: Request, journey: Journey, identity: PscIdentity) -> Response:
+    """The periodic re-verification's PSC answer. The pairing's own identity (same PSC ``sub``)
+    renews it, with a write conditional on the row version the page was read from, and the sign-in
+    goes on as a confirmed one. Another identity is refused and audited: the pairing is never
+    replaced, and stays due."""
+    assert journey.account is not None
+    account = {"tid": journey.account.tid, "oid": journey.account.oid}
+    if identity.sub != journey.shown_sub:
+        paired = {"paired_national_id": journey.shown_identity.masked_national_id} if journey.shown_identity else {}
+        broker.audit.record("pairing_reverification_refused", **account, **_who(identity), **paired)
+        raise SignInRefused("reverification_refused", detail="PSC proved another identity than the pairing's")
+    if not broker.bindings.renew(journey.account.tid, journey.account.oid, journey.shown_etag, identity):
+        raise SignInRefused("pairing_failed", detail="pairing removed or replaced during its re-verification")
+    return _finish_with_code(broker, request, journey, identity, journey.account.auth_time, account=journey.account,
+                             mode="reverified", first_events=(("pairing_reverified", {**account, **_who(identity)}),))
+
+
 # -- /confirm ------------------------------------------------------------------------------------
 
 
@@ -445,6 +481,8 @@ def confirm(broker: Broker, request: Request) -> Response:
         return _go_to_psc(broker, journey, Purpose.OTHER)
     if action != "confirm":
         return error_page("stale_step", status=400)
+    if journey.shown_due_at and broker.clock() >= journey.shown_due_at:
+        return _due_since_shown(broker, journey)
     identity = _pairing_as_shown(broker, journey)
     if identity is None:
         # Removed or replaced while the page was open: never sign in as someone the page did not show.
@@ -452,6 +490,21 @@ def confirm(broker: Broker, request: Request) -> Response:
     return _finish_with_code(
         broker, request, journey, identity, journey.account.auth_time, account=journey.account, mode="paired"
     )
+
+
+def _due_since_shown(broker: Broker, journey: Journey) -> Response:
+    """The pairing fell due for re-verification while its « Connexion » page was open: no sign-in
+    as it, the « Vérification périodique » page instead (a rare case that reads the row again)."""
+    assert journey.account is not None and journey.request is not None
+    binding = broker.bindings.find(journey.account.tid, journey.account.oid)
+    if binding is None or binding.identity.sub != journey.shown_sub:
+        return _refuse(broker, journey, SignInRefused("pairing_failed", detail="pairing changed during the journey"))
+    try:
+        client = _client(broker, journey.request)
+    except SignInRefused as refusal:
+        return _refuse(broker, journey, refusal)
+    journey = _at_pairing(broker, journey, binding)
+    return _pairing_page(broker, journey, binding, client, cookies=(broker.journeys.cookie(journey),))
 
 
 def _pairing_as_shown(broker: Broker, journey: Journey) -> PscIdentity | None:
@@ -484,6 +537,7 @@ def _finish_with_code(
     *,
     account: EntraAccount | None,
     mode: str,
+    first_events: tuple[tuple[str, Mapping[str, object]], ...] = (),
 ) -> Response:
     """Issue the journey's one code, keep or open the broker session when paired, and end the journey.
 
@@ -510,7 +564,7 @@ def _finish_with_code(
         cookies.append(broker.sessions.cleared())  # a one-off identity ends the previous person's session
     if current is not None and (session is None or current.sid != session.sid):
         _end(broker, current)  # replaced or ended by this sign-in: a copy of its cookie must not live on
-    events: list[tuple[str, Mapping[str, object]]] = []
+    events: list[tuple[str, Mapping[str, object]]] = list(first_events)
     if mode == "paired" and journey.account is not None:
         events.append(("pairing_confirmed", {"tid": journey.account.tid, "oid": journey.account.oid}))
     events.append(("login_succeeded", {"client_id": journey.request.client_id, "mode": mode, **_who(identity)}))
@@ -598,6 +652,37 @@ def _advance_and_redirect(broker: Broker, journey: Journey, url: str) -> Respons
     return Response.redirect(url, status=303, cookies=(broker.journeys.cookie(journey),))
 
 
+def _pairing_page(
+    broker: Broker, journey: Journey, binding: Binding, client: Client, *, cookies: tuple[str, ...]
+) -> Response:
+    """The page of the step :func:`_at_pairing` chose."""
+    if journey.step == Step.REVERIFY:
+        return _reverify_page(broker, journey, binding, client, cookies=cookies)
+    return _confirm_page(broker, journey, binding, client, cookies=cookies)
+
+
+def _reverify_page(
+    broker: Broker, journey: Journey, binding: Binding, client: Client, *, cookies: tuple[str, ...]
+) -> Response:
+    identity = binding.identity
+    page = pages.render_reverification(
+        client_name=client.client_name,
+        identity_name=_identity_name(identity),
+        profession=pages.profession_label(identity.claims),
+        masked_national_id=identity.subject_name_id[-4:],
+        entra_username=journey.account.preferred_username if journey.account else "",
+        proven_on=pages.french_date(proven_at(binding)),
+        days=broker.settings.pairing_reverify_days,
+        form_action=f"/pair?j={journey.id}",
+        csrf_token=journey.csrf,
+    )
+    return Response.html(page, cookies=cookies)
+
+
+def _identity_name(identity: PscIdentity) -> str:
+    return pages.display_name(identity.claims) or f"{identity.given_name} {identity.family_name}".strip()
+
+
 def _confirm_page(
     broker: Broker,
     journey: Journey,
@@ -610,7 +695,7 @@ def _confirm_page(
     identity = binding.identity
     page = pages.render_confirm(
         client_name=client.client_name,
-        identity_name=pages.display_name(identity.claims) or f"{identity.given_name} {identity.family_name}".strip(),
+        identity_name=_identity_name(identity),
         profession=pages.profession_label(identity.claims),
         masked_national_id=identity.subject_name_id[-4:],
         auth_mode_label=pages.auth_mode_label(identity.auth_mode),
@@ -661,8 +746,8 @@ def _way_out(broker: Broker, refusal: SignInRefused) -> pages.Link | None:
     return pages.Link(pages.CLOSE_PSC_SESSION, url) if url else None
 
 
-def _load_for_form(broker: Broker, request: Request, step: str) -> tuple[Journey | None, Response]:
-    """A POSTed journey form: this browser must hold the journey (its cookie), unexpired, at ``step``,
+def _load_for_form(broker: Broker, request: Request, *steps: str) -> tuple[Journey | None, Response]:
+    """A POSTed journey form: this browser must hold the journey (its cookie), unexpired, at one of ``steps``,
     and the CSRF token must match (docs/design.md: forms carry a CSRF token bound to the journey)."""
     journey = broker.journeys.load(request.cookies, request.query.get("j") or request.form.get("j"))
     if journey is None:  # another browser's journey, or none at all
@@ -671,7 +756,7 @@ def _load_for_form(broker: Broker, request: Request, step: str) -> tuple[Journey
         return None, error_page("session_expired", status=400)
     if not journey.csrf_ok(request.form.get("csrf_token")):
         return None, error_page("csrf", status=403)
-    if journey.step != step or journey.request is None:
+    if journey.step not in steps or journey.request is None:
         return None, error_page("stale_step", status=409)
     return journey, Response()
 
@@ -696,5 +781,6 @@ _RP_DESCRIPTIONS: Mapping[str, str] = {
     "hint_mismatch": "the user who signed in is not the one named by id_token_hint",
     "psc_refused": "Pro Sante Connect did not confirm the identity",
     "psc_session_stale": "Pro Sante Connect returned an earlier authentication instead of a new one",
+    "reverification_refused": "the identity proven is not the one the account is paired with",
     "session_expired": "the sign-in took too long",
 }

@@ -58,6 +58,7 @@ class Step:
     ENTRA = "entra"
     PAIRING = "pairing"
     CONFIRM = "confirm"
+    REVERIFY = "reverify"  # the "Vérification périodique" page: the pairing must be proven again
     PSC = "psc"
     LOGOUT = "logout"
     # « Mes appairages » (/compte, sanscouture/account.py): no relying party's request.
@@ -72,6 +73,7 @@ class Purpose:
     PAIR = "pair"  # first sign-in: link the Entra account to this identity
     OTHER = "other"  # shared workstation: this identity, this once, pairing untouched
     DIRECT = "direct"  # the "mire" choice: PSC without Entra, this once
+    REVERIFY = "reverify"  # periodic re-verification: the pairing's own identity, proven again
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Journey:
     shown_sub: str | None = None  # the PSC sub the confirmation page showed: Confirmer signs in as it only
     shown_etag: str | None = None  # the version of the pairing row that page was read from
     shown_identity: PscIdentity | None = None  # the identity that page showed, as that row held it
+    shown_due_at: int = 0  # when that pairing's re-verification falls due (0: not known, just paired)
     entra_asked_at: int = 0  # when the broker last sent the person to Entra ID
     entra_fresh_asked: bool = False  # the broker asked Entra for a fresh authentication (before a pairing)
 
@@ -207,6 +210,7 @@ def _data(journey: Journey) -> dict[str, Any]:
         "shown_sub": journey.shown_sub,
         "shown_etag": journey.shown_etag,
         "shown_identity": journey.shown_identity.to_dict() if journey.shown_identity else None,
+        "shown_due_at": journey.shown_due_at,
         "entra_asked_at": journey.entra_asked_at,
         "entra_fresh_asked": journey.entra_fresh_asked,
     }
@@ -227,6 +231,7 @@ def _journey(data: Mapping[str, Any]) -> Journey:
         shown_sub=data.get("shown_sub"),
         shown_etag=data.get("shown_etag"),
         shown_identity=PscIdentity.from_dict(data["shown_identity"]) if data.get("shown_identity") else None,
+        shown_due_at=int(data.get("shown_due_at") or 0),
         entra_asked_at=int(data.get("entra_asked_at") or 0),
         entra_fresh_asked=bool(data.get("entra_fresh_asked")),
     )

@@ -281,6 +281,9 @@ class Binding:
     identity: PscIdentity
     paired_at: int
     last_used_at: int
+    # When the national identity was last proven through PSC for this pairing: its creation, then
+    # each periodic re-verification (sanscouture.reverification). 0: as paired_at (older rows).
+    verified_at: int = 0
     # The row's version when read (a confirmation checks it is unchanged), and the sessions of the
     # account ended before their time (public ``sid`` -> until when): storage state, not the pairing.
     etag: str | None = field(default=None, compare=False)

@@ -45,6 +45,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "BROKER_SESSION_IDLE_TIMEOUT",
     "BROKER_ACCESS_TOKEN_TTL",
     "BROKER_REFRESH_TOKEN_TTL",
+    "BROKER_PAIRING_REVERIFY_DAYS",
     "BROKER_KEY_ROTATION_ENABLED",
     "BROKER_LIMIT_JOURNEYS_PER_MINUTE",
     "BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE",
@@ -68,6 +69,10 @@ GRANT_TYPES = ("authorization_code", "refresh_token")
 PSC_CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105 - a method name
 PSC_PRIVATE_KEY_JWT = "private_key_jwt"
 PSC_AUTH_METHODS = (PSC_CLIENT_SECRET_BASIC, PSC_PRIVATE_KEY_JWT)
+
+# ANS publishes no pairing lifetime we could read (docs/design.md "Periodic re-verification"): a
+# yearly proof, the rhythm of an access review, until ANS states one.
+DEFAULT_PAIRING_REVERIFY_DAYS = 365
 _SHA256_SECRET = re.compile(r"^sha256:[0-9a-f]{64}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
@@ -107,6 +112,7 @@ class Settings:
     session_idle_timeout: int = 30 * 60
     access_token_ttl: int = 120
     refresh_token_ttl: int = 30 * 60
+    pairing_reverify_days: int = DEFAULT_PAIRING_REVERIFY_DAYS
     key_rotation_enabled: bool = False
     limit_journeys_per_minute: int = 30
     limit_failed_client_auth_per_minute: int = 10
@@ -148,6 +154,7 @@ class Settings:
             session_idle_timeout=reader.seconds("BROKER_SESSION_IDLE_TIMEOUT", 30 * 60),
             access_token_ttl=reader.seconds("BROKER_ACCESS_TOKEN_TTL", 120),
             refresh_token_ttl=reader.seconds("BROKER_REFRESH_TOKEN_TTL", 30 * 60),
+            pairing_reverify_days=reader.days_or_default("BROKER_PAIRING_REVERIFY_DAYS", DEFAULT_PAIRING_REVERIFY_DAYS),
             key_rotation_enabled=reader.boolean("BROKER_KEY_ROTATION_ENABLED"),
             limit_journeys_per_minute=reader.seconds("BROKER_LIMIT_JOURNEYS_PER_MINUTE", 30),
             limit_failed_client_auth_per_minute=reader.seconds("BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE", 10),
@@ -275,6 +282,15 @@ class _Reader:
             return default
         if not value.isdigit() or int(value) <= 0:
             raise SettingsError(name, f"must be a positive number of seconds, not {value!r}")
+        return int(value)
+
+    def days_or_default(self, name: str, default: int) -> int:
+        """A positive number of days; absent or ``0`` means ``default`` (the documented default)."""
+        value = self.optional(name)
+        if value is None or (value.isdigit() and int(value) == 0):
+            return default
+        if not value.isdigit():
+            raise SettingsError(name, f"must be a positive number of days, not {value!r}")
         return int(value)
 
     def boolean(self, name: str) -> bool:

@@ -181,6 +181,10 @@ param accessTokenTtl int = 120
 @description('Refresh token lifetime in seconds (PSC: 30 min), for services registered with the refresh_token grant.')
 @minValue(60)
 param refreshTokenTtl int = 1800
+
+@description('Days after which a pairing must be proven again with CPS / e-CPS through PSC before it signs anyone in (the page « Vérification périodique »). ANS publishes no pairing lifetime we could read: a yearly proof by default.')
+@minValue(1)
+param pairingReverifyDays int = 365
 @description('Let the monthly timer rotate the signing key. Off by default: the app identity would then need Key Vault Secrets Officer on the signing-key secret, granted by hand (docs/deploy.md §6).')
 param keyRotationEnabled bool = false
 
@@ -338,6 +342,7 @@ module appSettings 'modules/appsettings.bicep' = {
     sessionIdleTimeout: sessionIdleTimeout
     accessTokenTtl: accessTokenTtl
     refreshTokenTtl: refreshTokenTtl
+    pairingReverifyDays: pairingReverifyDays
     keyRotationEnabled: keyRotationEnabled
     limitJourneysPerMinute: limitJourneysPerMinute
     limitFailedClientAuthPerMinute: limitFailedClientAuthPerMinute

@@ -72,5 +72,7 @@ param showMire = false
 param sessionMaxAge = 14400
 param sessionIdleTimeout = 1800
 param accessTokenTtl = 120
+// A pairing is proven again with CPS / e-CPS after this many days (docs/deploy.md).
+param pairingReverifyDays = 365
 // Monthly signing-key rotation by the app itself: see docs/deploy.md §6 before turning it on (a role to grant).
 param keyRotationEnabled = false

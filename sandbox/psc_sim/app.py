@@ -398,7 +398,7 @@ class _PscSimulator:
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else request.form.get("access_token", "")
         try:
-            claims = self.keys.verify(token, issuer=self.issuer)
+            claims = self.keys.verify(token, issuer=self.issuer, now=self.clock())
             if claims.get("typ") != "Bearer":
                 raise jwt.InvalidTokenError("not an access token")
         except jwt.InvalidTokenError:

@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import threading
+import time
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +33,7 @@ from sanscouture.errors import SignInRefused
 from sanscouture.errors import UpstreamUnavailableError
 from sanscouture.models import EntraAccount
 from sanscouture.models import UpstreamStart
+from sanscouture.ports import Clock
 from sanscouture.settings import Settings
 
 log = logging.getLogger("sanscouture.entra")
@@ -112,8 +114,9 @@ def _refusal_for_msal_check(message: str) -> SignInRefused:
 class EntraAdapter:
     """Implements :class:`sanscouture.ports.EntraSignIn`."""
 
-    def __init__(self, settings: Settings, session: requests.Session) -> None:
+    def __init__(self, settings: Settings, session: requests.Session, clock: Clock = time.time) -> None:
         self._settings = settings
+        self._clock = clock  # the broker's: tokens are checked against the time its rules use
         self._session = session
         self._lock = threading.Lock()
         self._app: msal.ConfidentialClientApplication | None = None
@@ -175,6 +178,7 @@ class EntraAdapter:
             issuer=self._issuer_for,
             nonce=hashlib.sha256(flow["nonce"].encode()).hexdigest(),  # MSAL sends the nonce's hash
             provider="entra",
+            now=self._clock(),
         )
         for name in ("tid", "oid"):
             if not isinstance(claims.get(name), str) or not claims[name]:

@@ -41,6 +41,7 @@ from sanscouture.keys import KeyRing
 from sanscouture.models import PscAuthentication
 from sanscouture.models import PscIdentity
 from sanscouture.models import UpstreamStart
+from sanscouture.ports import Clock
 from sanscouture.settings import PSC_PRIVATE_KEY_JWT
 from sanscouture.settings import Settings
 
@@ -56,10 +57,13 @@ JWT_ENVELOPE_CLAIMS = frozenset({"iss", "aud", "exp", "iat", "nbf", "jti"})
 class PscAdapter:
     """Implements :class:`sanscouture.ports.PscSignIn`; ``keys`` signs ``private_key_jwt`` assertions."""
 
-    def __init__(self, settings: Settings, session: requests.Session, keys: KeyRing | None = None) -> None:
+    def __init__(
+        self, settings: Settings, session: requests.Session, keys: KeyRing | None = None, clock: Clock = time.time
+    ) -> None:
         if settings.psc_token_auth_method == PSC_PRIVATE_KEY_JWT and keys is None:
             raise ValueError("private_key_jwt towards PSC needs the broker's signing key ring")
         self._settings = settings
+        self._clock = clock  # the broker's: tokens are checked against the time its rules use
         self._session = session
         self._signing_keys = keys
         self._metadata = CachedDocument(session, settings.psc_discovery_url, "psc discovery", METADATA_TTL)
@@ -108,6 +112,7 @@ class PscAdapter:
             issuer=str(metadata["issuer"]),
             nonce=str(flow["nonce"]),
             provider="psc",
+            now=self._clock(),
         )
         if claims.get("acr") != REQUIRED_ACR:
             raise SignInRefused("psc_refused", detail=f"psc acr {str(claims.get('acr'))[:16]!r} is not eidas1")
@@ -173,7 +178,7 @@ class PscAdapter:
         section 9 allows: "the OP's Issuer Identifier passed as a string"), a fresh jti, one minute of
         validity; signed with the broker's current key, its kid in the header."""
         assert self._signing_keys is not None  # checked in __init__
-        now = int(time.time())
+        now = int(self._clock())
         client_id = self._settings.psc_client_id
         claims = {"iss": client_id, "sub": client_id, "aud": str(metadata["issuer"]), "jti": str(uuid.uuid4()),
                   "iat": now, "exp": now + ASSERTION_LIFETIME}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import jwt
@@ -120,6 +121,8 @@ def verify_id_token(
 
     ``issuer`` may be a function of the unverified claims, for Entra's tenant-specific issuer
     (``https://login.microsoftonline.com/{tid}/v2.0``); it is compared after the signature checks.
+    ``now`` is the broker's clock (the one its own rules compare ``auth_time`` with); the machine's
+    when not given.
     """
     try:
         header = jwt.get_unverified_header(token)
@@ -135,8 +138,11 @@ def verify_id_token(
             algorithms=[header["alg"]],
             audience=audience,
             leeway=LEEWAY,
-            options={"require": ["iss", "sub", "aud", "exp", "iat"], "verify_iss": False},
+            options={"require": ["iss", "sub", "aud", "exp", "iat"], "verify_iss": False,
+                     **({"verify_exp": False, "verify_iat": False, "verify_nbf": False} if now is not None else {})},
         )
+        if now is not None:
+            _check_times(claims, now)
     except jwt.InvalidTokenError as error:
         raise SignInRefused(
             "upstream_token_invalid", detail=f"{provider}: {type(error).__name__}: {error}"
@@ -149,3 +155,17 @@ def verify_id_token(
     if isinstance(claims.get("aud"), list) and len(claims["aud"]) > 1 and claims.get("azp") != audience:
         raise SignInRefused("upstream_token_invalid", detail=f"{provider}: azp does not name us")
     return claims
+
+
+def _check_times(claims: Mapping[str, Any], now: float) -> None:
+    """RFC 7519 4.1.4-4.1.6 as PyJWT checks them (same leeway), against ``now`` instead of the
+    machine's clock."""
+    for name in ("exp", "iat", "nbf"):
+        if name in claims and not isinstance(claims[name], (int, float)):
+            raise jwt.InvalidTokenError(f"{name} must be a number")
+    if claims["exp"] <= now - LEEWAY:
+        raise jwt.ExpiredSignatureError("Signature has expired")
+    if claims["iat"] > now + LEEWAY:
+        raise jwt.ImmatureSignatureError("The token is not yet valid (iat)")
+    if "nbf" in claims and claims["nbf"] > now + LEEWAY:
+        raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")

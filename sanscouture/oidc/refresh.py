@@ -36,6 +36,7 @@ from sanscouture.oidc.codes import GRANT_ROW
 from sanscouture.oidc.codes import REDEEMED_STATE
 from sanscouture.oidc.id_token import build_id_token_claims
 from sanscouture.ports import RowStore
+from sanscouture.reverification import reverification_due
 from sanscouture.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,7 +84,8 @@ def exchange_refresh_token(request: Request, client: Client, endpoint: TokenEndp
     check_refresh_alive(row.data, now)
     try:
         check_within_reauthentication(grant, settings, now)
-        check_pairing_holds(BindingStore(endpoint.tables["bindings"], endpoint.clock), grant, now)
+        check_pairing_holds(BindingStore(endpoint.tables["bindings"], endpoint.clock), grant, now,
+                            settings.pairing_reverify_days)
     except InvalidGrantError:
         codes.delete(grant_id, GRANT_ROW)  # the family dies with its pairing, session or 4-hour rule
         raise
@@ -146,7 +148,7 @@ def check_within_reauthentication(grant: CodeGrant, settings: Settings, now: int
         raise InvalidGrantError(REFUSED, detail="the authentication is older than the re-authentication rule")
 
 
-def check_pairing_holds(bindings: BindingStore, grant: CodeGrant, now: int) -> None:
+def check_pairing_holds(bindings: BindingStore, grant: CodeGrant, now: int, reverify_days: int) -> None:
     """The pairing still names this identity, its session was not ended, its re-verification not due."""
     if grant.tid is None or grant.oid is None:
         raise InvalidGrantError(REFUSED, detail="a refresh token without a pairing")
@@ -155,6 +157,8 @@ def check_pairing_holds(bindings: BindingStore, grant: CodeGrant, now: int) -> N
         raise InvalidGrantError(REFUSED, detail="the pairing was removed or replaced")
     if binding.session_revoked(grant.sid, now):
         raise InvalidGrantError(REFUSED, detail="the broker session was ended")
+    if reverification_due(binding, now, reverify_days):
+        raise InvalidGrantError(REFUSED, detail="the pairing's periodic re-verification is due")
 
 
 def narrowed_scope(requested: str | None, granted: tuple[str, ...]) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
@@ -147,6 +148,34 @@ def render_confirm(
         form_action=form_action,
         csrf_token=csrf_token,
         notice=notice or None,
+    )
+
+
+def render_reverification(
+    *,
+    client_name: str,
+    identity_name: str,
+    profession: str | None,
+    masked_national_id: str,
+    entra_username: str,
+    proven_on: str,
+    days: int,
+    form_action: str,
+    csrf_token: str,
+) -> str:
+    """« Vérification périodique »: the pairing is older than BROKER_PAIRING_REVERIFY_DAYS; why,
+    whom it names, and one button to PSC (CPS / e-CPS), or « Annuler »."""
+    return _render(
+        "reverification.html",
+        client_name=client_name,
+        identity_name=identity_name,
+        profession=profession or None,
+        masked_national_id=masked_national_id,
+        entra_username=entra_username,
+        proven_on=proven_on,
+        days=days,
+        form_action=form_action,
+        csrf_token=csrf_token,
     )
 
 
@@ -340,6 +369,13 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "session Pro Santé Connect », ou fermez toutes les fenêtres du navigateur. Revenez ensuite au service et "
         "reconnectez-vous : votre carte CPS ou votre e-CPS vous sera demandée.",
     ),
+    "reverification_refused": (
+        "Identité différente de celle de l'appairage",
+        "La carte CPS ou la e-CPS présentée n'est pas celle de l'identité à laquelle le compte de votre "
+        "établissement est relié. Par sécurité, personne n'a été connecté et l'appairage n'a pas été modifié.",
+        "Revenez au service et relancez la connexion avec votre propre carte CPS ou e-CPS. Si ce compte est "
+        "relié à une identité qui n'est pas la vôtre, contactez le support informatique de votre établissement.",
+    ),
     "pairing_failed": (
         "Appairage impossible",
         "Le compte de votre établissement n'a pas pu être relié à votre identité Pro Santé Connect.",
@@ -436,6 +472,16 @@ CLOSE_PSC_SESSION = "Fermer la session Pro Santé Connect (nouvel onglet)"
 
 
 # --- user-facing labels from PSC userinfo --------------------------------------------------------
+
+_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+           "novembre", "décembre")
+
+
+def french_date(timestamp: float) -> str:
+    """« 1er décembre 2025 »: a date as French writes it (UTC: the day, not the hour, matters here)."""
+    day = time.gmtime(timestamp)
+    return f"{'1er' if day.tm_mday == 1 else day.tm_mday} {_MONTHS[day.tm_mon - 1]} {day.tm_year}"
+
 
 AUTH_MODE_UNKNOWN = "non précisé"
 

@@ -83,6 +83,22 @@ def _confirm(userinfo: dict[str, Any], **overrides: Any) -> str:
     return render.render_confirm(**arguments)
 
 
+def _reverification(userinfo: dict[str, Any], **overrides: Any) -> str:
+    arguments: dict[str, Any] = {
+        "client_name": "Dossier patient informatisé",
+        "identity_name": render.display_name(userinfo),
+        "profession": render.profession_label(userinfo),
+        "masked_national_id": userinfo["SubjectNameID"][-4:],
+        "entra_username": "kit.doc@chu-exemple.fr",
+        "proven_on": render.french_date(1_733_011_200),
+        "days": 365,
+        "form_action": FORM,
+        "csrf_token": CSRF,
+        **overrides,
+    }
+    return render.render_reverification(**arguments)
+
+
 def _account(userinfo: dict[str, Any], **overrides: Any) -> str:
     view = render.PairingView(
         identity_name=render.display_name(userinfo),
@@ -124,6 +140,11 @@ PAGES: dict[str, Callable[[], str]] = {
         client_name=LONG_CLIENT,
         entra_username=LONG_USERNAME,
         notice="Ce compte était déjà appairé à l'identité ci-dessous.",
+    ),
+    "reverification": lambda: _reverification(DOCTOR),
+    "reverification-long": lambda: _reverification(NURSE, client_name=LONG_CLIENT, entra_username=LONG_USERNAME),
+    "error-reverification-refused": lambda: _known_error(
+        "reverification_refused", reference="5d2a7e10", return_url=RETURN_URL
     ),
     "error": lambda: _known_error("server_error", reference="7c1e9a42-5b3d-4f0e", return_url=RETURN_URL),
     "error-not-compliant": lambda: _known_error("authentication_not_compliant", reference="b91d03fe"),
@@ -219,6 +240,8 @@ def test_no_serious_accessibility_violation(
         ("pairing-long", "pair", "Appairer un compte avec la carte CPS"),
         ("confirm", "confirm", "Confirmer"),
         ("confirm-notice-long", "confirm", "Confirmer"),
+        ("reverification", "verify", "Vérifier avec la carte CPS"),
+        ("reverification-long", "verify", "Vérifier avec la carte CPS"),
     ],
 )
 def test_primary_button_is_the_first_control_after_the_skip_link(
@@ -289,6 +312,8 @@ def test_renders_under_the_real_csp_with_no_external_request(
     [
         ("mire", "Pro Santé Connect (carte CPS / e-CPS)", {"choice": "psc"}),
         ("pairing", "Appairer un compte avec la carte CPS", {"action": "pair"}),
+        ("reverification", "Vérifier avec la carte CPS", {"action": "verify"}),
+        ("reverification", "Annuler", {"action": "cancel"}),
         ("confirm", "Confirmer", {"action": "confirm"}),
         ("confirm", "Se connecter avec une autre identité Pro Santé Connect", {"action": "other"}),
         ("logout-confirm", "Se déconnecter", {"action": "logout"}),

@@ -2,8 +2,8 @@
 
 A count is deterministic, unlike a time: each is pinned exactly, so that a change that adds a round
 trip to a sign-in is seen. The budget (docs/architecture.md): an unauthenticated /authorize none, a
-warm paired sign-in at most 4, a first sign-in with pairing at most 8, /token at most 2, /userinfo at
-most 1, prompt=none with a session at most 3.
+warm paired sign-in at most 4 (a re-verification sign-in too), a first sign-in with pairing at most 8,
+/token at most 2, /userinfo at most 1, prompt=none with a session at most 3.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ from sandbox.scripted import Page
 from sandbox.scripted import Pkce
 from sandbox.scripted import RelyingParty
 from sandbox.scripted import sign_in
+from sanscouture.settings import DEFAULT_PAIRING_REVERIFY_DAYS
 from tests.e2e.pairings import unpair
 from tests.e2e.test_journey import CONFIRMATION
 from tests.e2e.test_journey import PAIRING
 from tests.e2e.test_journey import ensure_paired
+from tests.e2e.test_journey import pair
 from tests.e2e.test_journey import rp
 
 
@@ -103,3 +105,22 @@ def test_prompt_none_with_a_session_costs_three_round_trips(sandbox: Sandbox, co
     landing = browser.go(other.authorization_url(pkce, prompt="none"), stop_at=other.redirect_uri)
     assert isinstance(landing, Landing) and "code" in landing.params
     assert counted.take() == Counter({"GET bindings": 1, "POST codes": 1, "PUT audit": 1})
+
+
+def test_a_re_verification_sign_in_costs_four_round_trips(sandbox: Sandbox, counted: RequestCounter) -> None:
+    """The due check comes from the pairing row /callback reads; the renewal is one conditional write."""
+    unpair(sandbox, "cpx-interne")
+    pair(sandbox, "cpx-interne", "pharmacien-cps")
+    browser, party, pkce = Browser(sandbox, psc_persona="pharmacien-cps"), rp(sandbox), Pkce()
+    with sandbox.time_travel(DEFAULT_PAIRING_REVERIFY_DAYS * 86_400 + 3600):
+        counted.take()
+        page = browser.go(party.authorization_url(pkce, login_hint="cpx-interne"), stop_at=party.redirect_uri)
+        assert isinstance(page, Page) and page.h1 == "Vérification périodique"
+        assert counted.take() == Counter({"GET bindings": 1})  # /callback reads the pairing: due
+        landing = browser.submit(page, "verify", stop_at=party.redirect_uri)
+        assert isinstance(landing, Landing)
+        # PSC's return: the renewal (a merge conditional on the ETag the page was read at), the
+        # journey's one code, the audit records pairing_reverified + login_succeeded (one transaction).
+        assert counted.take() == Counter({"PATCH bindings": 1, "POST codes": 1, "POST $batch": 1})
+        redeem_and_read(party, landing, pkce, counted)
+    unpair(sandbox, "cpx-interne")

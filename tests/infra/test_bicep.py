@@ -469,6 +469,7 @@ def test_main_defaults_are_the_defaults_of_settings_py() -> None:
     assert params["sessionMaxAge"]["default"] == defaults["session_max_age"]
     assert params["sessionIdleTimeout"]["default"] == defaults["session_idle_timeout"]
     assert params["accessTokenTtl"]["default"] == defaults["access_token_ttl"]
+    assert params["pairingReverifyDays"]["default"] == defaults["pairing_reverify_days"] == 365
     assert params["showMire"]["default"] is defaults["show_mire"]
     assert params["keyRotationEnabled"]["default"] is defaults["key_rotation_enabled"] is False
     assert params["signingKeySecretName"]["default"] == "broker-signing-key"

@@ -78,6 +78,9 @@ param accessTokenTtl int
 
 @description('Refresh token lifetime in seconds (BROKER_REFRESH_TOKEN_TTL).')
 param refreshTokenTtl int
+
+@description('Days after which a pairing must be proven again through PSC (BROKER_PAIRING_REVERIFY_DAYS).')
+param pairingReverifyDays int
 @description('Let the monthly timer rotate the signing key (BROKER_KEY_ROTATION_ENABLED); needs the secret-scoped role of docs/deploy.md §6.')
 param keyRotationEnabled bool
 
@@ -145,6 +148,7 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     BROKER_SESSION_IDLE_TIMEOUT: string(sessionIdleTimeout)
     BROKER_ACCESS_TOKEN_TTL: string(accessTokenTtl)
     BROKER_REFRESH_TOKEN_TTL: string(refreshTokenTtl)
+    BROKER_PAIRING_REVERIFY_DAYS: string(pairingReverifyDays)
     BROKER_KEY_ROTATION_ENABLED: keyRotationEnabled ? 'true' : 'false'
     BROKER_LIMIT_JOURNEYS_PER_MINUTE: string(limitJourneysPerMinute)
     BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE: string(limitFailedClientAuthPerMinute)

@@ -121,6 +121,13 @@ def confirm(**overrides: Any) -> str:
     return render.render_confirm(**arguments)
 
 
+def reverification(**overrides: Any) -> str:
+    arguments = {"client_name": "DPI", "identity_name": "Dr Kit DOC0042788", "profession": "Médecin",
+                 "masked_national_id": "7885", "entra_username": "kit@chu.example", "proven_on": "1er décembre 2025",
+                 "days": 365, "form_action": "/pair?j=J", "csrf_token": CSRF, **overrides}
+    return render.render_reverification(**arguments)
+
+
 def error(**overrides: Any) -> str:
     arguments = {"title": "Erreur inattendue", "message": "Une erreur est survenue.", "advice": "Réessayez.",
                  **overrides}
@@ -169,6 +176,7 @@ PAGES: dict[str, Callable[..., str]] = {
     "mire": mire,
     "pairing": pairing,
     "confirm": confirm,
+    "reverification": reverification,
     "error": error,
     "logout_confirm": logout_confirm,
     "logged_out": logged_out,
@@ -197,6 +205,11 @@ UNTRUSTED_FIELDS: list[tuple[str, str]] = [
     ("confirm", "masked_national_id"),
     ("confirm", "entra_username"),
     ("confirm", "notice"),
+    ("reverification", "client_name"),
+    ("reverification", "identity_name"),
+    ("reverification", "profession"),
+    ("reverification", "masked_national_id"),
+    ("reverification", "entra_username"),
     ("error", "title"),
     ("error", "message"),
     ("error", "advice"),
@@ -258,6 +271,10 @@ def test_untrusted_values_are_escaped(name: str, argument: str) -> None:
         ("confirm", "/confirm", [
             ("action", "confirm", "Confirmer"),
             ("action", "other", "Se connecter avec une autre identité Pro Santé Connect"),
+            ("action", "cancel", "Annuler"),
+        ]),
+        ("reverification", "/pair?j=J", [
+            ("action", "verify", "Vérifier avec la carte CPS"),
             ("action", "cancel", "Annuler"),
         ]),
         ("logout_confirm", "/logout", [("action", "logout", "Se déconnecter")]),
@@ -542,3 +559,27 @@ def test_the_confirmation_page_footer_links_to_mes_appairages() -> None:
 )
 def test_french_datetime_in_paris_time(epoch: int, text: str) -> None:
     assert render.french_datetime(epoch) == text
+
+
+# --- the periodic re-verification ------------------------------------------------------------------
+
+
+def test_the_verification_page_says_when_and_how_often_and_masks_the_identifier() -> None:
+    page = reverification(proven_on="14 juillet 2025", days=200)
+    text = " ".join(page.replace("\xa0", " ").replace("&nbsp;", " ").split())
+    assert "vérifié pour la dernière fois le 14 juillet 2025" in text
+    assert "au moins tous les 200 jours" in text
+    assert "…7885" in page
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "written"),
+    [
+        (1_764_547_200, "1er décembre 2025"),  # 2025-12-01T00:00:00Z
+        (1_752_451_200, "14 juillet 2025"),
+        (1_754_006_399, "31 juillet 2025"),  # the last second of the day, in UTC
+        (1_740_787_200, "1er mars 2025"),
+    ],
+)
+def test_french_date(timestamp: int, written: str) -> None:
+    assert render.french_date(timestamp) == written

@@ -132,6 +132,21 @@ def test_a_bad_setting_is_refused_with_its_name(overrides: dict[str, str], named
     assert says in message
 
 
+@pytest.mark.parametrize(("value", "days"), [(None, 365), ("", 365), ("0", 365), ("00", 365), ("1", 1), ("730", 730)])
+def test_pairing_reverify_days_is_a_positive_integer_and_0_or_absent_is_the_default(
+    value: str | None, days: int
+) -> None:
+    env = valid_env() if value is None else valid_env(BROKER_PAIRING_REVERIFY_DAYS=value)
+    assert Settings.from_env(env).pairing_reverify_days == days
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "365d", "un an"])
+def test_pairing_reverify_days_refuses_anything_else_with_its_name(value: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(valid_env(BROKER_PAIRING_REVERIFY_DAYS=value))
+    assert str(raised.value) == f"BROKER_PAIRING_REVERIFY_DAYS: must be a positive number of days, not {value!r}"
+
+
 def test_a_duplicate_client_id_is_refused() -> None:
     clients = json.dumps([{"client_id": "a", "client_secret": "s", "redirect_uris": ["https://a/cb"]}] * 2)
     with pytest.raises(SettingsError, match=r"^BROKER_CLIENTS: client_id 'a' is registered twice"):
