@@ -114,12 +114,18 @@ def browser_endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.Http
     """
 
     def respond(error: Exception, route: str) -> Response:
+        # An outage's record carries its exception (an Application Insights exception, with the failing
+        # call's stack) and the reference the page shows, so that support finds one from the other.
         if isinstance(error, UpstreamUnavailableError):
-            log.warning("upstream unavailable", extra={"error_detail": error.detail, "route": route})
-            return error_page("upstream_unavailable", status=503)
+            reference = secrets.token_hex(4)
+            log.warning("upstream unavailable", exc_info=error,
+                        extra={"error_detail": error.detail, "route": route, "reference": reference})
+            return error_page("upstream_unavailable", status=503, reference=reference)
         if isinstance(error, TemporarilyUnavailableError):
-            log.warning("dependency unavailable", extra={"error_detail": error.detail, "route": route})
-            return error_page("temporarily_unavailable", status=503)
+            reference = secrets.token_hex(4)
+            log.warning("dependency unavailable", exc_info=error,
+                        extra={"error_detail": error.detail, "route": route, "reference": reference})
+            return error_page("temporarily_unavailable", status=503, reference=reference)
         if isinstance(error, SignInRefused):
             log.warning("sign-in refused", extra={"reason": error.reason, "error_detail": error.detail, "route": route})
             return error_page(error.reason, status=403)
