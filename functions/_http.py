@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from sanscouture import scrub
+from sanscouture import telemetry
 from sanscouture.error_pages import error_page
 from sanscouture.errors import OAuthError
 from sanscouture.errors import RequestTooLargeError
@@ -36,6 +37,10 @@ from sanscouture.web import parse_form
 log = logging.getLogger("sanscouture.http")
 # Every log record of the worker is scrubbed of query strings, tokens and national identifiers.
 scrub.install()
+# When the worker exports telemetry (Azure: PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY), its spans and log
+# records are scrubbed too before they leave; with telemetry off nothing of OpenTelemetry is imported.
+if telemetry.enabled():
+    telemetry.install_scrubbers()
 # Audit events and refusals are INFO/WARNING records of the "sanscouture" loggers: Application Insights
 # (through the worker's OpenTelemetry export) keeps them as traces with their fields as custom dimensions.
 logging.getLogger("sanscouture").setLevel(logging.INFO)

@@ -67,21 +67,27 @@ _installed = False
 
 
 def install_scrubbers() -> bool:
-    """Put the scrubbing processors before every other processor of the global providers (idempotent).
-
-    They must run before the batch processors that hand spans and log records to the exporter, which
-    the worker registered first; ``add_*_processor`` only appends, so they are put at the front of the
-    providers' processor tuples. Returns False when the providers are not the SDK's (telemetry off).
-    """
+    """Put the scrubbing processors first in the global providers, once; False if they are not the SDK's."""
     global _installed
     if _installed:
         return True
     from opentelemetry import trace
     from opentelemetry._logs import get_logger_provider
+
+    _installed = prepend_scrubbers(trace.get_tracer_provider(), get_logger_provider())
+    return _installed
+
+
+def prepend_scrubbers(tracer_provider: object, logger_provider: object) -> bool:
+    """Put the scrubbing processors before every other processor of these providers.
+
+    They must run before the batch processors that hand spans and log records to the exporter, which
+    the worker registered first; ``add_*_processor`` only appends, so they are put at the front of the
+    providers' processor tuples. Returns False when the providers are not the SDK's (telemetry off).
+    """
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk.trace import TracerProvider
 
-    tracer_provider, logger_provider = trace.get_tracer_provider(), get_logger_provider()
     if not isinstance(tracer_provider, TracerProvider) or not isinstance(logger_provider, LoggerProvider):
         log.warning("telemetry scrubbers not installed: no OpenTelemetry SDK providers")
         return False
@@ -91,7 +97,6 @@ def install_scrubbers() -> bool:
     records = logger_provider._multi_log_record_processor
     with records._lock:
         records._log_record_processors = (_log_scrubber(), *records._log_record_processors)
-    _installed = True
     return True
 
 
