@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from collections.abc import Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -61,6 +63,42 @@ def configure_like_the_worker(env: Mapping[str, str] = os.environ) -> None:
         connection_string=env[CONNECTION_SETTING], logger_name=env.get(LOGGER_NAME_SETTING, "")
     )
     install_scrubbers()
+
+
+@contextmanager
+def exported_from_a_tool(env: Mapping[str, str] = os.environ) -> Iterator[None]:
+    """An administrator's tool run (``python -m tools.pairings``): its audit records reach Application
+    Insights too when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set, as the broker's do.
+
+    The component accepts Entra-authenticated ingestion only: with
+    ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD`` the administrator's ``az login``
+    identity signs in (it needs *Monitoring Metrics Publisher* on the component). Everything is flushed
+    before the tool exits. Without the connection string, nothing of OpenTelemetry is imported.
+    """
+    connection_string = env.get(CONNECTION_SETTING, "").strip()
+    if not connection_string:
+        yield
+        return
+    from azure.monitor.opentelemetry import configure_azure_monitor
+    from opentelemetry import trace
+    from opentelemetry._logs import get_logger_provider
+
+    credential = None
+    if "authorization=aad" in env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "").replace(" ", "").lower():
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    configure_azure_monitor(connection_string=connection_string, credential=credential, logger_name="sanscouture",
+                            enable_live_metrics=False, disable_metrics=True)
+    install_scrubbers()
+    logging.getLogger("sanscouture").setLevel(logging.INFO)  # audit records are INFO, as in the broker
+    try:
+        yield
+    finally:
+        for provider in (get_logger_provider(), trace.get_tracer_provider()):
+            flush = getattr(provider, "force_flush", None)
+            if flush is not None:
+                flush()
 
 
 _installed = False

@@ -8,7 +8,9 @@ identity (``az login``; the account needs *Storage Table Data Contributor* on th
 ``BROKER_TABLES_CONNECTION_STRING`` in the sandbox. A removal is recorded in the audit table
 (``pairing_removed``); the next sign-in of that Entra account asks for a new pairing with the CPS card
 or e-CPS. Live broker sessions end at their next use (the pairing is checked again). National
-identifiers are printed masked, as everywhere else.
+identifiers are printed masked, as everywhere else. With ``APPLICATIONINSIGHTS_CONNECTION_STRING`` (and
+``APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD``) the removal is also an Application
+Insights trace, which the « pairing removed by an administrator » alert watches (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TextIO
 
+from sanscouture import telemetry
 from sanscouture.adapters.tables import Tables
 from sanscouture.audit import AuditLog
 from sanscouture.bindings import BindingStore
@@ -87,7 +90,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ,
     tables = tables_from_environment(env)
     if args.command == "list":
         return list_pairings(tables, args.tenant, out)
-    return remove_pairing(tables, args.tenant.lower(), args.oid.lower(), args.reason, out)
+    with telemetry.exported_from_a_tool(env):  # the removal's audit record reaches Application Insights too
+        return remove_pairing(tables, args.tenant.lower(), args.oid.lower(), args.reason, out)
 
 
 def _when(epoch: object) -> str:

@@ -33,6 +33,7 @@ import pytest
 import requests
 
 from sandbox import azurite
+from sandbox.entra_sim.personas import HOSPITAL_TENANT_ID
 from sandbox.run import Ports
 from sandbox.run import RegisteredClient
 from sandbox.run import Sandbox
@@ -44,8 +45,10 @@ from sandbox.scripted import sign_in
 from sandbox.servers import free_port
 from sandbox.switches import switched
 from sandbox.telemetry_sink import base_data
+from sandbox.telemetry_sink import exporter_environment
 from sandbox.telemetry_sink import kind
 from sandbox.tls import LocalTls
+from tests.e2e.pairings import persona_oid
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "infra" / "fixtures" / "telemetry.json"
@@ -186,15 +189,28 @@ def test_the_telemetry_of_sign_ins_tokens_and_an_outage_is_complete_and_holds_no
     assert refusal_reference
     observed.keep(pkce3.state, pkce3.nonce, pkce3.verifier)
 
-    # A storage outage: Azurite stops; the confirmation page answers 503 with a reference.
+    # A storage outage: Azurite stops; the confirmation page answers 503 with a reference, /token 503.
     outage, pkce4 = Browser(where), Pkce()
     confirmation = outage.go(party.authorization_url(pkce4, login_hint="cpx"), stop_at=party.redirect_uri)
     assert isinstance(confirmation, Page) and confirmation.h1 == "Connexion"
+
+    # Meanwhile an administrator removes the pairing with the tool, its telemetry aimed at the sink.
+    removal = subprocess.run(
+        [sys.executable, "-m", "tools.pairings", "remove", "--tenant", HOSPITAL_TENANT_ID,
+         "--oid", persona_oid(where, "cpx"), "--reason", "test"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, **exporter_environment(observed.sink),
+             "BROKER_TABLES_CONNECTION_STRING": observed.storage.connection_string},
+    )
+    assert removal.returncode == 0, removal.stdout + removal.stderr
+
     observed.storage.stop()
     unavailable = outage.submit(confirmation, "confirm", stop_at=party.redirect_uri)
     assert isinstance(unavailable, Page) and unavailable.status == 503
     outage_reference = re.search(r'<span class="code">([^<]+)</span>', unavailable.html)
     assert outage_reference
+    late = party.redeem(landing2.params["code"], pkce2)
+    assert (late.status_code, late.json()["error"]) == (503, "temporarily_unavailable")
     observed.keep(pkce4.state, pkce4.nonce, pkce4.verifier)
     for browser in (first, second, refused, outage):
         observed.keep_urls(browser.visited)
@@ -204,7 +220,9 @@ def test_the_telemetry_of_sign_ins_tokens_and_an_outage_is_complete_and_holds_no
         names = {base_data(e).get("name") for e in of_kind(envelopes, "request")}
         return ({"GET /authorize", "POST /token", "GET /userinfo", "POST /confirm"} <= names
                 and any(props(e).get("reference") == outage_reference.group(1)
-                        for e in of_kind(envelopes, "exception")))
+                        for e in of_kind(envelopes, "exception"))
+                and any(props(e).get("error") == "temporarily_unavailable" for e in of_kind(envelopes, "trace"))
+                and bool(audit(envelopes, "pairing_removed")))
 
     envelopes = observed.wait_for(complete, "the requests and the outage's exception")
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +236,8 @@ def test_the_telemetry_of_sign_ins_tokens_and_an_outage_is_complete_and_holds_no
         assert "?" not in data.get("url", "")
         assert data["success"] == (0 < int(data["responseCode"]) < 400)  # Application Insights: 4xx fail
     by_name = {base_data(r)["name"]: base_data(r) for r in requests_seen}
-    assert by_name["POST /token"]["responseCode"] == "200"
+    assert {base_data(r)["responseCode"] for r in requests_seen if base_data(r)["name"] == "POST /token"} == {
+        "200", "503"}
     assert by_name["GET /userinfo"]["responseCode"] == "200"
     assert {"GET /callback", "GET /pair/callback"} <= set(by_name)
     assert any(base_data(r)["name"] == "POST /confirm" and base_data(r)["responseCode"] == "503"
@@ -241,9 +260,12 @@ def test_the_telemetry_of_sign_ins_tokens_and_an_outage_is_complete_and_holds_no
         ("rp-observed", "********" + national_id[-4:], "paired")] * 2
     # Each audit trace is correlated with the request that wrote it (operation_Id).
     operations = {r["tags"]["ai.operation.id"]: base_data(r)["name"] for r in requests_seen}
-    audit_traces = [e for e in of_kind(envelopes, "trace") if "audit_event" in props(e)]
+    audit_traces = [e for e in of_kind(envelopes, "trace")
+                    if "audit_event" in props(e) and props(e)["audit_event"] != "pairing_removed"]  # the tool's
     assert {operations.get(e["tags"].get("ai.operation.id")) for e in audit_traces} <= {
         "GET /pair/callback", "POST /confirm", "GET /callback", "POST /pair"}
+    (removed,) = audit(envelopes, "pairing_removed")
+    assert (removed["by"], removed["national_id"]) == ("admin", "********" + national_id[-4:])
     refusals = audit(envelopes, "login_refused")
     assert [(r["reason"], r["reference"]) for r in refusals] == [("upstream_token_invalid",
                                                                    refusal_reference.group(1))]
