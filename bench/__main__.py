@@ -46,7 +46,7 @@ def cold_start_with_telemetry(runs: int) -> None:
     from sandbox.servers import free_port
     from sandbox.telemetry_sink import exporter_environment
 
-    code = ("import os, time; t=time.perf_counter(); from sanscouture import telemetry; "
+    code = ("import os, time; t=time.perf_counter(); from sanscouture.adapters import telemetry; "
             "telemetry.configure_like_the_worker(); import function_app; "
             "print(time.perf_counter()-t, flush=True); os._exit(0)")
     env = {**os.environ, **exporter_environment(f"https://127.0.0.1:{free_port()}")}

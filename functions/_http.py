@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from sanscouture import scrub
-from sanscouture import telemetry
+from sanscouture.adapters import telemetry
 from sanscouture.error_pages import error_page
 from sanscouture.errors import OAuthError
 from sanscouture.errors import RequestTooLargeError

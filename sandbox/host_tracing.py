@@ -2,7 +2,7 @@
 
 In Azure, the Functions host (``"telemetryMode": "OpenTelemetry"``) records one request per
 invocation and the worker's spans and logs are its children. The sandbox's host does the same with the
-global tracer that :func:`sanscouture.telemetry.configure_like_the_worker` set up: a server span named
+global tracer that :func:`sanscouture.adapters.telemetry.configure_like_the_worker` set up: a server span named
 ``<METHOD> /<route template>``, with the route, the status code and the URL without its query.
 """
 

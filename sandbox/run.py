@@ -177,7 +177,7 @@ class Sandbox:
     def _start_telemetry(self, port: int) -> None:
         """The sink, and the broker's telemetry exported to it as the Functions worker exports it in Azure."""
         from sandbox import telemetry_sink
-        from sanscouture import telemetry
+        from sanscouture.adapters import telemetry
 
         sink = telemetry_sink.TelemetrySink(self.data_dir / "telemetry.jsonl")
         self.servers.append(serve("telemetry", sink, port, self.tls))

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TextIO
 
-from sanscouture import telemetry
+from sanscouture.adapters import telemetry
 from sanscouture.adapters.tables import Tables
 from sanscouture.audit import AuditLog
 from sanscouture.bindings import BindingStore

@@ -8,6 +8,10 @@ the scrubbers must still act before it.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
@@ -21,7 +25,9 @@ from opentelemetry.trace import NoOpTracerProvider
 from opentelemetry.trace import Status
 from opentelemetry.trace import StatusCode
 
-from sanscouture import telemetry
+from sanscouture.adapters import telemetry
+
+ROOT = Path(__file__).resolve().parents[3]
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 IDNAT = "810100000001"
@@ -97,3 +103,15 @@ def test_a_log_record_exception_text_is_scrubbed_before_export(providers: tuple)
 
 def test_without_sdk_providers_nothing_is_installed() -> None:
     assert telemetry.prepend_scrubbers(NoOpTracerProvider(), LoggerProvider()) is False
+
+
+def test_with_telemetry_off_importing_the_app_imports_nothing_of_opentelemetry() -> None:
+    """The cold start is unchanged when the worker does not export (the default, and every other test)."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in (telemetry.ENABLE_SETTING, telemetry.CONNECTION_SETTING)}
+    probe = ("import sys, function_app; "
+             "print(sorted({m.split('.')[0] + '.' + m.split('.')[1] for m in sys.modules "
+             "if m.startswith(('opentelemetry.', 'azure.monitor'))}))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                            check=True, timeout=120)
+    assert result.stdout.strip() == "[]"
