@@ -219,6 +219,7 @@ def test_the_telemetry_of_sign_ins_tokens_and_an_outage_is_complete_and_holds_no
     observed.keep(pkce4.state, pkce4.nonce, pkce4.verifier)
     for browser in (first, second, refused, outage):
         observed.keep_urls(browser.visited)
+        observed.keep(*(cookie.value for cookie in browser.session.cookies if len(cookie.value or "") >= 16))
     observed.keep_urls([landing.url, landing2.url])
 
     def complete(envelopes: list[dict[str, Any]]) -> bool:
