@@ -5,6 +5,7 @@ import azure.functions as func
 from functions import assets
 from functions import authorize
 from functions import callback
+from functions import compte
 from functions import confirm
 from functions import discovery
 from functions import health
@@ -30,6 +31,7 @@ for blueprint in (
     token.bp,
     userinfo.bp,
     logout.bp,
+    compte.bp,
     assets.bp,
     health.bp,
     sweep.bp,

@@ -199,8 +199,10 @@ def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest,
 
 
 def _session_still_holds(broker: Broker, session: BrokerSession, binding: Binding) -> bool:
-    """The session's pairing still names the same identity and the session was not ended."""
-    return binding.identity.sub == session.sub and not binding.session_revoked(session.public_sid, broker.clock())
+    """The session's pairing still names the same identity and admits the session (not ended, not
+    older than the pairing: a removed pairing's sessions end with it)."""
+    return binding.identity.sub == session.sub and binding.admits_session(
+        session.public_sid, session.created_at, broker.clock())
 
 
 def _shown(journey: Journey, binding: Binding) -> Journey:
@@ -247,7 +249,7 @@ def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, se
     binding = broker.bindings.find(session.account.tid, session.account.oid)
     if binding is None or binding.identity.sub != session.sub:
         return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("pairing no longer valid"))
-    if binding.session_revoked(session.public_sid, broker.clock()):
+    if not binding.admits_session(session.public_sid, session.created_at, broker.clock()):
         return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("the broker session has ended"))
     session = broker.sessions.touch(session)
     code = _issue(broker, auth_request, binding.identity, session.auth_time, session.public_sid,
@@ -300,6 +302,10 @@ def entra_callback(broker: Broker, request: Request) -> Response:
     """Redeem Entra's code, verify the account against the rules, then pairing or confirmation."""
     params = request.params if request.method == "POST" else request.query
     journey = broker.journeys.load(request.cookies, params.get("state"))
+    if journey is not None and journey.step == Step.ACCOUNT_ENTRA:  # « Mes appairages », not a sign-in
+        from sanscouture.account import entra_returned
+
+        return entra_returned(broker, journey, params)
     if journey is None or journey.expired(broker.clock()) or journey.step != Step.ENTRA:
         return error_page("session_expired", status=400)
     assert journey.request is not None and journey.entra_flow is not None

@@ -60,6 +60,10 @@ class Step:
     CONFIRM = "confirm"
     PSC = "psc"
     LOGOUT = "logout"
+    # « Mes appairages » (/compte, sanscouture/account.py): no relying party's request.
+    ACCOUNT_ENTRA = "account_entra"  # sent to Entra for a fresh authentication
+    ACCOUNT = "account"  # authenticated: the page, the removal's confirmation and form
+    ACCOUNT_REMOVED = "account_removed"  # the pairing was removed: only the result page remains
 
 
 class Purpose:

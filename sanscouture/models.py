@@ -291,6 +291,14 @@ class Binding:
         until = self.revoked_sessions.get(public_sid)
         return until is not None and until > now
 
+    def admits_session(self, public_sid: str, created_at: int, now: float) -> bool:
+        """A broker session may sign in through this pairing: it was opened since the pairing was made
+        (a session of a removed pairing never comes back with a later pairing, even of the same
+        identity) and it was not ended before its time. Both times come from the instances' clocks
+        (NTP-synchronised): a session is opened by a Confirmer click, always later than the pairing
+        it follows by more than their skew."""
+        return created_at >= self.paired_at and not self.session_revoked(public_sid, now)
+
 
 @dataclass(frozen=True)
 class UpstreamStart:

@@ -51,6 +51,11 @@ class RowStore(Protocol):
         """Live rows whose numeric ``field`` is at least ``since`` (a scan: for the timer, never a sign-in)."""
         ...
 
+    def rows_where(self, equals: Mapping[str, str]) -> list[Row]:
+        """Live rows whose string properties have these values (a filtered scan: for a pairing's
+        removal, never a sign-in)."""
+        ...
+
 
 class TableSet(Protocol):
     """The broker's tables by name (``journeys``, ``codes``, ``sessions``, ``bindings``, ...)."""

@@ -5,12 +5,14 @@
 
 Storage is reached as the broker reaches it: ``BROKER_TABLES_ENDPOINT`` with the administrator's Azure
 identity (``az login``; the account needs *Storage Table Data Contributor* on the storage account), or
-``BROKER_TABLES_CONNECTION_STRING`` in the sandbox. A removal is recorded in the audit table
-(``pairing_removed``); the next sign-in of that Entra account asks for a new pairing with the CPS card
-or e-CPS. Live broker sessions end at their next use (the pairing is checked again). National
-identifiers are printed masked, as everywhere else. With ``APPLICATIONINSIGHTS_CONNECTION_STRING`` (and
-``APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD``) the removal is also an Application
-Insights trace, which the « pairing removed by an administrator » alert watches (docs/deploy.md).
+``BROKER_TABLES_CONNECTION_STRING`` in the sandbox. A removal is the professional's own « Supprimer
+l'appairage » (:func:`sanscouture.pairings.remove_pairing`): recorded in the audit table
+(``pairing_removed``, ``by=administrator``), the account's refresh and access tokens revoked, its
+broker sessions refused at their next use; the next sign-in of that Entra account asks for a new
+pairing with the CPS card or e-CPS. National identifiers are printed masked, as everywhere else. With
+``APPLICATIONINSIGHTS_CONNECTION_STRING`` (and ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD``)
+the removal is also an Application Insights trace, which the « pairing removed by an administrator » alert
+watches (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from typing import TextIO
 
 from sanscouture.adapters import telemetry
 from sanscouture.adapters.tables import Tables
-from sanscouture.audit import AuditLog
 from sanscouture.bindings import BindingStore
 from sanscouture.models import mask_national_id
+from sanscouture.pairings import remove_pairing
 
 
 def tables_from_environment(env: Mapping[str, str]) -> Tables:
@@ -59,21 +61,20 @@ def list_pairings(tables: Tables, tenant: str | None, out: TextIO) -> int:
     return 0
 
 
-def remove_pairing(tables: Tables, tenant: str, oid: str, reason: str, out: TextIO) -> int:
-    bindings = BindingStore(tables["bindings"])
-    existing = bindings.find(tenant, oid)
-    if existing is None or not bindings.remove(tenant, oid):
+def remove(tables: Tables, tenant: str, oid: str, reason: str, out: TextIO) -> int:
+    """The pairing as it is now, removed by :func:`sanscouture.pairings.remove_pairing` (audited,
+    sessions ended, refresh tokens revoked), only if nobody changed it since this read."""
+    existing = BindingStore(tables["bindings"]).find(tenant, oid)
+    if existing is None:
         out.write(f"No pairing for tenant {tenant}, object id {oid}.\n")
         return 1
-    AuditLog(tables["audit"]).record(
-        "pairing_removed",
-        tid=tenant,
-        oid=oid,
-        national_id=existing.identity.masked_national_id,
-        reason=reason,
-        by="admin",
-    )
-    out.write(f"Pairing removed (national id {existing.identity.masked_national_id}); recorded in the audit table.\n")
+    removed = remove_pairing(tables, existing, by="administrator", reason=reason)
+    if removed is None:
+        out.write("The pairing changed or was removed while this command ran; nothing was removed. "
+                  "List it again, then retry.\n")
+        return 1
+    out.write(f"Pairing removed (national id {removed.national_id}); recorded in the audit table; "
+              f"{removed.grants_revoked} grant(s) of the account revoked.\n")
     return 0
 
 
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ,
     if args.command == "list":
         return list_pairings(tables, args.tenant, out)
     with telemetry.exported_from_a_tool(env):  # the removal's audit record reaches Application Insights too
-        return remove_pairing(tables, args.tenant.lower(), args.oid.lower(), args.reason, out)
+        return remove(tables, args.tenant.lower(), args.oid.lower(), args.reason, out)
 
 
 def _when(epoch: object) -> str:

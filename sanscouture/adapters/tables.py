@@ -229,6 +229,20 @@ class TableStore:
         rows = [_decode(entity) for entity in entities]
         return [row for row in rows if not self._expired(row)]
 
+    def rows_where(self, equals: Mapping[str, str]) -> list[Row]:
+        """Live rows whose string properties have these values (a filtered scan, server-side: for a
+        pairing's removal, never a sign-in). An empty ``equals`` matches nothing rather than everything."""
+        if not equals:
+            return []
+        names = list(equals)
+        if not all(name.isidentifier() for name in names):
+            raise ValueError(f"not property names: {names!r}")
+        query = " and ".join(f"{name} eq @p{index}" for index, name in enumerate(names))
+        parameters = {f"p{index}": str(equals[name]) for index, name in enumerate(names)}
+        with _translate_outage(self.name):
+            rows = [_decode(entity) for entity in self._client.query_entities(query, parameters=parameters)]
+        return [row for row in rows if not self._expired(row)]
+
     def all_rows(self) -> list[Row]:
         """Every live row of the table (a full scan: for administration, never on a sign-in path)."""
         with _translate_outage(self.name):

@@ -16,6 +16,8 @@ import hashlib
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -193,6 +195,82 @@ def render_logged_out(*, client_name: str | None, return_url: str | None) -> str
     return _render("logged_out.html", client_name=client_name or None, return_url=_link(return_url))
 
 
+@dataclass(frozen=True)
+class PairingView:
+    """A pairing as « Mes appairages » shows it: words and dates, the national identifier masked."""
+
+    identity_name: str
+    profession: str | None
+    masked_national_id: str  # sanscouture.models.mask_national_id: never the whole identifier
+    auth_mode_label: str
+    paired_at: int  # epoch seconds
+    last_used_at: int
+
+    @property
+    def paired_at_text(self) -> str:
+        return french_datetime(self.paired_at)
+
+    @property
+    def last_used_at_text(self) -> str:
+        return french_datetime(self.last_used_at)
+
+
+def render_account(*, entra_name: str, entra_username: str, pairing: PairingView | None, remove_url: str) -> str:
+    """« Mes appairages »: the pairing of the account (or « Aucun appairage ») and « Supprimer l'appairage »."""
+    view = None
+    if pairing is not None:
+        view = {
+            "identity_name": pairing.identity_name,
+            "profession": pairing.profession or None,
+            "masked_national_id": pairing.masked_national_id,
+            "auth_mode_label": pairing.auth_mode_label,
+            "paired_at": pairing.paired_at_text,
+            "paired_at_iso": iso_datetime(pairing.paired_at),
+            "last_used_at": pairing.last_used_at_text,
+            "last_used_at_iso": iso_datetime(pairing.last_used_at),
+        }
+    return _render("account.html", entra_name=entra_name, entra_username=entra_username, pairing=view,
+                   remove_url=remove_url)
+
+
+def render_account_remove(
+    *, entra_username: str, identity_name: str, masked_national_id: str, form_action: str, csrf_token: str
+) -> str:
+    """« Supprimer l'appairage ? »: what a removal does, « Confirmer la suppression » and « Annuler »."""
+    return _render("account_remove.html", entra_username=entra_username, identity_name=identity_name,
+                   masked_national_id=masked_national_id, form_action=form_action, csrf_token=csrf_token)
+
+
+def render_account_removed(*, entra_username: str) -> str:
+    """« Appairage supprimé »: the result of a removal, and what the next sign-in will ask."""
+    return _render("account_removed.html", entra_username=entra_username)
+
+
+_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+           "novembre", "décembre")
+
+
+def _paris(epoch: int) -> datetime:
+    """Metropolitan French time (the hospitals' time zone); UTC where the zone database is missing."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        return datetime.fromtimestamp(epoch, ZoneInfo("Europe/Paris"))
+    except (ImportError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        return datetime.fromtimestamp(epoch, UTC)
+
+
+def french_datetime(epoch: int) -> str:
+    """« 1 décembre 2026 à 12 h 31 » (French typography, Europe/Paris time)."""
+    when = _paris(epoch)
+    return f"{when.day} {_MONTHS[when.month - 1]} {when.year} à {when.hour} h {when.minute:02d}"
+
+
+def iso_datetime(epoch: int) -> str:
+    """The machine-readable form of :func:`french_datetime` (the ``datetime`` of ``<time>``)."""
+    return _paris(epoch).isoformat(timespec="minutes")
+
+
 # --- error wording -------------------------------------------------------------------------------
 
 # key → (title, message, advice). Plain words for a health professional in a hurry: what happened,
@@ -324,6 +402,25 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "Le service qui vous a envoyé ici a fait une demande de déconnexion qui ne peut pas être acceptée.",
         "Pour vous déconnecter, revenez au service et utilisez son bouton de déconnexion, ou fermez toutes "
         "les fenêtres du navigateur.",
+    ),
+    "account_expired": (
+        "Délai dépassé",
+        "La page « Mes appairages » n'est plus valable : elle ne reste ouverte que quelques minutes après "
+        "votre authentification, ou elle a été ouverte dans un autre navigateur.",
+        "Rouvrez « Mes appairages » : votre authentification vous sera demandée à nouveau.",
+    ),
+    "account_auth_stale": (
+        "Authentification à renouveler",
+        "Entra ID n'a pas demandé de nouvelle authentification : il a renvoyé une connexion faite plus tôt sur "
+        "ce poste. Par sécurité, la page « Mes appairages » ne s'ouvre qu'après une authentification récente.",
+        "Fermez toutes les fenêtres du navigateur, puis rouvrez « Mes appairages » et authentifiez-vous "
+        "(Windows Hello, carte CPx ou clé de sécurité).",
+    ),
+    "account_changed": (
+        "Appairage modifié entre-temps",
+        "L'appairage de votre compte a été modifié depuis l'affichage de la page (par exemple depuis un autre "
+        "poste) : par sécurité, rien n'a été supprimé.",
+        "Rouvrez « Mes appairages » pour voir l'appairage actuel, puis recommencez si besoin.",
     ),
     "server_error": (
         "Erreur inattendue",

@@ -20,6 +20,7 @@ from playwright.sync_api import Page
 from functions.assets import assets
 from sandbox.servers import free_port
 from sandbox.servers import serve
+from sanscouture.models import mask_national_id
 from sanscouture.pages import render
 from sanscouture.web import Request
 from sanscouture.web import Response
@@ -82,6 +83,20 @@ def _confirm(userinfo: dict[str, Any], **overrides: Any) -> str:
     return render.render_confirm(**arguments)
 
 
+def _account(userinfo: dict[str, Any], **overrides: Any) -> str:
+    view = render.PairingView(
+        identity_name=render.display_name(userinfo),
+        profession=render.profession_label(userinfo),
+        masked_national_id=mask_national_id(userinfo["SubjectNameID"]),
+        auth_mode_label=render.auth_mode_label(userinfo["authMode"]),
+        paired_at=1_764_592_260,
+        last_used_at=1_764_600_000,
+    )
+    arguments: dict[str, Any] = {"entra_name": "Kit Doc", "entra_username": "kit.doc@chu-exemple.fr",
+                                 "pairing": view, "remove_url": FORM, **overrides}
+    return render.render_account(**arguments)
+
+
 def _known_error(key: str, **options: Any) -> str:
     title, message, advice = render.ERRORS[key]
     return render.render_error(title=title, message=message, advice=advice, **options)
@@ -127,6 +142,18 @@ PAGES: dict[str, Callable[[], str]] = {
         client_name="Dossier patient informatisé", return_url="https://dpi.chu-exemple.fr/"
     ),
     "logged-out-anonymous": lambda: render.render_logged_out(client_name=None, return_url=None),
+    "account": lambda: _account(DOCTOR),
+    "account-long": lambda: _account(NURSE, entra_name="Marie-Christine de La Rochefoucauld-Montbel des Essarts",
+                                     entra_username=LONG_USERNAME),
+    "account-empty": lambda: render.render_account(
+        entra_name="Claire Martin", entra_username="claire.martin@chu-exemple.fr", pairing=None, remove_url=FORM
+    ),
+    "account-remove": lambda: render.render_account_remove(
+        entra_username=LONG_USERNAME, identity_name=render.display_name(NURSE),
+        masked_national_id=mask_national_id(NURSE["SubjectNameID"]), form_action=FORM, csrf_token=CSRF,
+    ),
+    "account-removed": lambda: render.render_account_removed(entra_username="kit.doc@chu-exemple.fr"),
+    "error-account-stale": lambda: _known_error("account_auth_stale", reference="5d2a7e10"),
 }
 
 VIEWPORTS: dict[str, dict[str, Any]] = {"desktop": DESKTOP, "mobile": MOBILE}

@@ -276,7 +276,7 @@ def test_the_telemetry_of_sign_ins_tokens_and_an_outage_is_complete_and_holds_no
     assert {operations.get(e["tags"].get("ai.operation.id")) for e in audit_traces} <= {
         "GET /pair/callback", "POST /confirm", "GET /callback", "POST /pair"}
     (removed,) = audit(envelopes, "pairing_removed")
-    assert (removed["by"], removed["national_id"]) == ("admin", "********" + national_id[-4:])
+    assert (removed["by"], removed["national_id"]) == ("administrator", "********" + national_id[-4:])
     refusals = audit(envelopes, "login_refused")
     assert [(r["reason"], r["reference"]) for r in refusals] == [("upstream_token_invalid",
                                                                    refusal_reference.group(1))]

@@ -156,3 +156,20 @@ def test_sweep_expired_cleans_every_transient_table_and_keeps_pairings(tables: T
     assert set(removed) == set(TRANSIENT_TABLES)
     assert all(removed[name] >= 1 for name in TRANSIENT_TABLES)
     assert tables["bindings"].find(pk, "oid") is not None
+
+
+def test_rows_where_filters_on_string_properties_server_side_and_skips_expired_rows(
+    tables: Tables, clock: Clock
+) -> None:
+    tid, oid = key(), key()
+    codes = tables["codes"]
+    codes.save(key(), "grant", {"tid": tid, "oid": oid, "state": "redeemed"}, expires_in=600)
+    codes.save(key(), "grant", {"tid": tid, "oid": oid, "state": "code"}, expires_in=600)
+    codes.save(key(), "grant", {"tid": tid, "oid": key(), "state": "redeemed"}, expires_in=600)  # another account
+    codes.save(key(), "grant", {"tid": tid, "oid": oid, "state": "redeemed"}, expires_in=-1)  # expired
+    found = codes.rows_where({"tid": tid, "oid": oid})
+    assert sorted(row.data["state"] for row in found) == ["code", "redeemed"]
+    assert codes.rows_where({"tid": "it's-quoted", "oid": oid}) == []  # a value is a parameter, not OData text
+    assert codes.rows_where({}) == []  # never the whole table by accident
+    with pytest.raises(ValueError):
+        codes.rows_where({"tid eq 'x' or oid": oid})

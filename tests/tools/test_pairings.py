@@ -27,10 +27,15 @@ def test_list_masks_national_ids_and_remove_is_audited(azurite_server: azurite.A
     assert "********0009" in listing.getvalue() and "810100000009" not in listing.getvalue()
     assert "1 pairing(s)" in listing.getvalue()
 
+    family = uuid.uuid4().hex  # a refresh token family of the account, as /token stores it
+    tables["codes"].save(family, "grant", {"state": "redeemed", "tid": tenant, "oid": oid}, expires_in=1800)
+
     removal = io.StringIO()
     assert main(["remove", "--tenant", tenant, "--oid", oid, "--reason", "départ"], env, removal) == 0
     assert BindingStore(tables["bindings"]).find(tenant, oid) is None
+    assert tables["codes"].find(family, "grant") is None  # the account's tokens die with the pairing
+    assert "1 grant(s) of the account revoked" in removal.getvalue() and "810100000009" not in removal.getvalue()
     audit = [row.data for row in tables["audit"].all_rows() if row.data.get("oid") == oid]
-    assert [(a["event"], a["reason"], a["by"]) for a in audit] == [("pairing_removed", "départ", "admin")]
+    assert [(a["event"], a["reason"], a["by"]) for a in audit] == [("pairing_removed", "départ", "administrator")]
 
     assert main(["remove", "--tenant", tenant, "--oid", oid], env, io.StringIO()) == 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import function_app
 from sandbox.host import functions_of
 from sandbox.host import routes_of
@@ -20,6 +23,8 @@ EXPECTED_ROUTES = {
     "par": {"GET", "POST"},
     "userinfo": {"GET", "POST"},
     "logout": {"GET", "POST"},
+    "compte": {"GET"},
+    "compte/supprimer": {"GET", "POST"},
     "health": {"GET"},
     "assets/{name}": {"GET"},
 }
@@ -39,3 +44,10 @@ def test_the_timers_sweep_every_quarter_hour_and_rotate_the_signing_key_monthly(
     timers = {f.get_function_name(): f.get_trigger().schedule for f in functions
               if f.get_trigger().get_binding_name() == "timerTrigger"}
     assert timers == {"sweep_expired_rows": "0 */15 * * * *", "rotate_signing_key": "0 0 3 1 * *"}
+
+
+def test_mes_appairages_is_imported_on_first_use_not_on_the_cold_start() -> None:
+    """functions/compte.py imports sanscouture.account lazily, like the pages' Jinja2."""
+    code = "import sys, function_app; print(sorted(m for m in ('sanscouture.account', 'jinja2') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip() == "[]"

@@ -119,6 +119,13 @@ class FakeRowStore:
         return [row for row in self.rows.values()
                 if not self._expired(row) and isinstance(row.data.get(field), int | float) and row.data[field] >= since]
 
+    def rows_where(self, equals: Mapping[str, str]) -> list[Row]:
+        self.calls.append("rows_where")
+        if not equals:
+            return []
+        return [row for row in self.rows.values()
+                if not self._expired(row) and all(row.data.get(name) == value for name, value in equals.items())]
+
     def _put(self, partition: str, row: str, data: Mapping[str, Any], expires_in: float | None) -> Row:
         expires_at = self.clock() + expires_in if expires_in is not None else None
         stored = Row(partition, row, dict(data), str(next(self._etags)), expires_at)

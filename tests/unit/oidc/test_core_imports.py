@@ -15,6 +15,8 @@ CORE_MODULES = (
     "sanscouture.oidc.id_token",
     "sanscouture.oidc.token",
     "sanscouture.oidc.userinfo",
+    "sanscouture.pairings",
+    "sanscouture.account",
 )
 
 

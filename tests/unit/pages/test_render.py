@@ -136,7 +136,36 @@ def logged_out(**overrides: Any) -> str:
     return render.render_logged_out(**{"client_name": "DPI", "return_url": None, **overrides})
 
 
+VIEW_FIELDS = ("identity_name", "profession", "masked_national_id", "auth_mode_label")
+PAIRED_AT = 1_764_592_260  # 2025-12-01 12:31 UTC, 13:31 in Paris
+LAST_USED_AT = 1_751_369_400  # 2025-07-01 11:30 UTC, 13:30 in Paris (summer time)
+
+
+def account(**overrides: Any) -> str:
+    view = {"identity_name": "Dr Kit DOC0042788", "profession": "Médecin", "masked_national_id": "********7885",
+            "auth_mode_label": "carte CPS", "paired_at": PAIRED_AT, "last_used_at": LAST_USED_AT}
+    view.update({key: overrides.pop(key) for key in VIEW_FIELDS if key in overrides})
+    arguments = {"entra_name": "Kit Doc", "entra_username": "kit@chu.example", "remove_url": "/compte/supprimer?j=J",
+                 "pairing": render.PairingView(**view), **overrides}
+    return render.render_account(**arguments)
+
+
+def account_remove(**overrides: Any) -> str:
+    arguments = {"entra_username": "kit@chu.example", "identity_name": "Dr Kit DOC0042788",
+                 "masked_national_id": "********7885", "form_action": "/compte/supprimer?j=J", "csrf_token": CSRF,
+                 **overrides}
+    return render.render_account_remove(**arguments)
+
+
+def account_removed(**overrides: Any) -> str:
+    return render.render_account_removed(**{"entra_username": "kit@chu.example", **overrides})
+
+
 PAGES: dict[str, Callable[..., str]] = {
+    "account": account,
+    "account_empty": lambda **overrides: account(pairing=None, **overrides),
+    "account_remove": account_remove,
+    "account_removed": account_removed,
     "mire": mire,
     "pairing": pairing,
     "confirm": confirm,
@@ -147,6 +176,17 @@ PAGES: dict[str, Callable[..., str]] = {
 
 # Where each page shows values that come from outside (relying party registration, Entra, PSC).
 UNTRUSTED_FIELDS: list[tuple[str, str]] = [
+    ("account", "entra_name"),
+    ("account", "entra_username"),
+    ("account", "identity_name"),
+    ("account", "profession"),
+    ("account", "masked_national_id"),
+    ("account", "auth_mode_label"),
+    ("account_empty", "entra_username"),
+    ("account_remove", "entra_username"),
+    ("account_remove", "identity_name"),
+    ("account_remove", "masked_national_id"),
+    ("account_removed", "entra_username"),
     ("mire", "client_name"),
     ("pairing", "client_name"),
     ("pairing", "entra_name"),
@@ -221,6 +261,10 @@ def test_untrusted_values_are_escaped(name: str, argument: str) -> None:
             ("action", "cancel", "Annuler"),
         ]),
         ("logout_confirm", "/logout", [("action", "logout", "Se déconnecter")]),
+        ("account_remove", "/compte/supprimer?j=J", [
+            ("action", "remove", "Confirmer la suppression"),
+            ("action", "cancel", "Annuler"),
+        ]),
     ],
 )
 def test_form_posts_the_csrf_token_and_the_exact_buttons(
@@ -454,3 +498,47 @@ def test_templates_fail_loudly_on_a_missing_value() -> None:
 
     with pytest.raises(UndefinedError):
         render._render("confirm.html", client_name="DPI")
+
+
+# --- « Mes appairages » ------------------------------------------------------------------------------
+
+
+def test_account_shows_the_pairing_in_french_and_links_to_the_removal_confirmation() -> None:
+    page = account()
+    parsed = parse(page)
+    assert "<h1>Mes appairages</h1>" in page and "Identité Pro Santé Connect appairée" in page
+    assert "********7885" in page and "carte CPS" in page and "Médecin" in page
+    assert '<time datetime="2025-12-01T13:31+01:00">1 décembre 2025 à 13 h 31</time>' in page
+    assert '<time datetime="2025-07-01T13:30+02:00">1 juillet 2025 à 13 h 30</time>' in page
+    assert ("/compte/supprimer?j=J", "Supprimer l'appairage") in parsed.links
+    assert parsed.forms == []  # showing the pairing changes nothing: the removal has its own page
+
+
+def test_account_without_a_pairing_says_so_and_how_to_pair() -> None:
+    page = account(pairing=None)
+    assert "Aucun appairage" in page and 'role="status"' in page
+    assert "Appairage du compte" in page and "e-CPS" in page
+    assert not any("Supprimer" in text for _, text in parse(page).links)
+
+
+def test_account_removal_pages_say_what_happens() -> None:
+    confirmation = account_remove()
+    assert "<h1>Supprimer l'appairage&nbsp;?</h1>" in confirmation and "sur tous les postes" in confirmation
+    assert "********7885" in confirmation
+    removed = account_removed()
+    assert "<h1>Appairage supprimé</h1>" in removed and "Appairage du compte" in removed
+
+
+def test_the_confirmation_page_footer_links_to_mes_appairages() -> None:
+    footer = confirm().split('<footer class="site-footer">', 1)[1]
+    assert '<a href="/compte">Mes appairages</a>' in footer
+    assert "/compte" not in pairing() and "/compte" not in error()  # only where an account is signed in
+
+
+@pytest.mark.parametrize(
+    ("epoch", "text"),
+    [(0, "1 janvier 1970 à 1 h 00"), (1_773_536_400, "15 mars 2026 à 2 h 00"),
+     (1_774_746_000, "29 mars 2026 à 3 h 00")],  # 01:00 UTC on the day summer time starts: 03:00 in Paris
+)
+def test_french_datetime_in_paris_time(epoch: int, text: str) -> None:
+    assert render.french_datetime(epoch) == text
