@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,26 @@ def cold_start(runs: int = 7) -> None:
     print("Cold start (import function_app in a fresh interpreter)")
     print(f"  median {statistics.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f} ms over {runs} runs")
     print(f"  heavy modules imported at start-up: {loaded.stdout.strip() or 'none'}")
+    cold_start_with_telemetry(runs)
+
+
+def cold_start_with_telemetry(runs: int) -> None:
+    """The same, with telemetry on: the worker's ``configure_azure_monitor`` (as the sandbox does it), then
+    the import. Exported to a port where nothing listens; ``os._exit`` skips the exporter's final flush."""
+    from sandbox.servers import free_port
+    from sandbox.telemetry_sink import exporter_environment
+
+    code = ("import os, time; t=time.perf_counter(); from sanscouture.adapters import telemetry; "
+            "telemetry.configure_like_the_worker(); import function_app; "
+            "print(time.perf_counter()-t, flush=True); os._exit(0)")
+    env = {**os.environ, **exporter_environment(f"https://127.0.0.1:{free_port()}")}
+    times = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                             env=env)
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    print("Cold start with telemetry on (configure_azure_monitor, then import function_app)")
+    print(f"  median {statistics.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f} ms over {runs} runs")
 
 
 def storage_and_latency(latency_runs: int = 20) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from sanscouture import scrub
+from sanscouture.adapters import telemetry
 from sanscouture.error_pages import error_page
 from sanscouture.errors import OAuthError
 from sanscouture.errors import RequestTooLargeError
@@ -36,6 +37,10 @@ from sanscouture.web import parse_form
 log = logging.getLogger("sanscouture.http")
 # Every log record of the worker is scrubbed of query strings, tokens and national identifiers.
 scrub.install()
+# When the worker exports telemetry (Azure: PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY), its spans and log
+# records are scrubbed too before they leave; with telemetry off nothing of OpenTelemetry is imported.
+if telemetry.enabled():
+    telemetry.install_scrubbers()
 # Audit events and refusals are INFO/WARNING records of the "sanscouture" loggers: Application Insights
 # (through the worker's OpenTelemetry export) keeps them as traces with their fields as custom dimensions.
 logging.getLogger("sanscouture").setLevel(logging.INFO)
@@ -114,12 +119,18 @@ def browser_endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.Http
     """
 
     def respond(error: Exception, route: str) -> Response:
+        # An outage's record carries its exception (an Application Insights exception, with the failing
+        # call's stack) and the reference the page shows, so that support finds one from the other.
         if isinstance(error, UpstreamUnavailableError):
-            log.warning("upstream unavailable", extra={"error_detail": error.detail, "route": route})
-            return error_page("upstream_unavailable", status=503)
+            reference = secrets.token_hex(4)
+            log.warning("upstream unavailable", exc_info=error,
+                        extra={"error_detail": error.detail, "route": route, "reference": reference})
+            return error_page("upstream_unavailable", status=503, reference=reference)
         if isinstance(error, TemporarilyUnavailableError):
-            log.warning("dependency unavailable", extra={"error_detail": error.detail, "route": route})
-            return error_page("temporarily_unavailable", status=503)
+            reference = secrets.token_hex(4)
+            log.warning("dependency unavailable", exc_info=error,
+                        extra={"error_detail": error.detail, "route": route, "reference": reference})
+            return error_page("temporarily_unavailable", status=503, reference=reference)
         if isinstance(error, SignInRefused):
             log.warning("sign-in refused", extra={"reason": error.reason, "error_detail": error.detail, "route": route})
             return error_page(error.reason, status=403)

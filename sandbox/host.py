@@ -105,10 +105,16 @@ def routes_of(app: func.FunctionApp) -> list[Route]:
 
 
 class FunctionsHost:
-    """A WSGI application that invokes the app's HTTP functions."""
+    """A WSGI application that invokes the app's HTTP functions.
 
-    def __init__(self, app: func.FunctionApp) -> None:
+    With ``traced``, each invocation is an OpenTelemetry server span (an Application Insights request)
+    named by the method and route template, as the Functions host records one in OpenTelemetry mode:
+    never the raw URL, whose query carries codes and states.
+    """
+
+    def __init__(self, app: func.FunctionApp, *, traced: bool = False) -> None:
         self.routes = routes_of(app)
+        self.traced = traced
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/").strip("/")
@@ -121,6 +127,16 @@ class FunctionsHost:
         if not allowed:
             return _plain(start_response, 405, "Method Not Allowed")
         route, match = allowed[0]
+        if not self.traced:
+            return self._invoke(route, match, environ, start_response)
+        from sandbox.host_tracing import invocation_span
+
+        with invocation_span(route.template, environ) as record_status:
+            return self._invoke(route, match, environ, _recording(start_response, record_status))
+
+    def _invoke(
+        self, route: Route, match: re.Match[str], environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         request = _to_http_request(environ, {k: v for k, v in match.groupdict().items() if v is not None})
         try:
             response = route.handler(**{route.param_name: request})
@@ -134,6 +150,14 @@ class FunctionsHost:
         body = response.get_body() or b""
         start_response(f"{response.status_code} {_reason(response.status_code)}", headers)
         return [body]
+
+
+def _recording(start_response: Callable[..., Any], record: Callable[[int], None]) -> Callable[..., Any]:
+    def start(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+        record(int(status.split(" ", 1)[0]))
+        return start_response(status, headers, *args)
+
+    return start
 
 
 def _to_http_request(environ: dict[str, Any], route_params: dict[str, str]) -> func.HttpRequest:

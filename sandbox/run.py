@@ -126,6 +126,7 @@ class Sandbox:
     extra_clients: list[dict[str, Any]] = field(default_factory=list)
     broker_overrides: dict[str, str] = field(default_factory=dict)  # BROKER_* settings replaced
     psc_token_auth_method: str = "client_secret_basic"
+    telemetry_port: int | None = None  # a port: the broker's telemetry goes to a local sink (off by default)
     servers: list[RunningServer] = field(default_factory=list)
     _azurite: azurite.Azurite | None = None
 
@@ -164,7 +165,25 @@ class Sandbox:
         )
         self.clients.insert(0, self.demo_client)
         os.environ.update(self.broker_environment())
+        if self.telemetry_port is not None:
+            self._start_telemetry(self.telemetry_port)
         self._start_servers()
+
+    @property
+    def telemetry_url(self) -> str | None:
+        """The telemetry sink's page, when telemetry is on."""
+        return next((server.url for server in self.servers if server.name == "telemetry"), None)
+
+    def _start_telemetry(self, port: int) -> None:
+        """The sink, and the broker's telemetry exported to it as the Functions worker exports it in Azure."""
+        from sandbox import telemetry_sink
+        from sanscouture.adapters import telemetry
+
+        sink = telemetry_sink.TelemetrySink(self.data_dir / "telemetry.jsonl")
+        self.servers.append(serve("telemetry", sink, port, self.tls))
+        os.environ.update(telemetry_sink.exporter_environment(self.servers[-1].url))
+        telemetry.configure_like_the_worker()
+        telemetry_sink.keep_sandbox_logs_out()
 
     def registered_metadata(self) -> list[dict[str, Any]]:
         return [client.metadata() for client in self.clients] + self.extra_clients
@@ -227,7 +246,8 @@ class Sandbox:
         )
         self.servers.append(serve("psc", psc_sim.create_app(self.psc_url, self._psc_registration()), self.ports.psc,
                                   self.tls))
-        self.servers.append(serve("broker", with_clock_control(FunctionsHost(function_app.app), self.broker_clock),
+        host = FunctionsHost(function_app.app, traced=self.telemetry_port is not None)
+        self.servers.append(serve("broker", with_clock_control(host, self.broker_clock),
                                   self.ports.broker, self.tls))
         self.servers.append(
             serve(

@@ -9,7 +9,10 @@ identity (``az login``; the account needs *Storage Table Data Contributor* on th
 l'appairage » (:func:`sanscouture.pairings.remove_pairing`): recorded in the audit table
 (``pairing_removed``, ``by=administrator``), the account's refresh and access tokens revoked, its
 broker sessions refused at their next use; the next sign-in of that Entra account asks for a new
-pairing with the CPS card or e-CPS. National identifiers are printed masked, as everywhere else.
+pairing with the CPS card or e-CPS. National identifiers are printed masked, as everywhere else. With
+``APPLICATIONINSIGHTS_CONNECTION_STRING`` (and ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD``)
+the removal is also an Application Insights trace, which the « pairing removed by an administrator » alert
+watches (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TextIO
 
+from sanscouture.adapters import telemetry
 from sanscouture.adapters.tables import Tables
 from sanscouture.bindings import BindingStore
 from sanscouture.models import mask_national_id
@@ -87,7 +91,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ,
     tables = tables_from_environment(env)
     if args.command == "list":
         return list_pairings(tables, args.tenant, out)
-    return remove(tables, args.tenant.lower(), args.oid.lower(), args.reason, out)
+    with telemetry.exported_from_a_tool(env):  # the removal's audit record reaches Application Insights too
+        return remove(tables, args.tenant.lower(), args.oid.lower(), args.reason, out)
 
 
 def _when(epoch: object) -> str:

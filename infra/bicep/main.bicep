@@ -78,6 +78,18 @@ param storageSku string = 'Standard_ZRS'
 @maxValue(730)
 param logRetentionInDays int = 90
 
+@description('E-mail address the monitoring alerts are sent to (action group).')
+param alertEmail string
+
+@description('Refused sign-ins of one reason within 15 minutes above which an alert is sent.')
+@minValue(1)
+param alertRefusalThreshold int = 20
+
+@description('Percentage of requests answered 5xx or temporarily_unavailable within 15 minutes above which an alert is sent.')
+@minValue(1)
+@maxValue(100)
+param alertUnavailableRatePercent int = 5
+
 @description('Days a deleted Key Vault or secret stays recoverable (purge protection is on).')
 @minValue(7)
 @maxValue(90)
@@ -271,6 +283,19 @@ module monitoring 'modules/monitoring.bicep' = {
     location: location
     tags: tags
     retentionInDays: logRetentionInDays
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts-${environmentName}'
+  params: {
+    appInsightsId: monitoring.outputs.appInsightsId
+    namePrefix: '${baseName}-${environmentName}'
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    refusalThreshold: alertRefusalThreshold
+    unavailableRatePercent: alertUnavailableRatePercent
   }
 }
 

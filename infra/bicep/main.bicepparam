@@ -20,6 +20,11 @@ param tags = {
   owner: 'dsi@chu-exemple.fr'
 }
 
+// Monitoring: who receives the alerts (docs/deploy.md §5 ter), and their thresholds.
+param alertEmail = 'exploitation@chu-exemple.fr'
+param alertRefusalThreshold = 20
+param alertUnavailableRatePercent = 5
+
 // Flex Consumption sizing.
 param alwaysReadyInstances = 1
 param perInstanceConcurrency = 16

@@ -113,8 +113,12 @@ TRACKED_TYPES = frozenset(
         "Microsoft.Insights/components",
         "Microsoft.Web/serverfarms",
         "Microsoft.Web/sites",
+        "Microsoft.Insights/scheduledQueryRules",
+        "Microsoft.Insights/workbooks",
     }
 )
+# Global resources: their location is the literal 'global'.
+GLOBAL_TYPES = frozenset({"Microsoft.Insights/actionGroups"})
 LOCATIONLESS_TYPES = frozenset(
     {
         "Microsoft.Storage/storageAccounts/blobServices",
@@ -321,9 +325,11 @@ def test_tracked_resources_have_tags_and_a_location_parameter(path: Path) -> Non
         kind = rtype(resource)
         if resource["existing"] or kind.startswith("Microsoft.Graph/"):
             continue  # not deployed here / Graph objects have no Azure location nor tags
-        assert kind in TRACKED_TYPES | LOCATIONLESS_TYPES, f"{path.name}: classify {kind} in this test"
+        assert kind in TRACKED_TYPES | LOCATIONLESS_TYPES | GLOBAL_TYPES, f"{path.name}: classify {kind} in this test"
         config = body(resource)
-        if kind in TRACKED_TYPES:
+        if kind in GLOBAL_TYPES:
+            assert config.get("location") == "global" and config.get("tags") in params, f"{path.name}:{symbol}"
+        elif kind in TRACKED_TYPES:
             assert config.get("location") in params, f"{path.name}:{symbol} location must be a parameter"
             assert config.get("tags") in params, f"{path.name}:{symbol} tags must be a parameter"
         else:

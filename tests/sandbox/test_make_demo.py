@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_sandbox_starts_serves_the_demo_and_a_healthy_broker_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("DEMO", "BROKER", "ENTRA", "PSC", "AZURITE")}
+    ports = {name: free_port() for name in ("DEMO", "BROKER", "ENTRA", "PSC", "AZURITE", "TELEMETRY")}
     env = {**os.environ, "SANDBOX_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     env.update({f"SANDBOX_{name}_PORT": str(port) for name, port in ports.items()})
     process = subprocess.Popen(
@@ -33,6 +33,7 @@ def test_the_sandbox_starts_serves_the_demo_and_a_healthy_broker_and_stops_on_ct
     try:
         banner = _read_until(process, "Press Ctrl-C to stop.", timeout=60)
         assert f"https://127.0.0.1:{ports['DEMO']}/" in banner
+        assert f"Telemetry (App Insights): https://127.0.0.1:{ports['TELEMETRY']}/" in banner
         ca = tmp_path / "data" / "tls" / "ca.pem"
         assert ca.exists()
         bundle = str(tmp_path / "data" / "tls" / "bundle.pem")
@@ -66,7 +67,7 @@ def test_with_private_key_jwt_towards_psc_a_first_sign_in_pairs_through_the_demo
     for name in ("ca.pem", "server.pem", "server-key.pem", "bundle.pem"):  # the CA this test process trusts
         (tls_dir / name).write_bytes((local_tls.directory / name).read_bytes())
     env = {**os.environ, "SANDBOX_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1",
-           "SANDBOX_PSC_TOKEN_AUTH_METHOD": "private_key_jwt"}
+           "SANDBOX_PSC_TOKEN_AUTH_METHOD": "private_key_jwt", "SANDBOX_TELEMETRY": "0"}
     env.update({f"SANDBOX_{name}_PORT": str(port) for name, port in ports.items()})
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
