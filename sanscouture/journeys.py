@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.cookies import clear_cookie
@@ -133,7 +134,11 @@ def cookieless_post_as_get(request: Request, issuer: str, path: str) -> Response
     cookies = request.cookies
     if SESSION_COOKIE in cookies or any(name.startswith(JOURNEY_COOKIE_PREFIX) for name in cookies):
         return None
-    return Response.redirect(f"{issuer}{path}?{request.body.decode('utf-8', 'replace')}", status=303)
+    # A body may hold what a query may not (raw CR/LF, spaces, non-ASCII): percent-encode every octet
+    # but the separators and existing escapes, so that the GET parses to exactly the POST's fields and
+    # no header can be split (RFC 9110 5.5).
+    query = quote(request.body.decode("utf-8", "replace"), safe="%&=+")
+    return Response.redirect(f"{issuer}{path}?{query}", status=303)
 
 
 class JourneyStore:

@@ -77,3 +77,17 @@ def test_a_cross_site_post_to_logout_is_answered_as_a_get_that_sees_the_session(
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert answer.status_code == 303 and "Set-Cookie" not in answer.headers
     assert answer.headers["Location"] == f"{sandbox.broker_url}/logout?{body}"
+
+
+def test_a_cross_site_post_to_logout_with_raw_cr_lf_is_percent_encoded_in_the_location(sandbox: Sandbox) -> None:
+    # A body is not a query: it may hold raw CR/LF, spaces and non-ASCII. Copied as is into Location, it
+    # made the host refuse the header (a 500); percent-encoded, the GET sees exactly the POST's fields.
+    body = "client_id=rp-basic&state=a\r\nSet-Cookie: x=1&ui_locales=fr é<script>".encode()
+    answer = requests.post(f"{sandbox.broker_url}/logout", data=body, allow_redirects=False, timeout=10,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 303 and "Set-Cookie" not in answer.headers
+    location = answer.headers["Location"]
+    assert location == (f"{sandbox.broker_url}/logout?client_id=rp-basic&state=a%0D%0ASet-Cookie%3A%20x=1"
+                        "&ui_locales=fr%20%C3%A9%3Cscript%3E")
+    page = requests.get(location, timeout=10)
+    assert page.status_code == 200 and 'lang="fr"' in page.text and "<script>" not in page.text
