@@ -29,10 +29,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.cookies import clear_cookie
 from sanscouture.cookies import set_cookie
+from sanscouture.errors import RequestTooLargeError
 from sanscouture.models import AuthorizationRequest
 from sanscouture.models import EntraAccount
 from sanscouture.models import PscIdentity
@@ -46,6 +48,9 @@ JOURNEY_TTL = 15 * 60
 # The cookie outlives the journey a little: a form sent just too late says "too late" (400), not CSRF.
 EXPIRED_GRACE = 15 * 60
 JOURNEY_COOKIE_PREFIX = "__Host-sc-j-"
+# The largest query a cross-site POST is turned into: room for the largest legitimate authorization
+# request (an id_token_hint of 16 KiB, a state of 2 KiB, sanscouture/oidc/authorize.py MAX_BYTES).
+MAX_REDIRECT_QUERY_BYTES = 24 * 1024
 MAX_JOURNEYS = 5  # sign-ins in progress in one browser (tabs); a sealed journey is about 1.5 KiB
 # secrets.token_urlsafe(32): 43 base64url characters. Anything else is not one of our ids.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -133,7 +138,15 @@ def cookieless_post_as_get(request: Request, issuer: str, path: str) -> Response
     cookies = request.cookies
     if SESSION_COOKIE in cookies or any(name.startswith(JOURNEY_COOKIE_PREFIX) for name in cookies):
         return None
-    return Response.redirect(f"{issuer}{path}?{request.body.decode('utf-8', 'replace')}", status=303)
+    # A body may hold what a query may not (raw CR/LF, spaces, non-ASCII): percent-encode every octet
+    # but the separators and existing escapes, so that the GET parses to exactly the POST's fields and
+    # no header can be split (RFC 9110 5.5).
+    query = quote(request.body.decode("utf-8", "replace"), safe="%&=+")
+    if len(query) > MAX_REDIRECT_QUERY_BYTES:
+        # A body of up to 64 KiB would make a Location header no client reads (http.client stops at 64
+        # KiB, proxies far sooner): refused as too large, as the GET it would become.
+        raise RequestTooLargeError(detail=f"cross-site POST of {len(query)} bytes as a query")
+    return Response.redirect(f"{issuer}{path}?{query}", status=303)
 
 
 class JourneyStore:

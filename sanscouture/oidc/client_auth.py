@@ -11,7 +11,6 @@ with its own set of accepted assertion audiences (:func:`par_audience`).
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import hashlib
 import hmac
@@ -190,7 +189,7 @@ def read_basic(header: str) -> tuple[str, str]:
         raise InvalidClientError("the Authorization header is not HTTP Basic")
     try:
         decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text (b64decode's own ValueError)
         raise InvalidClientError("malformed HTTP Basic credentials") from None
     client_id, separator, secret = decoded.partition(":")
     if not separator or not client_id:

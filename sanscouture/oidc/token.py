@@ -25,6 +25,7 @@ from sanscouture.limits import RateLimiter
 from sanscouture.limits import SlowDownError
 from sanscouture.models import Client
 from sanscouture.models import CodeGrant
+from sanscouture.oidc.authorize import AUTHORIZATION_PARAMETERS
 from sanscouture.oidc.client_auth import JwksFetcher
 from sanscouture.oidc.client_auth import authenticate_client_counting_failures
 from sanscouture.oidc.codes import GRANT_ROW
@@ -45,6 +46,11 @@ ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - RFC 9068 2.1 media type, not a secre
 AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type name
 BASIC_CHALLENGE = 'Basic realm="sans-couture"'
+# The parameters a repeated-parameter error may name (/token, and /par which shares the check).
+_PARAMETER_NAMES = frozenset({
+    "grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "client_id",
+    "client_secret", "client_assertion", "client_assertion_type", *AUTHORIZATION_PARAMETERS,
+})
 
 
 class Signer(Protocol):
@@ -134,9 +140,15 @@ def check_form_encoded(request: Request) -> None:
 
 
 def check_no_repeated_parameters(request: Request) -> None:
-    """RFC 6749 3.2: "Request and response parameters MUST NOT be included more than once"."""
+    """RFC 6749 3.2: "Request and response parameters MUST NOT be included more than once".
+
+    The description names the parameter only when it is one the endpoints know: any other name is
+    the sender's text, which is neither echoed back nor always within RFC 6749 A.7's characters."""
     if request.repeated:
-        raise InvalidRequestError(f"repeated parameter: {sorted(request.repeated)[0]}")
+        known = sorted(request.repeated & _PARAMETER_NAMES)
+        if known:
+            raise InvalidRequestError(f"repeated parameter: {known[0]}")
+        raise InvalidRequestError("a parameter is repeated", detail=f"{len(request.repeated)} repeated names")
 
 
 def check_grant_type(form: Mapping[str, str]) -> str:

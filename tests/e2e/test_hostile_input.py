@@ -77,3 +77,31 @@ def test_a_cross_site_post_to_logout_is_answered_as_a_get_that_sees_the_session(
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert answer.status_code == 303 and "Set-Cookie" not in answer.headers
     assert answer.headers["Location"] == f"{sandbox.broker_url}/logout?{body}"
+
+
+def test_a_cross_site_post_to_logout_with_raw_cr_lf_is_percent_encoded_in_the_location(sandbox: Sandbox) -> None:
+    # A body is not a query: it may hold raw CR/LF, spaces and non-ASCII. Copied as is into Location, it
+    # made the host refuse the header (a 500); percent-encoded, the GET sees exactly the POST's fields.
+    body = "client_id=rp-basic&state=a\r\nSet-Cookie: x=1&ui_locales=fr é<script>".encode()
+    answer = requests.post(f"{sandbox.broker_url}/logout", data=body, allow_redirects=False, timeout=10,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 303 and "Set-Cookie" not in answer.headers
+    location = answer.headers["Location"]
+    assert location == (f"{sandbox.broker_url}/logout?client_id=rp-basic&state=a%0D%0ASet-Cookie%3A%20x=1"
+                        "&ui_locales=fr%20%C3%A9%3Cscript%3E")
+    page = requests.get(location, timeout=10)
+    assert page.status_code == 200 and 'lang="fr"' in page.text and "<script>" not in page.text
+
+
+def test_a_cross_site_post_too_large_for_a_location_is_413_not_a_64_kib_redirect(sandbox: Sandbox) -> None:
+    # Found by tests/e2e/test_properties.py: a body just under the 64 KiB limit became a Location header
+    # no client reads (http.client: "got more than 65536 bytes when reading header line").
+    for path in ("/authorize", "/logout"):
+        answer = requests.post(f"{sandbox.broker_url}{path}", data="client_id=rp-basic&state=" + "x" * 40_000,
+                               headers={"Content-Type": "application/x-www-form-urlencoded"},
+                               allow_redirects=False, timeout=10)
+        assert answer.status_code == 413 and "Location" not in answer.headers
+        assert 'lang="fr"' in answer.text
+    fitting = requests.post(f"{sandbox.broker_url}/logout", data="state=" + "x" * 20_000, allow_redirects=False,
+                            headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    assert fitting.status_code == 303 and fitting.headers["Location"].endswith("x" * 20_000)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
+import json
+import ssl
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -192,6 +196,36 @@ def test_refresh_by_a_client_not_registered_for_it_is_unauthorized_client(rps: R
     code, pkce = rps.code("rp-basic")
     response = rps.redeem("rp-basic", code, pkce, grant_type="refresh_token", refresh_token="x")
     assert_error(response, 400, "unauthorized_client")
+
+
+def test_non_ascii_basic_credentials_are_invalid_client_not_a_crash(broker: BrokerUnderTest) -> None:
+    # The header's octets reach the worker as latin-1 text, which base64 refuses with a plain ValueError.
+    for credentials in (b"\xe9t\xe9", b"\xff\xfe=="):
+        connection = http.client.HTTPSConnection(urlsplit(broker.url).netloc, timeout=10,
+                                                 context=ssl.create_default_context())
+        body = b"grant_type=authorization_code&code=x"
+        connection.request("POST", "/token", body=body, headers={
+            "Authorization": b"Basic " + credentials, "Content-Type": "application/x-www-form-urlencoded"})
+        response = connection.getresponse()
+        assert response.status == 401
+        assert response.getheader("WWW-Authenticate") == 'Basic realm="sans-couture"'
+        assert json.loads(response.read()) == {"error": "invalid_client",
+                                               "error_description": "malformed HTTP Basic credentials"}
+        connection.close()
+
+
+def test_a_repeated_unknown_parameter_is_invalid_request_and_its_name_is_not_echoed(
+    rps: RelyingParties,
+) -> None:
+    code, pkce = rps.code("rp-basic")
+    headers, _ = rps.credentials("rp-basic")
+    form = f"grant_type=authorization_code&code={code}&code_verifier={pkce.verifier}"
+    for name, expected in (("%C3%A9", "a parameter is repeated"), ("%FF", "a parameter is repeated"),
+                           ("%3Cscript%3E", "a parameter is repeated"), ("code", "repeated parameter: code")):
+        response = requests.post(f"{rps.broker.url}/token", data=f"{form}&{name}=1&{name}=2", timeout=10,
+                                 headers={**headers, "Content-Type": "application/x-www-form-urlencoded"})
+        assert assert_error(response, 400, "invalid_request") == {"error": "invalid_request",
+                                                                  "error_description": expected}
 
 
 def test_get_on_the_token_endpoint_is_invalid_request(broker: BrokerUnderTest) -> None:

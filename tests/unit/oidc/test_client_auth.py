@@ -152,7 +152,8 @@ def test_basic_credentials_are_form_urldecoded() -> None:
     assert read_basic("basic " + base64.b64encode(b"id:se%3Acret").decode()) == ("id", "se:cret")
 
 
-@pytest.mark.parametrize("header", ["Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(), "Basic "])
+@pytest.mark.parametrize("header", ["Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(), "Basic ",
+                                    "Basic été", "Basic \xff\xfe=="])
 def test_malformed_basic_is_invalid_client(header: str) -> None:
     with pytest.raises(InvalidClientError):
         read_basic(header)

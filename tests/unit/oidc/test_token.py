@@ -143,6 +143,19 @@ def test_repeated_parameters_are_invalid_request(world: World) -> None:
     refused(world, request, InvalidRequestError, "invalid_request")
 
 
+@pytest.mark.parametrize(("names", "description"), [
+    ({"code", "zz"}, "repeated parameter: code"),
+    ({"é"}, "a parameter is repeated"),  # not within RFC 6749 A.7: it raised ValueError (a 500)
+    ({"<script>"}, "a parameter is repeated"),  # the sender's text is never echoed
+])
+def test_a_repeated_parameter_is_named_only_when_known(world: World, names: set[str], description: str) -> None:
+    request = basic_request(code_form(world.code()))
+    request = Request("POST", request.url, request.headers, form=request.form, repeated=frozenset(names))
+    with pytest.raises(InvalidRequestError) as raised:
+        handle_token_request(request, world.endpoint)
+    assert raised.value.description == description
+
+
 def test_client_is_authenticated_before_anything_else(world: World) -> None:
     request = Request("POST", f"{ISSUER}/token", {"content-type": FORM}, form=code_form(world.code()))
     refused(world, request, InvalidClientError, "invalid_client")
