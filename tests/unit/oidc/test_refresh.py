@@ -30,12 +30,12 @@ from tests.unit.oidc.fakes import ISSUER
 from tests.unit.oidc.fakes import NOW
 from tests.unit.oidc.fakes import VERIFIER
 from tests.unit.oidc.fakes import FakeClock
-from tests.unit.oidc.fakes import FakeKeySource
 from tests.unit.oidc.fakes import FakeTables
 from tests.unit.oidc.fakes import make_grant
 from tests.unit.oidc.fakes import make_identity
 from tests.unit.oidc.fakes import make_settings
 from tests.unit.oidc.fakes import sha256_secret
+from tests.unit.oidc.fakes import shared_key_source
 
 REDIRECT = "https://rp.example.fr/callback"
 GRANTS = ("authorization_code", "refresh_token")
@@ -51,7 +51,7 @@ class World:
     def __init__(self) -> None:
         self.clock = FakeClock()
         self.tables = FakeTables(self.clock)
-        self.keys = KeyRing(FakeKeySource(), clock=self.clock)
+        self.keys = KeyRing(shared_key_source(), clock=self.clock)
         self.settings = make_settings(RP_REFRESH, RP_OTHER, RP_BASIC)
         self.endpoint = TokenEndpoint(settings=self.settings, tables=self.tables, signer=self.keys,
                                       client_jwks=lambda uri, refresh=False: {"keys": []}, clock=self.clock)

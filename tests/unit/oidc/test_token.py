@@ -33,11 +33,11 @@ from tests.unit.oidc.fakes import NOW
 from tests.unit.oidc.fakes import PSC_USERINFO
 from tests.unit.oidc.fakes import VERIFIER
 from tests.unit.oidc.fakes import FakeClock
-from tests.unit.oidc.fakes import FakeKeySource
 from tests.unit.oidc.fakes import FakeTables
 from tests.unit.oidc.fakes import make_grant
 from tests.unit.oidc.fakes import make_settings
 from tests.unit.oidc.fakes import sha256_secret
+from tests.unit.oidc.fakes import shared_key_source
 
 REDIRECT = "https://rp.example.fr/callback"
 RP_BASIC = Client("rp-basic", (REDIRECT,), "client_secret_basic", sha256_secret("basic-secret"))
@@ -49,7 +49,7 @@ class World:
     def __init__(self) -> None:
         self.clock = FakeClock()
         self.tables = FakeTables(self.clock)
-        self.keys = KeyRing(FakeKeySource(), clock=self.clock)
+        self.keys = KeyRing(shared_key_source(), clock=self.clock)
         self.endpoint = TokenEndpoint(
             settings=make_settings(RP_BASIC, RP_POST),
             tables=self.tables,
