@@ -27,7 +27,7 @@ KILLED_EXIT_CODES = frozenset({1, 3})
 TIMEOUT_EXIT_CODES = frozenset({-24, 24, 36, 152, 255})
 SURVIVED_EXIT_CODES = frozenset({0})
 NO_TESTS_EXIT_CODES = frozenset({5, 33})
-MUTANT_NAME = re.compile(r"\bsanscouture\.[A-Za-z0-9_.]+__mutmut_\d+\b")
+MUTANT_NAME = re.compile(r"\bsanscouture\.[\w.]+__mutmut_\d+\b")  # names hold "ǁ" (class methods)
 
 
 @dataclass(frozen=True)
