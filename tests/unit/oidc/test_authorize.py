@@ -228,3 +228,8 @@ def test_logged_values_are_truncated() -> None:
     assert refused(params(client_id="c" * 100)).detail == f"client_id={'c' * 64!r}"
     long_uri = "https://evil.example/" + "x" * 300
     assert refused(params(redirect_uri=long_uri)).detail == f"client sn: {long_uri[:200]!r}"
+
+
+def test_a_request_without_scope_is_invalid_scope() -> None:
+    error = refused(params(scope=None))
+    assert (error.error, error.description) == ("invalid_scope", "the openid scope is required")
