@@ -115,6 +115,7 @@ class World:
 
     def finish(self, response: Mapping[str, str] | None = None, **token_claims: Any) -> Any:
         _, flow = self.begin()
+        self.flow = flow
         if self.psc.token is None:
             token_claims.setdefault("aud", self.settings.psc_client_id)
             self.psc.token = Answer(200, {"id_token": id_token(flow["nonce"], **token_claims), "access_token": "at-1"})
@@ -154,7 +155,7 @@ def test_a_sign_in_redeems_the_code_with_basic_and_reads_the_identity() -> None:
     assert post["auth"] == ("broker+id", "s3cret%26%2F")  # RFC 6749 2.3.1: form-encoded, then Basic
     assert post["headers"] == {"Accept": "application/json"}
     assert post["data"] == {"grant_type": "authorization_code", "code": "c-1", "redirect_uri": REDIRECT,
-                            "code_verifier": post["data"]["code_verifier"]}
+                            "code_verifier": world.flow["code_verifier"]}
     assert authentication.identity.sub == PSC_USERINFO["sub"]
     assert authentication.identity.subject_name_id == "899700427885"
     assert (authentication.auth_time, authentication.acr) == (NOW - 5, "eidas1")
