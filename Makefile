@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Extra pytest arguments, e.g. PYTEST_ARGS="--randomly-seed=1234" to replay an order.
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck bench install clean
+.PHONY: demo test lint typecheck bench mutation install clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,14 @@ typecheck: install
 bench: install
 	$(BIN)/python -m bench
 
+## Mutation testing of the trust code (mutmut over the unit tests; docs/mutation.md): a fresh run, then the
+## score per module. MUTANTS="sanscouture.oidc.pkce.*" restricts it to one module. Not part of make test.
+MUTANTS ?=
+mutation: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-mutation.txt
+	rm -rf mutants
+	nice -n 10 $(BIN)/mutmut run $(MUTANTS)
+	$(BIN)/python -m tools.mutation_score
+
 clean:
-	rm -rf $(VENV) node_modules .data .pytest_cache .ruff_cache .mypy_cache
+	rm -rf mutants $(VENV) node_modules .data .pytest_cache .ruff_cache .mypy_cache

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DESIGN = ROOT / "docs" / "design.md"
 # Not part of the repository's content: tool caches, installed packages, local sandbox data.
 SKIPPED_DIRS = frozenset(
-    {".git", ".venv", "node_modules", ".data", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+    {".git", ".venv", "node_modules", ".data", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", "mutants"}
 )
 _CODE = re.compile(r"`([^`]+)`")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")

@@ -79,3 +79,37 @@ def test_entra_is_always_asked_for_an_authentication_no_older_than_the_4_hour_ru
     assert max_age_for_entra(request(max_age=600), settings()) == 600
     assert max_age_for_entra(request(max_age=0), settings()) == 0
     assert max_age_for_entra(request(max_age=86400), settings()) == 4 * 3600
+
+
+def refusal(acct: EntraAccount, req: AuthorizationRequest | None = None, s: Settings | None = None) -> SignInRefused:
+    with pytest.raises(SignInRefused) as raised:
+        check_entra_account(acct, req or request(), s or settings(), STARTED, NOW)
+    return raised.value
+
+
+def test_each_refusal_logs_its_reason() -> None:
+    other = "99999999-2222-3333-4444-555555555555"
+    assert refusal(account(tid=other)).detail == f"tenant {other} is not allowed"
+    assert refusal(account(auth_time=NOW + 3600)).detail == "entra auth_time is in the future"
+    assert refusal(account(auth_time=NOW - 4 * 3600 - 121)).detail == f"entra auth_time is {4 * 3600 + 121} s old"
+    assert refusal(account(acrs=()), s=settings(acrs=("c1", "c7"))).detail == "entra acrs missing: c1,c7"
+    assert refusal(account(acrs=("c7",)), s=settings(acrs=("c1", "c7"))).detail == "entra acrs missing: c1"
+    login = refusal(account(auth_time=STARTED - 61), request(prompt=frozenset({"login"})))
+    assert login.detail == "prompt=login but the upstream authentication is older"
+    aged = refusal(account(auth_time=NOW - 600), request(max_age=60))
+    assert aged.detail == "upstream authentication older than the RP's max_age"
+
+
+def test_the_bounds_are_inclusive_to_the_second() -> None:
+    check_entra_account(account(auth_time=NOW + 120), request(), settings(), STARTED, NOW)  # the skew allowed
+    assert reason(account(auth_time=NOW + 121)) == "upstream_token_invalid"
+    check_entra_account(account(auth_time=NOW - 4 * 3600 - 120), request(), settings(), STARTED, NOW)
+    login = request(prompt=frozenset({"login"}))
+    check_entra_account(account(auth_time=STARTED - 60), login, settings(), STARTED, NOW)
+    check_entra_account(account(auth_time=NOW - 600), request(max_age=600), settings(), STARTED, NOW)
+    assert reason(account(auth_time=NOW - 601), request(max_age=600)) == "auth_too_old"
+
+
+def test_an_authentication_during_the_journey_meets_any_max_age() -> None:
+    check_entra_account(account(auth_time=STARTED - 60), request(max_age=10), settings(), STARTED, NOW)
+    assert reason(account(auth_time=STARTED - 61), request(max_age=10)) == "auth_too_old"

@@ -25,9 +25,9 @@ from sanscouture.web import Response
 from tests.unit.oidc.fakes import CHALLENGE
 from tests.unit.oidc.fakes import ISSUER
 from tests.unit.oidc.fakes import FakeClock
-from tests.unit.oidc.fakes import FakeKeySource
 from tests.unit.oidc.fakes import FakeRowStore
 from tests.unit.oidc.fakes import make_settings
+from tests.unit.oidc.fakes import shared_key_source
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 REDIRECT = "https://sn.example.fr/cb"
@@ -87,7 +87,7 @@ class World:
         self.entra = FakeEntra(self.clock)
         self.psc = FakePsc(self.clock)
         self.tables = AllTables(self.clock)
-        self.keys = KeyRing(FakeKeySource(), clock=self.clock)
+        self.keys = KeyRing(shared_key_source(), clock=self.clock)
         client = Client(client_id="sn", redirect_uris=(REDIRECT,), client_secret="s", client_name="Service")
         settings = make_settings(client, entra_allowed_tenants=frozenset({TENANT}))
         self.broker = journey.Broker(settings, self.tables, self.entra, self.psc, keys=self.keys, clock=self.clock)

@@ -163,6 +163,17 @@ class FakeKeySource:
         return [dict(key) for key in self.keys]
 
 
+# One RSA key for the worlds of the endpoint tests, made once per run: generating one per test dominated
+# their time, and mutation testing (docs/mutation.md) runs them once per mutant. Tests about keys make
+# their own.
+SHARED_BROKER_KEY = generate_private_jwk()
+
+
+def shared_key_source() -> FakeKeySource:
+    """A key source over :data:`SHARED_BROKER_KEY` (a copy: a test changing its list changes only its own)."""
+    return FakeKeySource([dict(SHARED_BROKER_KEY)])
+
+
 def sha256_secret(secret: str) -> str:
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
 

@@ -351,3 +351,230 @@ def test_table_key_keeps_safe_values_and_hashes_forbidden_characters() -> None:
         hashed = table_key(value)
         assert hashed.startswith("sha256-") and len(hashed) == 7 + 64
     assert json.dumps(table_key("jti/1"))  # a plain string
+
+
+# -- exact descriptions and logged reasons; the branches the tests above leave open ------------------
+
+
+def test_two_methods_name_both_in_the_log() -> None:
+    with pytest.raises(InvalidRequestError) as raised:
+        check_single_method(["client_secret_basic", "client_secret_post"])
+    assert raised.value.description == "use exactly one client authentication method"
+    assert raised.value.detail == "client_secret_basic, client_secret_post"
+
+
+def test_an_assertion_without_its_type_is_still_private_key_jwt_and_needs_the_type() -> None:
+    request = token_request({"client_assertion": assertion()})
+    assert presented_methods(request) == ["private_key_jwt"]
+    with pytest.raises(InvalidRequestError) as raised:
+        authenticate(request)
+    assert raised.value.description == f"client_assertion_type must be {ASSERTION_TYPE}"
+    with pytest.raises(InvalidRequestError) as raised:
+        authenticate(token_request({"client_assertion_type": ASSERTION_TYPE}))
+    assert raised.value.description == "client_assertion is required"
+
+
+def test_post_without_client_id_says_so() -> None:
+    with pytest.raises(InvalidRequestError) as raised:
+        authenticate(token_request({"client_secret": "clear-secret"}))
+    assert raised.value.description == "client_id is required with client_secret"
+
+
+def test_read_basic_descriptions() -> None:
+    with pytest.raises(InvalidClientError) as raised:
+        read_basic("Bearer abc")
+    assert raised.value.description == "the Authorization header is not HTTP Basic"
+    for header in ("Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(),
+                   "Basic " + base64.b64encode(b":no-id").decode()):
+        with pytest.raises(InvalidClientError) as raised:
+            read_basic(header)
+        assert raised.value.description == "malformed HTTP Basic credentials"
+
+
+def test_basic_credentials_are_strict_base64_and_split_at_the_first_colon() -> None:
+    encoded = base64.b64encode(b"id:secret").decode()
+    with pytest.raises(InvalidClientError):
+        read_basic(f"Basic {encoded[:4]}!{encoded[4:]}")  # a lenient decoder would drop the "!"
+    assert read_basic("Basic " + base64.b64encode(b"id:se:cret").decode()) == ("id", "se:cret")
+
+
+@pytest.mark.parametrize("presented", ["", "XXXX", "anything"])
+def test_a_client_without_a_registered_secret_accepts_none(presented: str) -> None:
+    with pytest.raises(InvalidClientError) as raised:
+        check_secret(Client("x", ("https://rp/cb",), client_secret=None), presented)
+    assert raised.value.detail == "client x: wrong secret"
+
+
+def test_wrong_secret_and_unknown_client_are_told_apart_in_the_log_only() -> None:
+    wrong = refused(token_request({"client_id": "rp-post", "client_secret": "nope"}))
+    assert (wrong.description, wrong.detail) == ("client authentication failed", "client rp-post: wrong secret")
+    unknown = refused(token_request(authorization=basic("x" * 100, "s")))
+    assert (unknown.description, unknown.detail) == ("client authentication failed", f"unknown client {'x' * 64!r}")
+
+
+def test_a_method_other_than_the_registered_one_is_logged() -> None:
+    error = refused(token_request({"client_id": "rp-basic", "client_secret": "s3cret+/%"}))
+    assert error.detail == "client rp-basic used client_secret_post"
+
+
+def test_private_key_jwt_alone_defaults_to_the_token_endpoint_audience() -> None:
+    from sanscouture.oidc.client_auth import authenticate_private_key_jwt
+
+    store = FakeRowStore("jti", FakeClock())
+    request = token_request(jwt_form(assertion({"aud": ISSUER, "nbf": int(NOW)})))
+    assert authenticate_private_key_jwt(request, SETTINGS, store, FakeJwks({"keys": []}), FakeClock()) == JWT_CLIENT
+
+
+@pytest.mark.parametrize("subject", ["", None, 42])
+def test_an_assertion_without_a_usable_sub_names_no_client(subject: Any) -> None:
+    token = assertion({"sub": subject}) if subject is not None else assertion(drop=("sub",))
+    assert refused(token_request(jwt_form(token))).description == "client_assertion must have sub = client_id"
+
+
+def test_an_unsupported_alg_is_named_with_the_accepted_ones() -> None:
+    with pytest.raises(InvalidClientError) as raised:
+        check_assertion_alg({"alg": "HS256"})
+    assert raised.value.description == "client_assertion alg must be one of RS256, PS256, ES256"
+
+
+class UriJwks:
+    """A JwksFetcher that serves one URI only and records each call."""
+
+    def __init__(self, uri: str, *keys: Mapping[str, Any]) -> None:
+        self.uri, self.keys, self.calls = uri, list(keys), []  # type: ignore[var-annotated]
+
+    def __call__(self, jwks_uri: str, *, refresh: bool = False) -> Mapping[str, Any]:
+        self.calls.append(refresh)
+        return {"keys": self.keys} if jwks_uri == self.uri else {"keys": []}
+
+
+def uri_assertion(**claims: Any) -> str:
+    return assertion({"iss": "rp-uri", "sub": "rp-uri", **claims})
+
+
+def test_a_known_key_at_the_jwks_uri_is_not_refetched() -> None:
+    jwks = UriJwks("https://rp.example.fr/jwks", public_jwk(RP_KEY))
+    assert authenticate(token_request(jwt_form(uri_assertion())), jwks=jwks) == URI_CLIENT  # type: ignore[arg-type]
+    assert jwks.calls == [False]
+
+
+def test_the_jwks_uri_is_fetched_through_the_counting_entry_point_too() -> None:
+    from sanscouture.oidc.client_auth import authenticate_client_counting_failures
+
+    jwks = UriJwks("https://rp.example.fr/jwks", public_jwk(RP_KEY))
+    request = token_request(jwt_form(uri_assertion()))
+    client = authenticate_client_counting_failures(request, SETTINGS, FakeRowStore("jti", FakeClock()), jwks,
+                                                   FakeClock(), None)
+    assert client == URI_CLIENT
+
+
+def test_failures_are_counted_per_source_address() -> None:
+    from sanscouture.limits import RateLimiter
+    from sanscouture.limits import SlowDownError
+    from sanscouture.oidc.client_auth import authenticate_client_counting_failures
+
+    limiter = RateLimiter(1, FakeClock())
+
+    def attempt(source: str, secret: str) -> Client:
+        request = token_request({"client_id": "rp-post", "client_secret": secret})
+        request = Request("POST", request.url, {**request.headers, "x-forwarded-for": source}, form=request.form)
+        return authenticate_client_counting_failures(request, SETTINGS, FakeRowStore("jti", FakeClock()),
+                                                     FakeJwks({"keys": []}), FakeClock(), limiter)
+
+    with pytest.raises(InvalidClientError):
+        attempt("192.0.2.1", "nope")
+    with pytest.raises(SlowDownError):
+        attempt("192.0.2.1", "clear-secret")
+    assert attempt("192.0.2.2", "clear-secret") == POST_CLIENT  # another source is not held back
+
+
+def test_a_failure_that_exhausts_the_limit_concurrently_is_still_answered_as_invalid_client() -> None:
+    from sanscouture.limits import RateLimiter
+    from sanscouture.limits import SlowDownError
+    from sanscouture.oidc.client_auth import authenticate_client_counting_failures
+
+    class Racing(RateLimiter):
+        """Another request spent the last event between this one's check and its spend."""
+
+        def spend(self, key: str) -> None:
+            raise SlowDownError(60)
+
+    request = token_request({"client_id": "rp-post", "client_secret": "nope"})
+    with pytest.raises(InvalidClientError):
+        authenticate_client_counting_failures(request, SETTINGS, FakeRowStore("jti", FakeClock()),
+                                              FakeJwks({"keys": []}), FakeClock(), Racing(5, FakeClock()))
+
+
+def test_signature_failures_are_logged_with_their_reason() -> None:
+    unknown_kid = refused(token_request(jwt_form(assertion(kid="who"))))
+    assert unknown_kid.detail == "client rp-jwt: no key matches kid/alg"
+    wrong_key = refused(token_request(jwt_form(assertion(key=jwt.PyJWK(OTHER_KEY).key, kid=RP_KEY["kid"]))))
+    assert wrong_key.detail == "client rp-jwt: signature does not verify"
+    keyless = Client("rp-keyless", ("https://rp/cb",), "private_key_jwt")
+    token = assertion({"iss": "rp-keyless", "sub": "rp-keyless"})
+    with pytest.raises(InvalidClientError) as raised:
+        authenticate_client(token_request(jwt_form(token)), make_settings(keyless), FakeRowStore("jti", FakeClock()),
+                            FakeJwks({"keys": []}), FakeClock())
+    assert (raised.value.description, raised.value.detail) == ("client authentication failed",
+                                                               "client rp-keyless: no jwks nor jwks_uri")
+
+
+def test_the_injected_clock_not_the_wall_clock_decides_exp_and_nbf() -> None:
+    for now in (1_000_000_000, 4_000_000_000):  # 2001 and 2096: the library must not check the times itself
+        token = assertion({"exp": now + 60, "iat": now, "nbf": now - 10, "jti": f"at-{now}"})
+        client = authenticate_client(token_request(jwt_form(token)), SETTINGS, FakeRowStore("jti", FakeClock(now)),
+                                     FakeJwks({"keys": []}), FakeClock(now))
+        assert client == JWT_CLIENT
+
+
+def test_every_fitting_key_is_tried_in_turn() -> None:
+    # Without kid, RS256 fits RP_KEY (first) and PS_KEY (no alg registered): a signature by PS_KEY verifies.
+    token = assertion({"jti": "second-key"}, key=jwt.PyJWK(PS_KEY).key, kid=None)
+    assert authenticate(token_request(jwt_form(token))) == JWT_CLIENT
+
+
+def test_unusable_entries_of_a_key_set_are_skipped_not_fatal() -> None:
+    good = public_jwk(RP_KEY)
+    broken = {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"}
+    other_alg = {**public_jwk(OTHER_KEY), "alg": "PS256"}
+    encryption = {**public_jwk(RP_KEY), "use": "enc"}
+    jwks = UriJwks("https://rp.example.fr/jwks", "garbage", broken, other_alg, encryption, good)  # type: ignore[arg-type]
+    token = assertion({"iss": "rp-uri", "sub": "rp-uri", "jti": "skip"}, kid=None)
+    assert authenticate(token_request(jwt_form(token)), jwks=jwks) == URI_CLIENT  # type: ignore[arg-type]
+
+
+def test_a_key_for_encryption_is_not_used_to_verify() -> None:
+    jwks = UriJwks("https://rp.example.fr/jwks", {**public_jwk(RP_KEY), "use": "enc"})
+    error = refused(token_request(jwt_form(uri_assertion())), jwks=jwks)  # type: ignore[arg-type]
+    assert error.detail == "client rp-uri: no key matches kid/alg"
+
+
+def test_time_checks_have_their_descriptions_and_bounds() -> None:
+    with pytest.raises(InvalidClientError) as raised:
+        check_assertion_not_expired({"exp": NOW - 30}, NOW)
+    assert raised.value.description == "client_assertion has expired"
+    check_assertion_not_before({"nbf": NOW + 30}, NOW)  # the leeway, inclusive
+    check_assertion_not_before({"nbf": NOW}, NOW)
+    with pytest.raises(InvalidClientError) as raised:
+        check_assertion_not_before({"nbf": NOW + 31}, NOW)
+    assert raised.value.description == "client_assertion is not valid yet (nbf)"
+
+
+@pytest.mark.parametrize("value", [True, "soon", float("inf"), float("nan"), None])
+def test_exp_must_be_a_finite_number(value: Any) -> None:
+    with pytest.raises(InvalidClientError) as raised:
+        check_assertion_not_expired({"exp": value}, NOW)
+    assert raised.value.description == "client_assertion exp and nbf must be numbers"
+
+
+def test_jti_must_not_be_empty() -> None:
+    assert refused(token_request(jwt_form(assertion({"jti": ""})))).description == "client_assertion must have a jti"
+
+
+def test_the_replay_guard_row_names_the_client_and_lives_at_least_a_second() -> None:
+    store = FakeRowStore("jti", FakeClock())
+    assert authenticate(token_request(jwt_form(assertion({"exp": NOW - 29.5}))), jti=store) == JWT_CLIENT
+    [row] = store.rows.values()
+    assert row.data == {"client_id": "rp-jwt"} and row.expires_at == NOW + 1
+    replay = refused(token_request(jwt_form(assertion({"exp": NOW - 29.5}))), jti=store)
+    assert replay.detail == "client rp-jwt: jti replay"

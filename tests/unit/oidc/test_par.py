@@ -48,10 +48,10 @@ from tests.unit.oidc.fakes import CHALLENGE
 from tests.unit.oidc.fakes import ISSUER
 from tests.unit.oidc.fakes import NOW
 from tests.unit.oidc.fakes import FakeClock
-from tests.unit.oidc.fakes import FakeKeySource
 from tests.unit.oidc.fakes import FakeTables
 from tests.unit.oidc.fakes import make_settings
 from tests.unit.oidc.fakes import sha256_secret
+from tests.unit.oidc.fakes import shared_key_source
 from tests.unit.test_journey import AllTables
 from tests.unit.test_journey import FakeEntra
 from tests.unit.test_journey import FakePsc
@@ -412,7 +412,7 @@ class Browser:
         self.entra = FakeEntra(self.clock)
         settings = make_settings(RP_BASIC, RP_PAR)
         self.broker = journey.Broker(settings, self.tables, self.entra, FakePsc(self.clock),
-                                     keys=KeyRing(FakeKeySource(), clock=self.clock), clock=self.clock)
+                                     keys=KeyRing(shared_key_source(), clock=self.clock), clock=self.clock)
         self.par = ParEndpoint(settings, self.tables, lambda uri, refresh=False: {"keys": []}, self.clock)
 
     def push(self, client_id: str, secret: str, **overrides: str) -> str:

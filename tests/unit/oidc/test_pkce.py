@@ -39,6 +39,7 @@ def test_malformed_verifier_is_invalid_request(verifier: str) -> None:
     with pytest.raises(InvalidRequestError) as raised:
         check_verifier_syntax(verifier)
     assert raised.value.error == "invalid_request"
+    assert raised.value.description == "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~"
 
 
 @pytest.mark.parametrize("verifier", ["a" * 43, "A-._~" * 25 + "abc", "0" * 128])

@@ -21,6 +21,9 @@ from sanscouture.models import PscIdentity
 from sanscouture.oidc.codes import GRANT_ROW
 from sanscouture.oidc.codes import issue_code
 from sanscouture.oidc.codes import new_grant_id
+from sanscouture.oidc.refresh import REFUSED
+from sanscouture.oidc.refresh import check_pairing_holds
+from sanscouture.oidc.refresh import check_within_reauthentication
 from sanscouture.oidc.token import IssuedTokens
 from sanscouture.oidc.token import TokenEndpoint
 from sanscouture.oidc.token import exchange_code
@@ -30,12 +33,12 @@ from tests.unit.oidc.fakes import ISSUER
 from tests.unit.oidc.fakes import NOW
 from tests.unit.oidc.fakes import VERIFIER
 from tests.unit.oidc.fakes import FakeClock
-from tests.unit.oidc.fakes import FakeKeySource
 from tests.unit.oidc.fakes import FakeTables
 from tests.unit.oidc.fakes import make_grant
 from tests.unit.oidc.fakes import make_identity
 from tests.unit.oidc.fakes import make_settings
 from tests.unit.oidc.fakes import sha256_secret
+from tests.unit.oidc.fakes import shared_key_source
 
 REDIRECT = "https://rp.example.fr/callback"
 GRANTS = ("authorization_code", "refresh_token")
@@ -51,7 +54,7 @@ class World:
     def __init__(self) -> None:
         self.clock = FakeClock()
         self.tables = FakeTables(self.clock)
-        self.keys = KeyRing(FakeKeySource(), clock=self.clock)
+        self.keys = KeyRing(shared_key_source(), clock=self.clock)
         self.settings = make_settings(RP_REFRESH, RP_OTHER, RP_BASIC)
         self.endpoint = TokenEndpoint(settings=self.settings, tables=self.tables, signer=self.keys,
                                       client_jwks=lambda uri, refresh=False: {"keys": []}, clock=self.clock)
@@ -146,6 +149,7 @@ def test_a_used_refresh_token_presented_again_revokes_the_family(world: World) -
     second = world.refresh(first.refresh_token)
     error = refused(lambda: world.refresh(first.refresh_token), InvalidGrantError, "invalid_grant")
     assert error.description == "the refresh token is invalid, expired or revoked"
+    assert error.detail == "a used refresh token was presented again: the family is revoked"
     assert not world.access_alive(first) and not world.access_alive(second)
     refused(lambda: world.refresh(second.refresh_token), InvalidGrantError, "invalid_grant")
 
@@ -161,40 +165,51 @@ def test_a_reused_authorization_code_revokes_the_refresh_family_too(world: World
 
 
 def test_a_missing_refresh_token_is_invalid_request(world: World) -> None:
-    refused(lambda: world.refresh(None), InvalidRequestError, "invalid_request")
+    error = refused(lambda: world.refresh(None), InvalidRequestError, "invalid_request")
+    assert error.description == "refresh_token is required"
 
 
 @pytest.mark.parametrize("token", ["x", "0" * 32, "0" * 32 + ".short", "g" * 32 + "." + "a" * 43, "a.b.c"])
 def test_a_malformed_refresh_token_is_invalid_grant(world: World, token: str) -> None:
-    refused(lambda: world.refresh(token), InvalidGrantError, "invalid_grant")
+    error = refused(lambda: world.refresh(token), InvalidGrantError, "invalid_grant")
+    assert (error.description, error.detail) == (REFUSED, "malformed refresh token")
 
 
 def test_an_unknown_refresh_token_is_invalid_grant(world: World) -> None:
-    refused(lambda: world.refresh("0" * 32 + "." + "A" * 43), InvalidGrantError, "invalid_grant")
+    error = refused(lambda: world.refresh("0" * 32 + "." + "A" * 43), InvalidGrantError, "invalid_grant")
+    assert (error.description, error.detail) == (REFUSED, "no such refresh token family")
 
 
 def test_a_wrong_secret_of_a_live_family_is_refused_without_revoking_it(world: World) -> None:
     tokens = world.sign_in()
     assert tokens.refresh_token is not None
     forged = tokens.refresh_token.split(".")[0] + "." + "A" * 43
-    refused(lambda: world.refresh(forged), InvalidGrantError, "invalid_grant")
+    error = refused(lambda: world.refresh(forged), InvalidGrantError, "invalid_grant")
+    assert (error.description, error.detail) == (REFUSED, "not the family's current refresh token")
     assert world.refresh(tokens.refresh_token).refresh_token  # a guess does not let an attacker kill a family
 
 
 def test_a_client_not_registered_for_the_grant_is_unauthorized_client(world: World) -> None:
     tokens = world.sign_in()
-    refused(lambda: world.refresh(tokens.refresh_token, "rp-basic"), UnauthorizedClientError, "unauthorized_client")
+    error = refused(lambda: world.refresh(tokens.refresh_token, "rp-basic"), UnauthorizedClientError,
+                    "unauthorized_client")
+    assert error.description == "the client is not registered for the refresh_token grant"
 
 
 def test_another_clients_refresh_token_is_invalid_grant(world: World) -> None:
     tokens = world.sign_in()
-    refused(lambda: world.refresh(tokens.refresh_token, "rp-other"), InvalidGrantError, "invalid_grant")
+    error = refused(lambda: world.refresh(tokens.refresh_token, "rp-other"), InvalidGrantError, "invalid_grant")
+    assert (error.description, error.detail) == (REFUSED, "the refresh token was issued to another client")
+    assert world.refresh(tokens.refresh_token).refresh_token  # the family lives on for its own client
 
 
 def test_an_expired_refresh_token_is_invalid_grant(world: World) -> None:
     tokens = world.sign_in()
+    world.later(30 * 60 - 1)
+    tokens = world.refresh(tokens.refresh_token)  # one second before its end, still alive
     world.later(30 * 60)
-    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    error = refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    assert (error.description, error.detail) == (REFUSED, "no such refresh token family")  # the row expired with it
 
 
 def test_the_four_hour_rule_ends_the_family_even_with_a_longer_lifetime(world: World) -> None:
@@ -203,8 +218,11 @@ def test_the_four_hour_rule_ends_the_family_even_with_a_longer_lifetime(world: W
     tokens = world.sign_in()
     world.later(4 * 3600 - 60)
     tokens = world.refresh(tokens.refresh_token)
-    world.later(120)  # auth_time + 4 h passed
-    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    row = world.tables["codes"].find(tokens.refresh_token.split(".")[0], GRANT_ROW)  # type: ignore[union-attr]
+    assert row is not None and row.data["refresh_until"] == int(NOW) - 30 + 4 * 3600  # capped by auth_time + 4 h
+    world.later(100)  # auth_time + 4 h passed; the row lives on for its access token (120 s)
+    error = refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    assert error.detail == "the refresh token has expired"
 
 
 def test_the_four_hour_rule_is_checked_even_when_the_record_says_otherwise(world: World) -> None:
@@ -215,14 +233,16 @@ def test_the_four_hour_rule_is_checked_even_when_the_record_says_otherwise(world
     assert row is not None
     codes.replace(row, {**row.data, "refresh_until": int(NOW) + 10 * 3600}, expires_in=None)
     world.later(4 * 3600)
-    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    error = refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    assert error.detail == "the authentication is older than the re-authentication rule"
     assert codes.find(tokens.refresh_token.split(".")[0], GRANT_ROW) is None  # the family is gone
 
 
 def test_a_removed_pairing_ends_the_family(world: World) -> None:
     tokens = world.sign_in()
     world.bindings.remove(TID, OID)
-    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    error = refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    assert error.detail == "the pairing was removed or replaced"
     assert not world.access_alive(tokens)
 
 
@@ -232,13 +252,15 @@ def test_a_pairing_replaced_by_another_identity_ends_the_family(world: World) ->
     other = PscIdentity.from_userinfo({**make_identity().claims, "sub": "f:other:810000000002",
                                        "SubjectNameID": "810000000002"})
     world.bindings.create(ACCOUNT, other)
-    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    error = refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    assert error.detail == "the pairing was removed or replaced"
 
 
 def test_an_ended_broker_session_ends_the_family(world: World) -> None:
     tokens = world.sign_in()
     world.bindings.revoke_session(TID, OID, "sid-1", until=int(NOW) + 3600)
-    refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    error = refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    assert error.detail == "the broker session was ended"
 
 
 def test_a_refresh_may_narrow_the_scope(world: World) -> None:
@@ -249,7 +271,9 @@ def test_a_refresh_may_narrow_the_scope(world: World) -> None:
 
 def test_a_refresh_may_not_widen_the_scope(world: World) -> None:
     tokens = world.sign_in()
-    refused(lambda: world.refresh(tokens.refresh_token, scope="openid profile"), InvalidScopeError, "invalid_scope")
+    error = refused(lambda: world.refresh(tokens.refresh_token, scope="openid profile"), InvalidScopeError,
+                    "invalid_scope")
+    assert error.description == "the scope asked exceeds the scope originally granted"
     assert world.refresh(tokens.refresh_token).refresh_token  # a refused scope does not burn the token
 
 
@@ -261,3 +285,47 @@ def test_only_live_access_tokens_are_kept_in_the_family(world: World) -> None:
     assert tokens.refresh_token is not None
     row = world.tables["codes"].find(tokens.refresh_token.split(".")[0], GRANT_ROW)
     assert row is not None and len(row.data["access"]) == 1
+
+
+def test_the_four_hour_rule_counts_from_auth_time_to_the_second(world: World) -> None:
+    grant = make_grant("rp-refresh", redirect_uri=REDIRECT)
+    check_within_reauthentication(grant, world.settings, grant.auth_time + 4 * 3600)
+    with pytest.raises(InvalidGrantError):
+        check_within_reauthentication(grant, world.settings, grant.auth_time + 4 * 3600 + 1)
+
+
+def test_a_grant_without_a_pairing_or_due_for_re_verification_gets_no_refresh(world: World) -> None:
+    unpaired = make_grant("rp-refresh", redirect_uri=REDIRECT)
+    with pytest.raises(InvalidGrantError) as raised:
+        check_pairing_holds(world.bindings, dataclasses.replace(unpaired, tid=TID, oid=None), int(NOW), 30)
+    assert raised.value.detail == "a refresh token without a pairing"
+    paired = dataclasses.replace(unpaired, tid=TID, oid=OID)
+    check_pairing_holds(world.bindings, paired, int(NOW), 30)
+    with pytest.raises(InvalidGrantError) as raised:
+        check_pairing_holds(world.bindings, paired, int(NOW) + 31 * 86400, 30)
+    assert raised.value.detail == "the pairing's periodic re-verification is due"
+
+
+def test_two_uses_of_one_refresh_token_at_once_revoke_the_family(world: World) -> None:
+    tokens = world.sign_in()
+    assert tokens.refresh_token is not None
+    codes = world.tables["codes"]
+    codes.replace = lambda current, data, expires_in: None  # type: ignore[method-assign,assignment,misc]
+    error = refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    assert error.detail == "concurrent use of one refresh token: the family is revoked"
+    assert codes.find(tokens.refresh_token.split(".")[0], GRANT_ROW) is None
+
+
+def test_a_refreshed_record_keeps_the_family_and_lives_as_long_as_the_new_token(world: World) -> None:
+    tokens = world.sign_in()
+    assert tokens.refresh_token is not None
+    world.later(60)
+    second = world.refresh(tokens.refresh_token)
+    row = world.tables["codes"].find(tokens.refresh_token.split(".")[0], GRANT_ROW)
+    assert row is not None and second.refresh_token is not None
+    assert row.data["refresh_until"] == int(NOW) + 60 + 30 * 60 and row.expires_at == NOW + 60 + 30 * 60
+    assert len(row.data["refresh_used"]) == 1 and row.data["state"] == "redeemed"
+    assert (second.expires_in, second.scope) == (120, "openid scope_all")
+    access = world.keys.decode(second.access_token, issuer=ISSUER, audience=ISSUER, typ="at+jwt")
+    assert (access["exp"], access["gid"], len(access["jti"])) == (int(NOW) + 60 + 120, row.partition, 22)
+    assert row.data["access"][access["jti"]] == int(NOW) + 60 + 120

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +19,9 @@ from sanscouture.errors import OAuthError
 from sanscouture.errors import StorageUnavailableError
 from sanscouture.errors import UnsupportedGrantTypeError
 from sanscouture.keys import KeyRing
+from sanscouture.keys import public_jwk
+from sanscouture.limits import RateLimiter
+from sanscouture.limits import SlowDownError
 from sanscouture.models import Client
 from sanscouture.models import CodeGrant
 from sanscouture.oidc.codes import GRANT_ROW
@@ -27,21 +32,25 @@ from sanscouture.oidc.token import TokenEndpoint
 from sanscouture.oidc.token import exchange_code
 from sanscouture.oidc.token import handle_token_request
 from sanscouture.oidc.token import invalid_client_response
+from sanscouture.oidc.token import token_error_response
 from sanscouture.web import Request
 from tests.unit.oidc.fakes import ISSUER
 from tests.unit.oidc.fakes import NOW
 from tests.unit.oidc.fakes import PSC_USERINFO
+from tests.unit.oidc.fakes import SHARED_BROKER_KEY
 from tests.unit.oidc.fakes import VERIFIER
 from tests.unit.oidc.fakes import FakeClock
-from tests.unit.oidc.fakes import FakeKeySource
 from tests.unit.oidc.fakes import FakeTables
 from tests.unit.oidc.fakes import make_grant
 from tests.unit.oidc.fakes import make_settings
 from tests.unit.oidc.fakes import sha256_secret
+from tests.unit.oidc.fakes import shared_key_source
 
 REDIRECT = "https://rp.example.fr/callback"
 RP_BASIC = Client("rp-basic", (REDIRECT,), "client_secret_basic", sha256_secret("basic-secret"))
 RP_POST = Client("rp-post", (REDIRECT,), "client_secret_post", sha256_secret("post-secret"))
+RP_JWT = Client("rp-jwt", (REDIRECT,), "private_key_jwt", jwks_uri="https://rp-jwt.example.fr/jwks")
+RP_JWT_KEY = SHARED_BROKER_KEY  # any RSA key: the client's key set is served by the endpoint's fetcher
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -49,14 +58,18 @@ class World:
     def __init__(self) -> None:
         self.clock = FakeClock()
         self.tables = FakeTables(self.clock)
-        self.keys = KeyRing(FakeKeySource(), clock=self.clock)
+        self.keys = KeyRing(shared_key_source(), clock=self.clock)
         self.endpoint = TokenEndpoint(
-            settings=make_settings(RP_BASIC, RP_POST),
+            settings=make_settings(RP_BASIC, RP_POST, RP_JWT),
             tables=self.tables,
             signer=self.keys,
-            client_jwks=lambda uri, refresh=False: {"keys": []},
+            client_jwks=self.jwks,
             clock=self.clock,
         )
+
+    def jwks(self, uri: str, refresh: bool = False) -> Mapping[str, Any]:
+        """The JWK Set at RP_JWT's jwks_uri (and nothing anywhere else)."""
+        return {"keys": [public_jwk(RP_JWT_KEY)]} if uri == RP_JWT.jwks_uri else {"keys": []}
 
     def code(self, client_id: str = "rp-basic", **kwargs: Any) -> str:
         code = issue_code(self.tables["codes"], make_grant(client_id, redirect_uri=REDIRECT, **kwargs), new_grant_id())
@@ -130,7 +143,9 @@ def test_token_response_is_json_and_never_cached(world: World) -> None:
 
 
 def test_get_is_invalid_request(world: World) -> None:
-    refused(world, basic_request(code_form(world.code()), method="GET"), InvalidRequestError, "invalid_request")
+    request = basic_request(code_form(world.code()), method="GET")
+    error = refused(world, request, InvalidRequestError, "invalid_request")
+    assert error.description == "the token endpoint only accepts POST"
 
 
 def test_a_json_body_is_invalid_request(world: World) -> None:
@@ -162,7 +177,8 @@ def test_client_is_authenticated_before_anything_else(world: World) -> None:
 
 
 def test_missing_grant_type_is_invalid_request(world: World) -> None:
-    refused(world, basic_request(code_form(world.code(), grant_type=None)), InvalidRequestError, "invalid_request")
+    request = basic_request(code_form(world.code(), grant_type=None))
+    assert refused(world, request, InvalidRequestError, "invalid_request").description == "grant_type is required"
 
 
 def test_other_grant_type_is_unsupported(world: World) -> None:
@@ -172,7 +188,7 @@ def test_other_grant_type_is_unsupported(world: World) -> None:
 
 def test_missing_code_is_invalid_request(world: World) -> None:
     form = {name: value for name, value in code_form("x").items() if name != "code"}
-    refused(world, basic_request(form), InvalidRequestError, "invalid_request")
+    assert refused(world, basic_request(form), InvalidRequestError, "invalid_request").description == "code is required"
 
 
 def test_unknown_code_is_invalid_grant(world: World) -> None:
@@ -184,8 +200,10 @@ def test_reused_code_is_invalid_grant_and_revokes_the_tokens_it_gave(world: Worl
     code = world.code()
     exchange_code(basic_request(code_form(code)), world.endpoint)
     assert world.grant_row(code).data["state"] == "redeemed"
-    refused(world, basic_request(code_form(code)), InvalidGrantError, "invalid_grant")
+    error = refused(world, basic_request(code_form(code)), InvalidGrantError, "invalid_grant")
     assert world.grant_row(code) is None  # the access token's record is gone: /userinfo refuses it
+    assert error.description == "the authorization code is invalid, expired or was already used"
+    assert error.detail == "replayed code: the access token it gave was revoked"  # what the log says
 
 
 def test_expired_code_is_invalid_grant(world: World) -> None:
@@ -208,7 +226,9 @@ def test_redirect_uri_mismatch_is_invalid_grant(world: World) -> None:
 
 
 def test_missing_redirect_uri_is_invalid_grant(world: World) -> None:
-    refused(world, basic_request(code_form(world.code(), redirect_uri=None)), InvalidGrantError, "invalid_grant")
+    request = basic_request(code_form(world.code(), redirect_uri=None))
+    error = refused(world, request, InvalidGrantError, "invalid_grant")
+    assert error.description == "redirect_uri is required and must match the authorization request"
 
 
 def test_missing_code_verifier_is_invalid_grant(world: World) -> None:
@@ -268,11 +288,13 @@ def test_two_concurrent_redemptions_of_one_code_revoke_every_token_of_the_grant(
     original_find = codes.find
     codes.find = lambda partition, key: row  # type: ignore[method-assign]  # the loser read it before
     try:
-        with pytest.raises(InvalidGrantError):
+        with pytest.raises(InvalidGrantError) as raised:
             exchange_code(basic_request(code_form(code)), world.endpoint)
     finally:
         codes.find = original_find  # type: ignore[method-assign]
     assert world.grant_row(code) is None
+    assert raised.value.description == "the authorization code is invalid, expired or was already used"
+    assert raised.value.detail == "concurrent redemption: the grant's tokens were revoked"
 
 
 def test_token_errors_render_as_json_with_a_basic_challenge_only_for_invalid_client() -> None:
@@ -282,3 +304,67 @@ def test_token_errors_render_as_json_with_a_basic_challenge_only_for_invalid_cli
     assert (refused.status, refused.header("WWW-Authenticate")) == (401, 'Basic realm="sans-couture"')
     outage = token_error_response(StorageUnavailableError())
     assert (outage.status, outage.header("WWW-Authenticate"), outage.header("Cache-Control")) == (503, None, "no-store")
+
+
+def test_a_charset_parameter_on_the_form_content_type_is_accepted(world: World) -> None:
+    request = basic_request(code_form(world.code()), content_type=f"{FORM}; charset=UTF-8")
+    assert exchange_code(request, world.endpoint).expires_in == 120
+
+
+def test_a_request_without_content_type_is_invalid_request(world: World) -> None:
+    request = basic_request(code_form(world.code()))
+    request = Request("POST", request.url, {"authorization": request.headers["authorization"]}, form=request.form)
+    error = refused(world, request, InvalidRequestError, "invalid_request")
+    assert error.description == "the body must be application/x-www-form-urlencoded"
+
+
+def test_the_token_response_body_is_rfc_6749_5_1(world: World) -> None:
+    response = handle_token_request(basic_request(code_form(world.code())), world.endpoint)
+    body = json.loads(response.body)
+    assert sorted(body) == ["access_token", "expires_in", "id_token", "scope", "token_type"]  # no refresh token
+    assert (body["token_type"], body["expires_in"], body["scope"]) == ("Bearer", 120, "openid scope_all")
+    access = world.keys.decode(body["access_token"], issuer=ISSUER, audience=ISSUER, typ="at+jwt")
+    assert world.keys.decode(body["id_token"], issuer=ISSUER, audience="rp-basic")["at_hash"] == at_hash(
+        body["access_token"])
+    assert len(access["jti"]) == 22  # 128 random bits, base64url
+
+
+def jwt_request(code: str, jti: str = "assertion-1") -> Request:
+    claims = {"iss": "rp-jwt", "sub": "rp-jwt", "aud": ISSUER, "exp": int(NOW) + 60, "iat": int(NOW), "jti": jti}
+    token = jwt.encode(claims, jwt.PyJWK(RP_JWT_KEY).key, algorithm="RS256", headers={"kid": RP_JWT_KEY["kid"]})
+    form = {**code_form(code), "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": token}
+    return Request("POST", f"{ISSUER}/token", {"content-type": FORM}, form=form)
+
+
+def test_private_key_jwt_is_checked_against_the_jwks_uri_the_clock_and_the_replay_guard(world: World) -> None:
+    tokens = exchange_code(jwt_request(world.code("rp-jwt")), world.endpoint)
+    assert world.keys.decode(tokens.id_token, issuer=ISSUER, audience="rp-jwt")["aud"] == "rp-jwt"
+    assert world.tables["jti"].calls == ["insert"]  # the assertion's jti is recorded until its exp
+    # The same assertion again is a replay, refused before the code is even looked at.
+    error = refused(world, jwt_request(world.code("rp-jwt")), InvalidClientError, "invalid_client")
+    assert error.status == 401
+
+
+def test_failed_client_authentications_are_counted_per_source_until_slow_down(world: World) -> None:
+    limited = dataclasses.replace(world.endpoint, failed_client_auth=RateLimiter(2, world.clock))
+    wrong = Request("POST", f"{ISSUER}/token", {"content-type": FORM, "authorization": "Basic cnAtYmFzaWM6bm9wZQ=="},
+                    form=code_form(world.code()))
+    for _ in range(2):
+        with pytest.raises(InvalidClientError):
+            exchange_code(wrong, limited)
+    with pytest.raises(SlowDownError) as raised:
+        exchange_code(basic_request(code_form(world.code())), limited)  # even the right secret must wait
+    assert (raised.value.error, raised.value.retry_after) == ("slow_down", 31)
+
+
+def test_slow_down_is_429_with_retry_after_and_other_errors_carry_their_json_body() -> None:
+    slow = token_error_response(SlowDownError(31))
+    assert (slow.status, slow.header("Retry-After"), slow.header("Cache-Control")) == (429, "31", "no-store")
+    assert json.loads(slow.body) == {"error": "slow_down",
+                                     "error_description": "too many requests from this address, retry later"}
+    grant = token_error_response(InvalidGrantError("redirect_uri does not match the authorization request"))
+    assert (grant.status, json.loads(grant.body)) == (400, {
+        "error": "invalid_grant", "error_description": "redirect_uri does not match the authorization request"})
+    client = token_error_response(InvalidClientError())
+    assert json.loads(client.body) == {"error": "invalid_client", "error_description": "client authentication failed"}

@@ -23,9 +23,9 @@ from tests.unit.oidc.fakes import ISSUER
 from tests.unit.oidc.fakes import NOW
 from tests.unit.oidc.fakes import PSC_USERINFO
 from tests.unit.oidc.fakes import FakeClock
-from tests.unit.oidc.fakes import FakeKeySource
 from tests.unit.oidc.fakes import FakeRowStore
 from tests.unit.oidc.fakes import make_grant
+from tests.unit.oidc.fakes import shared_key_source
 
 SUB = PSC_USERINFO["sub"]
 
@@ -34,7 +34,7 @@ class World:
     def __init__(self, scope: tuple[str, ...] = ("openid", "scope_all")) -> None:
         self.clock = FakeClock()
         self.grants = FakeRowStore("codes", self.clock)
-        self.keys = KeyRing(FakeKeySource(), clock=self.clock)
+        self.keys = KeyRing(shared_key_source(), clock=self.clock)
         grant = make_grant(scope=scope)
         claims = build_access_token_claims(grant, issuer=ISSUER, grant_id="gid-1", jti="jti-1", now=int(NOW), ttl=120)
         self.token = self.keys.sign(claims, typ="at+jwt")
