@@ -107,12 +107,13 @@ def deliver(
     except Exception as error:  # a timeout, a refused connection, a TLS failure: all worth a retry
         failure = type(error).__name__
     if failure is None:
-        audit.record("backchannel_logout_delivered", client_id=client.client_id, attempt=notice.attempt)
+        audit.record("backchannel_logout_delivered", client_id=client.client_id, sid=notice.sid or "",
+                     attempt=notice.attempt)
         return "delivered"
     if notice.attempt >= settings.backchannel_max_attempts:
         poison.send(body)
-        audit.record("backchannel_logout_dead_lettered", client_id=client.client_id, attempts=notice.attempt,
-                     reason=failure)
+        audit.record("backchannel_logout_dead_lettered", client_id=client.client_id, sid=notice.sid or "",
+                     attempts=notice.attempt, reason=failure)
         return "dead_lettered"
     delay = retry_delay(settings.backchannel_retry_seconds, notice.attempt)
     outbox.send(notice.retried().to_message(), delay=delay)
