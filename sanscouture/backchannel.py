@@ -103,17 +103,18 @@ def deliver(
     token = sign(claims, LOGOUT_TOKEN_TYPE)
     try:
         status = post(client.backchannel_logout_uri, {"logout_token": token}, float(settings.backchannel_timeout))
-        failure = None if 200 <= status < 300 else f"HTTP {status}"
+        reason, failure = ("http_error", f"HTTP {status}") if not 200 <= status < 300 else ("", None)
     except Exception as error:  # a timeout, a refused connection, a TLS failure: all worth a retry
-        failure = type(error).__name__
+        reason, failure = "unreachable", type(error).__name__
     if failure is None:
         audit.record("backchannel_logout_delivered", client_id=client.client_id, sid=notice.sid or "",
                      attempt=notice.attempt)
         return "delivered"
     if notice.attempt >= settings.backchannel_max_attempts:
         poison.send(body)
+        # reason and error: the dimensions the dead-letter alert shows (infra/monitoring/alert-dead-letters.kql).
         audit.record("backchannel_logout_dead_lettered", client_id=client.client_id, sid=notice.sid or "",
-                     attempts=notice.attempt, reason=failure)
+                     attempts=notice.attempt, reason=reason, error=failure)
         return "dead_lettered"
     delay = retry_delay(settings.backchannel_retry_seconds, notice.attempt)
     outbox.send(notice.retried().to_message(), delay=delay)

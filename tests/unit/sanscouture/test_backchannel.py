@@ -109,8 +109,11 @@ def test_the_last_failed_attempt_goes_to_the_poison_queue_and_is_audited(keys: K
     last = LogoutNotice("rp", SUB, "s", attempt=3).to_message()
     assert run(last, Receiver(500), keys, clock, audit, outbox, poison) == "dead_lettered"
     assert poison.sent == [(last, 0)] and outbox.sent == []
-    assert [(e["event"], e["client_id"], e["attempts"], e["reason"]) for e in events(audit)] == [
-        ("backchannel_logout_dead_lettered", "rp", 3, "HTTP 500")]
+    assert [(e["event"], e["client_id"], e["sid"], e["attempts"], e["reason"], e["error"])
+            for e in events(audit)] == [("backchannel_logout_dead_lettered", "rp", "s", 3, "http_error", "HTTP 500")]
+    unreachable = LogoutNotice("rp", SUB, "t", attempt=3).to_message()
+    assert run(unreachable, Receiver(error=TimeoutError("slow")), keys, clock, audit, outbox, poison) == "dead_lettered"
+    assert ("unreachable", "TimeoutError") in {(e["reason"], e["error"]) for e in events(audit)}
 
 
 @pytest.mark.parametrize("body", ["not json", LogoutNotice("quiet", SUB, "s").to_message(),
