@@ -16,6 +16,7 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 from azure.storage.queue import BinaryBase64DecodePolicy
 from azure.storage.queue import QueueClient
 
@@ -98,7 +99,27 @@ def test_logout_answers_before_a_hanging_relying_party_is_answered(
     finally:
         hold.set()
     assert receiver.wait_for(lambda: sid in receiver.answered)
-    assert len(receiver.tokens_for(sid)) == 1
+    assert receiver.tokens_for(sid)  # delivered once released (retried if the hold outlasted the timeout)
+
+
+def test_a_relying_party_that_times_out_is_retried_then_dead_lettered_as_unreachable(
+    sandbox: Sandbox, receiver: BackchannelReceiver
+) -> None:
+    unpair(sandbox, ENTRA)
+    user, claims, id_token = signed_in(sandbox)
+    sid = claims["sid"]
+    receiver.holds[sid] = hold = threading.Event()  # never answers within BROKER_BACKCHANNEL_TIMEOUT (3 s)
+    try:
+        user.go(logout_url(sandbox, id_token), stop_at="https://rp-bcl.example.fr/logged-out")
+        assert receiver.wait_for(lambda: audit_rows(sandbox, sid) == [("backchannel_logout_dead_lettered", "rp-bcl")],
+                                 timeout=60)
+    finally:
+        hold.set()
+    assert len(receiver.tokens_for(sid)) == 3
+    rows = Tables.from_connection_string(sandbox.azurite_connection or "")["audit"].all_rows()
+    (dead,) = [r.data for r in rows
+               if r.data.get("sid") == sid and r.data.get("event") == "backchannel_logout_dead_lettered"]
+    assert (dead["reason"], dead["error"], dead["attempts"]) == ("unreachable", "ReadTimeout", 3)
 
 
 def test_a_relying_party_answering_500_is_retried_with_backoff_then_dead_lettered(
@@ -162,6 +183,12 @@ def test_a_session_ended_by_another_persons_sign_in_is_announced(
     (token,) = receiver.tokens_for(first["sid"])
     assert token["sub"] == first["sub"]
     assert receiver.tokens_for(second["sid"]) == []  # the new session lives on
+
+
+def test_discovery_advertises_back_channel_logout_with_sessions(sandbox: Sandbox) -> None:
+    document = requests.get(f"{sandbox.broker_url}/.well-known/openid-configuration", timeout=10).json()
+    assert document["backchannel_logout_supported"] is True
+    assert document["backchannel_logout_session_supported"] is True
 
 
 def test_only_clients_with_a_back_channel_uri_are_told(sandbox: Sandbox, receiver: BackchannelReceiver) -> None:
