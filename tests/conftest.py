@@ -70,12 +70,11 @@ def sandbox(
         clients=make_test_clients(backchannel_port=backchannel_receiver[1]),
         # Every test signs in from 127.0.0.1: the per-source limits are tested with their own limiters
         # (tests/e2e/test_abuse_limits.py), not left to catch the rest of the suite.
-        # Back-channel logout waits 3 s for an answer, retries after 1 s, then 2 s, and dead-letters at
-        # the third attempt: the tests see the whole backoff in seconds.
+        # Back-channel logout waits 5 s for an answer (the default), retries after 1 s, then 2 s, and
+        # dead-letters at the third attempt: the tests see the whole backoff in seconds.
         broker_overrides={"BROKER_LIMIT_JOURNEYS_PER_MINUTE": "1000000",
                           "BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE": "1000000",
-                          "BROKER_BACKCHANNEL_RETRY_SECONDS": "1", "BROKER_BACKCHANNEL_MAX_ATTEMPTS": "3",
-                          "BROKER_BACKCHANNEL_TIMEOUT": "3"},
+                          "BROKER_BACKCHANNEL_RETRY_SECONDS": "1", "BROKER_BACKCHANNEL_MAX_ATTEMPTS": "3"},
     )
     backchannel_receiver[0].issuer = running.broker_url
     running.start()

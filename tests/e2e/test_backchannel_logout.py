@@ -108,7 +108,7 @@ def test_a_relying_party_that_times_out_is_retried_then_dead_lettered_as_unreach
     unpair(sandbox, ENTRA)
     user, claims, id_token = signed_in(sandbox)
     sid = claims["sid"]
-    receiver.holds[sid] = hold = threading.Event()  # never answers within BROKER_BACKCHANNEL_TIMEOUT (3 s)
+    receiver.holds[sid] = hold = threading.Event()  # never answers within BROKER_BACKCHANNEL_TIMEOUT (5 s)
     try:
         user.go(logout_url(sandbox, id_token), stop_at="https://rp-bcl.example.fr/logged-out")
         assert receiver.wait_for(lambda: audit_rows(sandbox, sid) == [("backchannel_logout_dead_lettered", "rp-bcl")],
