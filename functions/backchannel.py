@@ -20,6 +20,7 @@ import azure.functions as func
 from functions._wiring import Services
 from functions._wiring import services
 from sanscouture.adapters.http import post_form
+from sanscouture.audit import AuditLog
 from sanscouture.backchannel import POISON_QUEUE
 from sanscouture.backchannel import QUEUE
 from sanscouture.backchannel import Outcome
@@ -47,6 +48,6 @@ def handle(wired: Services, body: str) -> Outcome:
         post=functools.partial(post_form, wired.http),
         outbox=queues[QUEUE],
         poison=queues[POISON_QUEUE],
-        audit=wired.broker.audit,
+        audit=AuditLog(wired.tables["audit"], wired.clock),  # not wired.broker: no MSAL for a delivery
         clock=wired.clock,
     )
