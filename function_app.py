@@ -4,6 +4,7 @@ import azure.functions as func
 
 from functions import assets
 from functions import authorize
+from functions import backchannel
 from functions import callback
 from functions import compte
 from functions import confirm
@@ -36,5 +37,6 @@ for blueprint in (
     health.bp,
     sweep.bp,
     keys.bp,
+    backchannel.bp,
 ):
     app.register_functions(blueprint)

@@ -20,16 +20,19 @@ from typing import TYPE_CHECKING
 from sanscouture.adapters.client_jwks import ClientJwksFetcher
 from sanscouture.adapters.http import UpstreamSession
 from sanscouture.adapters.tables import Tables
+from sanscouture.backchannel import QUEUE
 from sanscouture.journey import Broker
 from sanscouture.keys import KeyRing
 from sanscouture.limits import Limits
 from sanscouture.ports import Clock
 from sanscouture.ports import KeyStore
+from sanscouture.ports import MessageQueue
 from sanscouture.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: MSAL is heavy for a cold start
     from sanscouture.adapters.entra import EntraAdapter
     from sanscouture.adapters.psc import PscAdapter
+    from sanscouture.adapters.queues import Queues
 
 
 @dataclass
@@ -100,11 +103,30 @@ class Services:
         return PscAdapter(self.settings, self.http, keys=self.key_ring, clock=self.clock)
 
     @cached_property
+    def queues(self) -> Queues | None:
+        """The storage account's queue service (back-channel logout), None when not configured."""
+        from sanscouture.adapters.queues import Queues  # the queue SDK only when a client needs it
+
+        if self.settings.queues:
+            return Queues.from_connection_string(self.settings.queues)
+        if self.settings.queues__queueserviceuri:
+            from azure.identity import ManagedIdentityCredential  # only in Azure
+
+            credential = ManagedIdentityCredential(client_id=self.settings.entra_managed_identity_client_id)
+            return Queues.from_endpoint(self.settings.queues__queueserviceuri, credential)
+        return None
+
+    @cached_property
+    def outbox(self) -> MessageQueue | None:
+        """The back-channel logout queue the request path announces ended sessions on."""
+        return self.queues[QUEUE] if self.queues is not None else None
+
+    @cached_property
     def broker(self) -> Broker:
         """The journey's collaborators; upstream adapters contact nobody until first used."""
         return Broker(
             settings=self.settings, tables=self.tables, entra=self.entra, psc=self.psc, keys=self.key_ring,
-            limits=self.limits, clock=self.clock,
+            limits=self.limits, clock=self.clock, outbox=self.outbox,
         )
 
 

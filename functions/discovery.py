@@ -19,7 +19,8 @@ def openid_configuration(request: Request) -> Response:
     """OIDC Discovery 4: the provider metadata."""
     settings = services().settings
     document = build_discovery(
-        settings.issuer, require_pushed_authorization_requests=par_required_of_every_client(settings.clients)
+        settings.issuer, require_pushed_authorization_requests=par_required_of_every_client(settings.clients),
+        backchannel_logout=settings.has_queues,
     )
     return Response.json(document, headers={"Cache-Control": DISCOVERY_CACHE_CONTROL})
 

@@ -49,6 +49,12 @@ def _telemetry_port(env: Mapping[str, str]) -> int | None:
     return int(value)
 
 
+def _queues(sandbox: Sandbox) -> str:
+    if not sandbox.queues_connection:
+        return "off (an Azurite of yours: no back-channel logout)"
+    return f"127.0.0.1:{sandbox.ports.azurite_queue} (back-channel logout)"
+
+
 def _print_banner(sandbox: Sandbox) -> None:
     print(
         f"""
@@ -59,6 +65,7 @@ Sans-couture sandbox is running.
   Entra ID simulator:      {sandbox.entra_url}/personas
   PSC simulator:           {sandbox.psc_url}/personas
   Table Storage (Azurite): 127.0.0.1:{sandbox.ports.azurite}
+  Queues (Azurite):        {_queues(sandbox)}
   Telemetry (App Insights): {sandbox.telemetry_url or "off (SANDBOX_TELEMETRY=0)"}/
 
 Your browser must trust the sandbox CA: {sandbox.tls.ca}

@@ -34,6 +34,7 @@ from sandbox.servers import serve
 
 if TYPE_CHECKING:
     from sandbox.psc_sim import PscSimConfig
+    from sandbox.queue_host import QueueHost
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".data"
@@ -48,6 +49,7 @@ class Ports:
     entra: int = 7072
     psc: int = 7073
     azurite: int = 10002
+    azurite_queue: int = 10001  # Azurite's Queue service: the back-channel logout queues
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Ports:
@@ -65,6 +67,7 @@ class Ports:
             entra=port("SANDBOX_ENTRA_PORT", 7072),
             psc=port("SANDBOX_PSC_PORT", 7073),
             azurite=port("SANDBOX_AZURITE_PORT", 10002),
+            azurite_queue=port("SANDBOX_AZURITE_QUEUE_PORT", 10001),
         )
 
 
@@ -82,6 +85,8 @@ class RegisteredClient:
     grant_types: tuple[str, ...] = ("authorization_code",)
     private_jwk: Mapping[str, Any] | None = field(default=None, repr=False)  # private_key_jwt clients
     require_pushed_authorization_requests: bool = False  # RFC 9126 6: PAR only
+    backchannel_logout_uri: str | None = None  # OIDC Back-Channel Logout 1.0
+    backchannel_logout_session_required: bool = False
 
     def metadata(self) -> dict[str, Any]:
         """RFC 7591 metadata as BROKER_CLIENTS takes it; the secret only as its SHA-256."""
@@ -100,6 +105,9 @@ class RegisteredClient:
             data["jwks"] = dict(self.jwks)
         if self.require_pushed_authorization_requests:
             data["require_pushed_authorization_requests"] = True
+        if self.backchannel_logout_uri:
+            data["backchannel_logout_uri"] = self.backchannel_logout_uri
+            data["backchannel_logout_session_required"] = self.backchannel_logout_session_required
         return data
 
 
@@ -121,6 +129,9 @@ class Sandbox:
     ports: Ports
     data_dir: Path = DATA_DIR
     azurite_connection: str | None = None
+    # Azurite's Queue service (BROKER_QUEUES): started with Azurite when the sandbox starts it; without
+    # one, no relying party gets a back-channel logout URI and no queue trigger runs.
+    queues_connection: str | None = None
     persist_tables: bool = True
     clients: list[RegisteredClient] = field(default_factory=list)
     extra_clients: list[dict[str, Any]] = field(default_factory=list)
@@ -128,6 +139,7 @@ class Sandbox:
     psc_token_auth_method: str = "client_secret_basic"
     telemetry_port: int | None = None  # a port: the broker's telemetry goes to a local sink (off by default)
     servers: list[RunningServer] = field(default_factory=list)
+    queue_host: QueueHost | None = None
     _azurite: azurite.Azurite | None = None
 
     @property
@@ -151,8 +163,10 @@ class Sandbox:
         self.tls.trust_in_this_process()
         if self.azurite_connection is None:
             location = self.data_dir / "azurite" if self.persist_tables else None
-            self._azurite = azurite.start(self.ports.azurite, location, self.data_dir / "azurite.log")
+            self._azurite = azurite.start(self.ports.azurite, location, self.data_dir / "azurite.log",
+                                          queue_port=self.ports.azurite_queue)
             self.azurite_connection = self._azurite.connection_string
+            self.queues_connection = self._azurite.queue_connection_string
         self.entra_secret = secrets.token_urlsafe(32)
         self.psc_secret = secrets.token_urlsafe(32)
         self.demo_client = RegisteredClient(
@@ -162,6 +176,9 @@ class Sandbox:
             post_logout_redirect_uris=(f"{self.demo_url}/",),
             secret=secrets.token_urlsafe(32),
             grant_types=("authorization_code", "refresh_token"),
+            # The demo service shows that it was signed out by the broker (Back-Channel Logout 1.0).
+            backchannel_logout_uri=f"{self.demo_url}/backchannel-logout" if self.queues_connection else None,
+            backchannel_logout_session_required=True,
         )
         self.clients.insert(0, self.demo_client)
         os.environ.update(self.broker_environment())
@@ -211,6 +228,7 @@ class Sandbox:
             "BROKER_TABLES_CONNECTION_STRING": self.azurite_connection or "",
             "BROKER_SIGNING_KEY_FILE": str(self.data_dir / "keys" / "signing-keys.json"),
             "BROKER_CA_BUNDLE": str(self.tls.bundle),
+            **({"BROKER_QUEUES": self.queues_connection} if self.queues_connection else {}),
             **self.broker_overrides,
         }
 
@@ -246,6 +264,12 @@ class Sandbox:
         )
         self.servers.append(serve("psc", psc_sim.create_app(self.psc_url, self._psc_registration()), self.ports.psc,
                                   self.tls))
+        if self.queues_connection:
+            # The queue triggers run as the Functions host runs them (host.json extensions.queues).
+            from sandbox.queue_host import QueueHost
+
+            self.queue_host = QueueHost(function_app.app, {"BROKER_QUEUES": self.queues_connection})
+            self.queue_host.start()
         host = FunctionsHost(function_app.app, traced=self.telemetry_port is not None)
         self.servers.append(serve("broker", with_clock_control(host, self.broker_clock),
                                   self.ports.broker, self.tls))
@@ -284,6 +308,9 @@ class Sandbox:
         )
 
     def stop(self) -> None:
+        if self.queue_host is not None:
+            self.queue_host.stop()
+            self.queue_host = None
         for server in reversed(self.servers):
             server.stop()
         self.servers.clear()

@@ -154,7 +154,8 @@ def remove(broker: Broker, request: Request) -> Response:
     binding = broker.bindings.find(account.tid, account.oid)
     if binding is None or binding.etag != journey.shown_etag:
         return error_page("account_changed", status=409)
-    if remove_pairing(broker.tables, binding, by="professional", clock=broker.clock) is None:
+    if remove_pairing(broker.tables, binding, by="professional", clock=broker.clock,
+                      outbox=broker.outbox) is None:
         return error_page("account_changed", status=409)  # re-paired or removed between read and delete
     cookies = [broker.journeys.cookie(journey.advance(step=Step.ACCOUNT_REMOVED, shown_etag=None, shown_sub=None))]
     session = broker.sessions.find(request.cookies.get(SESSION_COOKIE))

@@ -31,6 +31,8 @@ EVENTS = frozenset(
         "login_succeeded",
         "login_refused",
         "logout",
+        "backchannel_logout_delivered",
+        "backchannel_logout_dead_lettered",
     }
 )
 

@@ -7,6 +7,8 @@ one appeared meanwhile: nothing is ever overwritten, and nothing is ever matched
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from sanscouture.audit import AuditEntry
 from sanscouture.audit import AuditLog
@@ -27,7 +29,7 @@ class BindingStore:
 
     def find(self, tid: str, oid: str) -> Binding | None:
         row = self._store.find(tid, oid)
-        return _binding(row) if row else None
+        return _binding(row, self._clock()) if row else None
 
     def create(
         self, account: EntraAccount, identity: PscIdentity, audit: AuditEntry | None = None
@@ -76,19 +78,35 @@ class BindingStore:
             etag = current.etag
         return False
 
-    def revoke_session(self, tid: str, oid: str, public_sid: str, until: int) -> None:
+    def revoke_session(self, tid: str, oid: str, public_sid: str, until: int) -> tuple[str, ...]:
         """List a session of this account as ended until it would have expired anyway (its 4 hours),
-        dropping the entries past theirs. Nothing to do when the pairing is gone (its sessions with it)."""
+        dropping the entries past theirs. Nothing to do when the pairing is gone (its sessions with it).
+
+        Returns the relying parties recorded for the session (:meth:`record_rp_session`), whose entry
+        goes with this write: they are told now (back-channel logout), never again by a removal."""
         for _ in range(3):  # a concurrent change of the row: read it again
             row = self._store.find(tid, oid)
             if row is None:
-                return
+                return ()
             now = self._clock()
             revoked = {key: value for key, value in dict(row.data.get("revoked_sessions") or {}).items()
                        if isinstance(value, int) and value > now}
             revoked[public_sid] = until
-            if self._store.replace(row, {**row.data, "revoked_sessions": revoked}, expires_in=None) is not None:
-                return
+            recorded = _rp_sessions(row.data, now)
+            data = {key: value for key, value in row.data.items()
+                    if not key.startswith(RP_SESSION_PREFIX) or key[len(RP_SESSION_PREFIX):] in recorded}
+            data.pop(RP_SESSION_PREFIX + public_sid, None)
+            if self._store.replace(row, {**data, "revoked_sessions": revoked}, expires_in=None) is not None:
+                return recorded.get(public_sid, ())
+        return ()
+
+    def record_rp_session(self, tid: str, oid: str, public_sid: str, client_ids: tuple[str, ...], until: int) -> bool:
+        """Record in the pairing's row that the session ``public_sid`` signed in to these relying
+        parties (those with a back-channel logout URI), so that a removal of the pairing, by whoever
+        and from wherever, can tell them. One merge of one property of its own (the session's whole
+        list, which its cookie carries), whatever the row's version; False when the pairing is gone."""
+        change = {RP_SESSION_PREFIX + public_sid: {"until": until, "clients": list(client_ids)}}
+        return self._store.merge(tid, oid, change)
 
     def remove(self, tid: str, oid: str) -> bool:
         return self._store.delete(tid, oid)
@@ -124,7 +142,21 @@ def _identity_fields(identity: PscIdentity) -> dict[str, object]:
     }
 
 
-def _binding(row: Row) -> Binding:
+RP_SESSION_PREFIX = "bcl_"
+
+
+def _rp_sessions(data: Mapping[str, Any], now: float) -> dict[str, tuple[str, ...]]:
+    """The recorded relying parties of the row's sessions still alive (public ``sid`` -> client ids)."""
+    sessions: dict[str, tuple[str, ...]] = {}
+    for key, value in data.items():
+        if key.startswith(RP_SESSION_PREFIX) and isinstance(value, dict):
+            until, clients = value.get("until"), value.get("clients")
+            if isinstance(until, int) and until > now and isinstance(clients, list):
+                sessions[key[len(RP_SESSION_PREFIX):]] = tuple(str(client) for client in clients)
+    return sessions
+
+
+def _binding(row: Row, now: float = 0) -> Binding:
     revoked = row.data.get("revoked_sessions")
     return Binding(
         tid=row.partition,
@@ -135,4 +167,5 @@ def _binding(row: Row) -> Binding:
         verified_at=int(row.data.get("verified_at", 0)),
         etag=row.etag,
         revoked_sessions={str(k): int(v) for k, v in revoked.items()} if isinstance(revoked, dict) else {},
+        rp_sessions=_rp_sessions(row.data, now),
     )

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 
 from sanscouture.audit import AuditLog
+from sanscouture.backchannel import announce
 from sanscouture.bindings import BindingStore
 from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.entra_policy import check_entra_account
@@ -68,6 +69,7 @@ from sanscouture.oidc.responses import error_redirect_url
 from sanscouture.pages import render as pages
 from sanscouture.ports import Clock
 from sanscouture.ports import EntraSignIn
+from sanscouture.ports import MessageQueue
 from sanscouture.ports import PscSignIn
 from sanscouture.ports import TableSet
 from sanscouture.reverification import due_at
@@ -105,6 +107,8 @@ class Broker:
     keys: KeyRing  # verifies an id_token_hint; its derived keys seal journeys and sessions
     clock: Clock = time.time
     limits: Limits | None = None  # per-source abuse limits of the worker (None: unlimited, unit tests)
+    # The back-channel logout queue (sanscouture/backchannel.py); None: no client registers a URI.
+    outbox: MessageQueue | None = None
 
     def spend_journey(self, request: Request) -> None:
         """A new journey row for this source, within BROKER_LIMIT_JOURNEYS_PER_MINUTE (else SlowDownError)."""
@@ -265,7 +269,7 @@ def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, se
         # proof through PSC), the case login_required names; never a silent sign-in.
         return error_redirect(auth_request, broker.settings.issuer,
                               LoginRequiredError("the pairing's periodic re-verification is due"))
-    session = broker.sessions.touch(session)
+    session = _with_client(broker, broker.sessions.touch(session), auth_request.client_id)
     code = _issue(broker, auth_request, binding.identity, session.auth_time, session.public_sid,
                   session.account, new_grant_id())
     assert code is not None  # a new random grant id is never taken
@@ -557,6 +561,8 @@ def _finish_with_code(
     code = _issue(broker, journey.request, identity, auth_time, sid, account, journey.grant_id)
     if code is None:
         return error_page("stale_step", status=409)
+    if session is not None:
+        session = _with_client(broker, session, journey.request.client_id)
     cookies = [broker.journeys.ended(journey)]
     if session is not None:
         cookies.append(broker.sessions.cookie(session))
@@ -590,8 +596,32 @@ def _session_for(
 
 def _end(broker: Broker, session: BrokerSession) -> None:
     """A session ended before its time: listed in its pairing's row until it would have expired."""
-    broker.bindings.revoke_session(session.account.tid, session.account.oid, session.public_sid,
-                                   broker.sessions.expires_at(session))
+    end_session(broker, session)
+
+
+def end_session(broker: Broker, session: BrokerSession) -> None:
+    """End ``session`` before its time (logout, another person's or a newer sign-in): listed in its
+    pairing's row until it would have expired, so a copy of its cookie is refused, and announced to
+    the relying parties it signed in to that registered a back-channel logout URI (Back-Channel
+    Logout 1.0 §2: queued, never waited on)."""
+    recorded = broker.bindings.revoke_session(session.account.tid, session.account.oid, session.public_sid,
+                                              broker.sessions.expires_at(session))
+    clients = tuple(dict.fromkeys((*session.bcl_clients, *recorded)))
+    announce(broker.outbox, broker.settings.clients, clients, sub=session.sub, sid=session.public_sid)
+
+
+def _with_client(broker: Broker, session: BrokerSession, client_id: str) -> BrokerSession:
+    """The session, knowing that it signed in to ``client_id``. Only relying parties with a
+    back-channel logout URI are kept, and recorded once per session in the pairing's row (one merge)
+    so that a removal of the pairing made elsewhere reaches them: a sign-in to any other client costs
+    no round trip."""
+    client = broker.settings.client(client_id)
+    if client is None or not client.backchannel_logout_uri or client_id in session.bcl_clients:
+        return session
+    session = replace(session, bcl_clients=(*session.bcl_clients, client_id))
+    broker.bindings.record_rp_session(session.account.tid, session.account.oid, session.public_sid,
+                                      session.bcl_clients, broker.sessions.expires_at(session))
+    return session
 
 
 def _acr(broker: Broker, account: EntraAccount | None) -> str | None:

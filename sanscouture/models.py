@@ -28,6 +28,10 @@ class Client:
         return "refresh_token" in self.grant_types
     # RFC 9126 6: this client may start an authorization only with a request_uri from /par.
     require_pushed_authorization_requests: bool = False
+    # OpenID Connect Back-Channel Logout 1.0 §2.2: where the broker POSTs logout tokens, and whether
+    # they must carry the session's ``sid``.
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -288,6 +292,9 @@ class Binding:
     # account ended before their time (public ``sid`` -> until when): storage state, not the pairing.
     etag: str | None = field(default=None, compare=False)
     revoked_sessions: Mapping[str, int] = field(default_factory=dict, compare=False)
+    # The relying parties with a back-channel logout URI that each live session of the account signed
+    # in to (public ``sid`` -> client ids): whom a removal of the pairing must tell (Back-Channel Logout).
+    rp_sessions: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
     def session_revoked(self, public_sid: str, now: float) -> bool:
         """Whether the session whose ``sid`` claim is ``public_sid`` was ended before its time."""

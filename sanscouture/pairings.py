@@ -13,6 +13,8 @@ the pairing usable, whoever asked for it:
 * the account's grants are deleted from the ``codes`` table: pending codes, and the token families
   (refresh tokens and the access tokens' records, so ``/token`` answers ``invalid_grant`` and
   ``/userinfo`` ``invalid_token``), even if the same identity is paired again later;
+* the relying parties the account's live sessions signed in to, with a back-channel logout URI, are
+  told (a notice each on the ``backchannel-logout`` queue, OIDC Back-Channel Logout 1.0);
 * the removal is audited (``pairing_removed``, ``by`` ``professional`` or ``administrator``, the
   national identifier masked).
 """
@@ -25,9 +27,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sanscouture.audit import AuditLog
+from sanscouture.errors import StorageUnavailableError
 from sanscouture.models import Binding
 from sanscouture.models import Row
+from sanscouture.oidc.backchannel import LogoutNotice
 from sanscouture.ports import Clock
+from sanscouture.ports import MessageQueue
 from sanscouture.ports import RowStore
 from sanscouture.ports import TableSet
 
@@ -44,6 +49,7 @@ class PairingRemoved:
     oid: str
     national_id: str  # masked: last four characters only
     grants_revoked: int
+    backchannel_logouts: int = 0  # logout notices queued for the relying parties of its sessions
 
 
 def remove_pairing(
@@ -53,12 +59,15 @@ def remove_pairing(
     by: RemovedBy,
     reason: str | None = None,
     clock: Clock = time.time,
+    outbox: MessageQueue | None = None,
 ) -> PairingRemoved | None:
     """Remove ``binding`` as the caller read it; None when it changed or vanished since (its ETag).
 
     Order: the row first (one conditional delete: from then on no session or refresh token of the
     account passes the pairing check), then the audit (a removal is never unrecorded once done), then
-    the grants (so that a later pairing of the same identity revives none of them).
+    the grants (so that a later pairing of the same identity revives none of them), last the
+    back-channel logout notices on ``outbox`` (the ``backchannel-logout`` queue) for the relying
+    parties the account's sessions signed in to.
     """
     if binding.etag is None:
         raise ValueError("a pairing is removed as it was read: its ETag is required")
@@ -69,15 +78,35 @@ def remove_pairing(
         "pairing_removed", tid=binding.tid, oid=binding.oid, national_id=national_id, by=by, reason=reason or "",
     )
     revoked = revoke_account_grants(tables["codes"], binding.tid, binding.oid)
-    # BACK-CHANNEL LOGOUT GOES HERE (issue 10 point 2, merged by the lead): tell the relying parties
-    # holding sessions of this account (OIDC Back-Channel Logout 1.0), after the row is gone, e.g.
-    #   announce_pairing_removed(tables, queue, binding.tid, binding.oid,
-    #                            ended_sids=binding.revoked_sessions)  # already ended and announced
-    # (sanscouture/session_end.py); ``queue`` then becomes a parameter of this function, given by
-    # /compte (the worker's outbox) and by tools.pairings.
+    announced = announce_pairing_removed(outbox, binding, clock())
     log.info("pairing removed", extra={"tid": binding.tid, "oid": binding.oid, "national_id": national_id,
-                                       "by": by, "grants_revoked": revoked})
-    return PairingRemoved(binding.tid, binding.oid, national_id, revoked)
+                                       "by": by, "grants_revoked": revoked, "backchannel_logouts": announced})
+    return PairingRemoved(binding.tid, binding.oid, national_id, revoked, announced)
+
+
+def announce_pairing_removed(outbox: MessageQueue | None, binding: Binding, now: float) -> int:
+    """Tell the relying parties that the account's live sessions signed in to (recorded in the
+    pairing's row, :meth:`BindingStore.record_rp_session`) that those sessions ended (OIDC
+    Back-Channel Logout 1.0): one queued notice per (client, session). Sessions already ended
+    (logout, a newer sign-in) were announced then and are skipped. Only clients that had a
+    back-channel URI when they were recorded are in the row; the delivery checks the registration
+    again, so the caller needs no client registry (``tools.pairings`` has none)."""
+    if outbox is None:
+        if binding.rp_sessions:
+            log.error("back-channel logout not announced: no queue given", extra={"tid": binding.tid})
+        return 0
+    sent = 0
+    for sid, client_ids in binding.rp_sessions.items():
+        if binding.session_revoked(sid, now):
+            continue
+        for client_id in dict.fromkeys(client_ids):
+            try:
+                outbox.send(LogoutNotice(client_id, binding.identity.sub, sid).to_message())
+                sent += 1
+            except StorageUnavailableError as error:
+                log.error("back-channel logout not announced: queue unavailable",
+                          extra={"client_id": client_id, "error_detail": error.detail})
+    return sent
 
 
 def revoke_account_grants(codes: RowStore, tid: str, oid: str) -> int:

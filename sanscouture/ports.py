@@ -37,6 +37,10 @@ class RowStore(Protocol):
         """Set ``changes`` on the row only if it is still at ``etag``: its new etag, or None (changed or gone)."""
         ...
 
+    def merge(self, partition: str, row: str, changes: Mapping[str, Any]) -> bool:
+        """Set ``changes`` on the row whatever its version (other properties untouched); False if gone."""
+        ...
+
     def consume(self, partition: str, row: str) -> Row | None: ...
 
     def consume_row(self, current: Row) -> bool: ...
@@ -61,6 +65,16 @@ class TableSet(Protocol):
     """The broker's tables by name (``journeys``, ``codes``, ``sessions``, ``bindings``, ...)."""
 
     def __getitem__(self, name: str) -> RowStore: ...
+
+
+class MessageQueue(Protocol):
+    """One Azure Storage queue (``backchannel-logout``, its poison queue), as the core writes to it."""
+
+    name: str
+
+    def send(self, body: str, *, delay: int = 0) -> None:
+        """Enqueue ``body``, invisible for ``delay`` seconds (a retry's backoff)."""
+        ...
 
 
 class KeySource(Protocol):

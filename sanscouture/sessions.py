@@ -39,6 +39,8 @@ class BrokerSession:
     auth_time: int
     created_at: int
     last_seen: int
+    # The relying parties with a back-channel logout URI this session signed in to: told when it ends.
+    bcl_clients: tuple[str, ...] = ()
 
     @property
     def public_sid(self) -> str:
@@ -100,6 +102,7 @@ def _data(session: BrokerSession) -> dict[str, Any]:
         "auth_time": session.auth_time,
         "created_at": session.created_at,
         "last_seen": session.last_seen,
+        **({"bcl_clients": list(session.bcl_clients)} if session.bcl_clients else {}),
     }
 
 
@@ -112,4 +115,5 @@ def _session(data: dict[str, Any]) -> BrokerSession:
         auth_time=int(data["auth_time"]),
         created_at=int(data["created_at"]),
         last_seen=int(data["last_seen"]),
+        bcl_clients=tuple(str(client) for client in data.get("bcl_clients") or ()),
     )

@@ -50,7 +50,17 @@ SETTING_NAMES: tuple[str, ...] = (
     "BROKER_LIMIT_JOURNEYS_PER_MINUTE",
     "BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE",
     "BROKER_CA_BUNDLE",
+    "BROKER_QUEUES",
+    "BROKER_QUEUES__queueServiceUri",
+    "BROKER_BACKCHANNEL_RETRY_SECONDS",
+    "BROKER_BACKCHANNEL_MAX_ATTEMPTS",
+    "BROKER_BACKCHANNEL_TIMEOUT",
 )
+
+# The identity-based connection of the back-channel logout queues as the Functions host reads it for
+# the queue trigger (``connection="BROKER_QUEUES"``); the broker itself reads the service URI and uses
+# the managed identity of BROKER_ENTRA_MANAGED_IDENTITY_CLIENT_ID.
+QUEUES_CONNECTION = "BROKER_QUEUES"
 
 # Settings that only make sense on a developer machine: Bicep never sets them.
 SANDBOX_ONLY_SETTINGS: frozenset[str] = frozenset(
@@ -59,6 +69,7 @@ SANDBOX_ONLY_SETTINGS: frozenset[str] = frozenset(
         "BROKER_TABLES_CONNECTION_STRING",
         "BROKER_SIGNING_KEY_FILE",
         "BROKER_CA_BUNDLE",
+        "BROKER_QUEUES",
     }
 )
 
@@ -117,6 +128,15 @@ class Settings:
     limit_journeys_per_minute: int = 30
     limit_failed_client_auth_per_minute: int = 10
     ca_bundle: str | None = None
+    # Back-channel logout (OpenID Connect Back-Channel Logout 1.0): the queue service, named as the
+    # Functions host's queue trigger reads its connection ``BROKER_QUEUES`` (a connection string in the
+    # sandbox; in Azure the identity-based ``BROKER_QUEUES__queueServiceUri``, with ``__credential`` and
+    # ``__clientId`` for the host), then the delivery's timeout and retries.
+    queues: str | None = field(default=None, repr=False)
+    queues__queueserviceuri: str | None = None
+    backchannel_retry_seconds: int = 30
+    backchannel_max_attempts: int = 5
+    backchannel_timeout: int = 5
 
     def client(self, client_id: str) -> Client | None:
         """The registered client with this ``client_id``, or None."""
@@ -159,6 +179,11 @@ class Settings:
             limit_journeys_per_minute=reader.seconds("BROKER_LIMIT_JOURNEYS_PER_MINUTE", 30),
             limit_failed_client_auth_per_minute=reader.seconds("BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE", 10),
             ca_bundle=reader.optional("BROKER_CA_BUNDLE"),
+            queues=reader.optional("BROKER_QUEUES"),
+            queues__queueserviceuri=reader.optional_https_url("BROKER_QUEUES__queueServiceUri"),
+            backchannel_retry_seconds=reader.seconds("BROKER_BACKCHANNEL_RETRY_SECONDS", 30),
+            backchannel_max_attempts=reader.seconds("BROKER_BACKCHANNEL_MAX_ATTEMPTS", 5),
+            backchannel_timeout=reader.seconds("BROKER_BACKCHANNEL_TIMEOUT", 5),
         )
         _check_exactly_one(
             env,
@@ -188,7 +213,18 @@ class Settings:
                 "BROKER_ENTRA_REQUIRED_ACRS", "'none' is for the sandbox only: in Azure list the contexts (c1)"
             )
         _check_psc_credential(settings)
+        if settings.queues and settings.queues__queueserviceuri:
+            raise SettingsError("BROKER_QUEUES", "set only one of it and BROKER_QUEUES__queueServiceUri")
+        announced = [client.client_id for client in settings.clients if client.backchannel_logout_uri]
+        if announced and not settings.has_queues:
+            raise SettingsError("BROKER_QUEUES__queueServiceUri",
+                                f"is required: {announced[0]!r} registers a backchannel_logout_uri")
         return settings
+
+    @property
+    def has_queues(self) -> bool:
+        """Whether a queue service is configured (back-channel logout is delivered through it)."""
+        return bool(self.queues or self.queues__queueserviceuri)
 
 
 def _check_psc_credential(settings: Settings) -> None:
@@ -355,7 +391,10 @@ def _parse_client(item: Any, where: str) -> Client:
     require_par = item.get("require_pushed_authorization_requests", False)
     if not isinstance(require_par, bool):
         raise SettingsError(where, "require_pushed_authorization_requests must be true or false")
+    backchannel_uri, session_required = _backchannel(item, where)
     return Client(
+        backchannel_logout_uri=backchannel_uri,
+        backchannel_logout_session_required=session_required,
         grant_types=tuple(grant_types),
         client_id=client_id,
         client_secret=secret if isinstance(secret, str) else None,
@@ -368,6 +407,20 @@ def _parse_client(item: Any, where: str) -> Client:
         client_name=str(item.get("client_name") or client_id),
         require_pushed_authorization_requests=require_par,
     )
+
+
+def _backchannel(item: dict[str, Any], where: str) -> tuple[str | None, bool]:
+    """Back-Channel Logout 1.0 §2.2: ``backchannel_logout_uri`` is an absolute https URI without a
+    fragment (it may have a query); ``backchannel_logout_session_required`` a boolean, false if absent."""
+    uri = item.get("backchannel_logout_uri")
+    if uri is not None:
+        parts = urlsplit(uri) if isinstance(uri, str) else None
+        if parts is None or parts.scheme != "https" or not parts.netloc or parts.fragment:
+            raise SettingsError(where, f"backchannel_logout_uri: {uri!r} is not an https URI without fragment")
+    required = item.get("backchannel_logout_session_required", False)
+    if not isinstance(required, bool):
+        raise SettingsError(where, "backchannel_logout_session_required must be true or false")
+    return uri, required
 
 
 def _uri_list(item: dict[str, Any], key: str, where: str, *, required: bool) -> tuple[str, ...]:

@@ -14,8 +14,10 @@ from sandbox.run import Ports
 from sandbox.run import RegisteredClient
 from sandbox.run import Sandbox
 from sandbox.servers import free_port
+from sandbox.servers import serve
 from sanscouture.keys import generate_private_jwk
 from sanscouture.keys import public_jwk
+from tests.e2e.backchannel_receiver import BackchannelReceiver
 
 
 @pytest.fixture(scope="session")
@@ -28,15 +30,25 @@ def local_tls(tmp_path_factory: pytest.TempPathFactory) -> tls.LocalTls:
 
 @pytest.fixture(scope="session")
 def azurite_server() -> Iterator[azurite.Azurite]:
-    """Azurite's Table service in memory on a free port, for the whole session."""
-    server = azurite.start(free_port())
+    """Azurite's Table and Queue services in memory on free ports, for the whole session."""
+    server = azurite.start(free_port(), queue_port=free_port())
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
+def backchannel_receiver(local_tls: tls.LocalTls) -> Iterator[tuple[BackchannelReceiver, int]]:
+    """``rp-bcl``'s back-channel logout endpoint (tests/e2e/backchannel_receiver.py) on a free port."""
+    receiver, port = BackchannelReceiver(client_id="rp-bcl"), free_port()
+    server = serve("rp-bcl", receiver, port, local_tls)
+    yield receiver, port
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def sandbox(
-    local_tls: tls.LocalTls, azurite_server: azurite.Azurite, tmp_path_factory: pytest.TempPathFactory
+    local_tls: tls.LocalTls, azurite_server: azurite.Azurite, tmp_path_factory: pytest.TempPathFactory,
+    backchannel_receiver: tuple[BackchannelReceiver, int],
 ) -> Iterator[Sandbox]:
     """The whole sandbox (broker host, Entra and PSC simulators, demo service) on free ports.
 
@@ -54,20 +66,26 @@ def sandbox(
         ports=Ports(demo=free_port(), broker=free_port(), entra=free_port(), psc=free_port(), azurite=0),
         data_dir=data_dir,
         azurite_connection=azurite_server.connection_string,
-        clients=make_test_clients(),
+        queues_connection=azurite_server.queue_connection_string,
+        clients=make_test_clients(backchannel_port=backchannel_receiver[1]),
         # Every test signs in from 127.0.0.1: the per-source limits are tested with their own limiters
         # (tests/e2e/test_abuse_limits.py), not left to catch the rest of the suite.
+        # Back-channel logout waits 5 s for an answer (the default), retries after 1 s, then 2 s, and
+        # dead-letters at the third attempt: the tests see the whole backoff in seconds.
         broker_overrides={"BROKER_LIMIT_JOURNEYS_PER_MINUTE": "1000000",
-                          "BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE": "1000000"},
+                          "BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE": "1000000",
+                          "BROKER_BACKCHANNEL_RETRY_SECONDS": "1", "BROKER_BACKCHANNEL_MAX_ATTEMPTS": "3"},
     )
+    backchannel_receiver[0].issuer = running.broker_url
     running.start()
     yield running
     running.stop()
 
 
-def make_test_clients() -> list[RegisteredClient]:
+def make_test_clients(backchannel_port: int | None = None) -> list[RegisteredClient]:
     """One relying party per client authentication method, one for refresh, one that must use PAR, each
-    with its own redirect URI."""
+    with its own redirect URI; with ``backchannel_port``, ``rp-bcl``, registered for back-channel
+    logout (its endpoint on that port, ``sid`` required)."""
     private_jwk = generate_private_jwk()
     return [
         RegisteredClient(
@@ -104,4 +122,12 @@ def make_test_clients() -> list[RegisteredClient]:
             secret=secrets.token_urlsafe(32),
             require_pushed_authorization_requests=True,
         ),
+        *([RegisteredClient(
+            client_id="rp-bcl",
+            redirect_uris=("https://rp-bcl.example.fr/callback",),
+            post_logout_redirect_uris=("https://rp-bcl.example.fr/logged-out",),
+            secret=secrets.token_urlsafe(32),
+            backchannel_logout_uri=f"https://127.0.0.1:{backchannel_port}/backchannel-logout",
+            backchannel_logout_session_required=True,
+        )] if backchannel_port is not None else []),
     ]

@@ -208,6 +208,18 @@ param limitJourneysPerMinute int = 30
 @minValue(1)
 param limitFailedClientAuthPerMinute int = 10
 
+@description('Back-channel logout: seconds before the first retry of a logout token a service did not accept, doubled at each attempt.')
+@minValue(1)
+param backchannelRetrySeconds int = 30
+
+@description('Back-channel logout: attempts before a logout token goes to the poison queue (audited backchannel_logout_dead_lettered, alerted). Keep it equal to host.json extensions.queues.maxDequeueCount.')
+@minValue(1)
+param backchannelMaxAttempts int = 5
+
+@description('Back-channel logout: seconds the broker waits for a service\'s answer to one logout token.')
+@minValue(1)
+param backchannelTimeout int = 5
+
 // ---------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------
@@ -232,6 +244,13 @@ var tableNames = [
   'audit'
   'jti'
   'par'
+]
+
+// The back-channel logout queue and the poison queue the Functions host and the broker use for it
+// (sanscouture/backchannel.py QUEUE, POISON_QUEUE).
+var queueNames = [
+  'backchannel-logout'
+  'backchannel-logout-poison'
 ]
 
 // ---------------------------------------------------------------------------------------------
@@ -260,6 +279,7 @@ module storage 'modules/storage.bicep' = {
     skuName: storageSku
     deploymentContainerName: deploymentContainerName
     tableNames: tableNames
+    queueNames: queueNames
   }
 }
 
@@ -371,6 +391,9 @@ module appSettings 'modules/appsettings.bicep' = {
     keyRotationEnabled: keyRotationEnabled
     limitJourneysPerMinute: limitJourneysPerMinute
     limitFailedClientAuthPerMinute: limitFailedClientAuthPerMinute
+    backchannelRetrySeconds: backchannelRetrySeconds
+    backchannelMaxAttempts: backchannelMaxAttempts
+    backchannelTimeout: backchannelTimeout
   }
   dependsOn: [
     rbac // Key Vault references resolve with the identity's Secrets User role

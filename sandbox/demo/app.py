@@ -3,7 +3,9 @@
 It does what a digital service integrated with Pro Santé Connect does, from the broker's discovery
 document alone: authorization code flow with PKCE S256 and nonce, ``client_secret_basic`` at the
 token endpoint, ID token verified against ``/jwks``, claims from ``/userinfo``, refresh with token
-rotation (RFC 6749 6), RP-initiated logout.
+rotation (RFC 6749 6), RP-initiated logout, and back-channel logout (OpenID Connect Back-Channel Logout
+1.0 §2.6: the logout token verified with joserfc, Authlib's JOSE library, against ``/jwks``, the session it names ended;
+the browser that held it then sees « Vous avez été déconnecté(e) par le fournisseur d'identité »).
 
 What it learns of a user is kept server-side (in this process's memory, as a real service keeps it in
 its session store): the browser's cookie holds only a random key, and the tokens never leave the service.
@@ -25,6 +27,9 @@ from flask import render_template
 from flask import request
 from flask import session
 from flask import url_for
+from joserfc import jwt as jose_jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from werkzeug.wrappers import Response
 
 SCOPE = "openid profile email scope_all"
@@ -60,9 +65,24 @@ def create_app(*, base_url: str, issuer: str, client_id: str, client_secret: str
 
     @app.get("/")
     def home() -> str:
-        return render_template(
-            "home.html", user=current_user(), message=request.args.get("message"), issuer=issuer
-        )
+        message = request.args.get("message")
+        if users.ended(session.get("key")):
+            session.pop("key", None)
+            message = BACKCHANNEL_SIGNED_OUT
+        return render_template("home.html", user=current_user(), message=message, issuer=issuer)
+
+    @app.post("/backchannel-logout")
+    def backchannel_logout() -> tuple[dict[str, str], int, dict[str, str]]:
+        """§2.5-2.8: validate the logout token, end the session(s) it names, answer 200 (400 if invalid)."""
+        headers = {"Cache-Control": "no-store"}
+        try:
+            claims = validate_logout_token(request.form.get("logout_token", ""), issuer=issuer, client_id=client_id,
+                                           jwks=broker.fetch_jwk_set())
+        except (JoseError, ValueError) as error:
+            app.logger.warning("back-channel logout refused: %s", error)
+            return {"error": "invalid_request"}, 400, headers
+        users.end(sid=claims.get("sid"), sub=claims.get("sub"))
+        return {}, 200, headers
 
     @app.post("/login")
     def login() -> Response:
@@ -133,12 +153,61 @@ def create_app(*, base_url: str, issuer: str, client_id: str, client_secret: str
     return app
 
 
+BACKCHANNEL_SIGNED_OUT = "Vous avez été déconnecté(e) par le fournisseur d'identité."
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def validate_logout_token(token: str, *, issuer: str, client_id: str, jwks: dict[str, Any]) -> dict[str, Any]:
+    """OpenID Connect Back-Channel Logout 1.0 §2.6, as a relying party checks it: signature against the
+    OP's keys, ``typ`` ``logout+jwt``, ``iss``, ``aud``, ``iat`` and ``exp``, the logout event, ``sid``
+    or ``sub``, and no ``nonce``. ValueError or Authlib's JoseError when it fails."""
+    decoded = jose_jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["RS256"])
+    if decoded.header.get("typ") != "logout+jwt":
+        raise ValueError("not a logout token (typ)")
+    claims = decoded.claims
+    jose_jwt.JWTClaimsRegistry(
+        leeway=30,
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": client_id},
+        iat={"essential": True},
+        exp={"essential": True},
+    ).validate(claims)
+    if not isinstance(claims.get("events"), dict) or LOGOUT_EVENT not in claims["events"]:
+        raise ValueError("no back-channel logout event")
+    if "nonce" in claims:
+        raise ValueError("a logout token never carries a nonce")
+    if not claims.get("sid") and not claims.get("sub"):
+        raise ValueError("neither sid nor sub")
+    return dict(claims)
+
+
 class UserStore:
-    """The service's sessions: random key → what it knows of the user (thread-safe)."""
+    """The service's sessions: random key → what it knows of the user (thread-safe), and the keys of
+    the sessions the identity provider ended (back-channel logout)."""
 
     def __init__(self) -> None:
         self._users: dict[str, dict[str, Any]] = {}
+        self._ended: set[str] = set()
         self._lock = threading.Lock()
+
+    def end(self, *, sid: str | None, sub: str | None) -> int:
+        """End the sessions of ``sid`` (of ``sub`` when no sid is given, §2.7); how many."""
+        with self._lock:
+            keys = [key for key, user in self._users.items()
+                    if (sid and user["id_token_claims"].get("sid") == sid)
+                    or (not sid and sub and user["id_token_claims"].get("sub") == sub)]
+            for key in keys:
+                del self._users[key]
+                self._ended.add(key)
+        return len(keys)
+
+    def ended(self, key: str | None) -> bool:
+        """Whether the identity provider ended this session (told once)."""
+        with self._lock:
+            if key and key in self._ended:
+                self._ended.discard(key)
+                return True
+            return False
 
     def put(self, user: dict[str, Any]) -> str:
         key = secrets.token_urlsafe(24)

@@ -7,6 +7,7 @@ request, which wins over the environment. In Azure no bundle is set and the syst
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -32,3 +33,11 @@ class UpstreamSession(requests.Session):
             kwargs.setdefault("verify", self._ca_bundle)
         text_method = method.decode() if isinstance(method, bytes) else method
         return super().request(text_method, str(url), *args, **kwargs)
+
+
+def post_form(session: requests.Session, url: str, form: Mapping[str, str], timeout: float) -> int:
+    """POST ``form`` as ``application/x-www-form-urlencoded`` and return the status, following no
+    redirect (a back-channel logout URI answers itself, OIDC Back-Channel Logout 1.0 §2.8)."""
+    response = session.post(url, data=dict(form), timeout=timeout, allow_redirects=False)
+    response.close()
+    return response.status_code

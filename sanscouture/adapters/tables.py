@@ -181,6 +181,17 @@ class TableStore:
                 raise
         return str(metadata["etag"])
 
+    def merge(self, partition: str, row: str, changes: Mapping[str, Any]) -> bool:
+        """Merge ``changes`` into the row whatever its version (``If-Match: *``, one request): the other
+        properties are untouched; False when the row is gone (never creates it)."""
+        entity = {**_encode(changes), "PartitionKey": partition, "RowKey": row}
+        with _translate_outage(self.name):
+            try:
+                self._client.update_entity(entity, mode=UpdateMode.MERGE)
+            except ResourceNotFoundError:
+                return False
+        return True
+
     def consume(self, partition: str, row: str) -> Row | None:
         """Read and delete a row atomically: exactly one of concurrent callers gets it, others None."""
         with _translate_outage(self.name):

@@ -48,13 +48,22 @@ CLAIMS_SUPPORTED: tuple[str, ...] = (
 )
 
 
-def build_discovery(issuer: str, *, require_pushed_authorization_requests: bool = False) -> dict[str, Any]:
+def build_discovery(
+    issuer: str, *, require_pushed_authorization_requests: bool = False, backchannel_logout: bool = False
+) -> dict[str, Any]:
     """The metadata document for ``issuer`` (no trailing slash), OIDC Discovery 3.
 
     ``require_pushed_authorization_requests`` (RFC 9126 5): true only when every registered client
     must use PAR; a client's own obligation is its registration (RFC 9126 6).
+    ``backchannel_logout`` (Back-Channel Logout 1.0 §2.1): when the queue that delivers logout tokens
+    is configured; the tokens then carry ``sid`` (``backchannel_logout_session_supported``).
     """
+    backchannel = (
+        {"backchannel_logout_supported": True, "backchannel_logout_session_supported": True}
+        if backchannel_logout else {}
+    )
     return {
+        **backchannel,
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",

@@ -17,6 +17,7 @@ from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.cookies import clear_cookie
 from sanscouture.error_pages import error_page
 from sanscouture.error_pages import too_many_requests_page
+from sanscouture.journey import end_session
 from sanscouture.journeys import Step
 from sanscouture.journeys import cookieless_post_as_get
 from sanscouture.limits import SlowDownError
@@ -114,8 +115,9 @@ def _end_session(broker: Broker, request: Request, *, client_id: str) -> None:
     session = broker.sessions.find(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return
-    broker.bindings.revoke_session(session.account.tid, session.account.oid, session.public_sid,
-                                   broker.sessions.expires_at(session))
+    # Listed as ended in its pairing's row, and announced on the back-channel logout queue to the
+    # relying parties it signed in to (delivered later by the queue trigger: never waited on here).
+    end_session(broker, session)
     broker.audit.record("logout", client_id=client_id, national_id=session.national_id)
 
 

@@ -124,3 +124,24 @@ def test_a_re_verification_sign_in_costs_four_round_trips(sandbox: Sandbox, coun
         assert counted.take() == Counter({"PATCH bindings": 1, "POST codes": 1, "POST $batch": 1})
         redeem_and_read(party, landing, pkce, counted)
     unpair(sandbox, "cpx-interne")
+
+
+def test_a_client_with_a_back_channel_uri_costs_one_merge_once_per_session(
+    sandbox: Sandbox, counted: RequestCounter
+) -> None:
+    """The session's relying parties with a back-channel logout URI are recorded in its pairing's row
+    (a merge of the session's own property), once per (session, client): a later prompt=none to the
+    same client pays nothing more (docs/architecture.md)."""
+    ensure_paired(sandbox, "cpx", "medecin-cps")
+    browser, party, pkce = Browser(sandbox), rp(sandbox, "rp-bcl"), Pkce()
+    counted.take()
+    page = browser.go(party.authorization_url(pkce, login_hint="cpx"), stop_at=party.redirect_uri)
+    assert isinstance(page, Page) and page.h1 == CONFIRMATION
+    assert counted.take() == Counter({"GET bindings": 1})
+    landing = browser.submit(page, "confirm", stop_at=party.redirect_uri)
+    assert isinstance(landing, Landing)
+    # The four of a warm sign-in, and the merge that records rp-bcl for this session.
+    assert counted.take() == Counter({"PATCH bindings": 2, "POST codes": 1, "POST $batch": 1})
+    silent = browser.go(party.authorization_url(Pkce(), prompt="none"), stop_at=party.redirect_uri)
+    assert isinstance(silent, Landing) and "code" in silent.params
+    assert counted.take() == Counter({"GET bindings": 1, "POST codes": 1, "PUT audit": 1})

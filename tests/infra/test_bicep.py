@@ -27,6 +27,8 @@ from pycep import BicepParser
 from sanscouture import settings as broker_settings
 from sanscouture.adapters.entra import SCOPES
 from sanscouture.adapters.tables import TABLE_NAMES
+from sanscouture.backchannel import POISON_QUEUE
+from sanscouture.backchannel import QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 BICEP_DIR = ROOT / "infra" / "bicep"
@@ -40,6 +42,10 @@ PLATFORM_SETTINGS = frozenset(
         "AzureWebJobsStorage__accountName",
         "AzureWebJobsStorage__credential",
         "AzureWebJobsStorage__clientId",
+        # The host's half of the queue trigger's identity-based connection BROKER_QUEUES (the broker
+        # reads BROKER_QUEUES__queueServiceUri, one of SETTING_NAMES).
+        "BROKER_QUEUES__credential",
+        "BROKER_QUEUES__clientId",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
         "AZURE_CLIENT_ID",
@@ -97,6 +103,7 @@ KNOWN_ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
@@ -125,6 +132,8 @@ LOCATIONLESS_TYPES = frozenset(
         "Microsoft.Storage/storageAccounts/blobServices/containers",
         "Microsoft.Storage/storageAccounts/tableServices",
         "Microsoft.Storage/storageAccounts/tableServices/tables",
+        "Microsoft.Storage/storageAccounts/queueServices",
+        "Microsoft.Storage/storageAccounts/queueServices/queues",
         "Microsoft.KeyVault/vaults/secrets",
         "Microsoft.Web/sites/config",
         "Microsoft.Web/sites/basicPublishingCredentialsPolicies",
@@ -391,6 +400,7 @@ def test_app_settings_come_from_the_right_resources() -> None:
         "AzureWebJobsStorage__clientId",
         "AZURE_CLIENT_ID",
         "BROKER_ENTRA_MANAGED_IDENTITY_CLIENT_ID",
+        "BROKER_QUEUES__clientId",
     ):
         assert_resource_property(
             "appsettings.bicep", values[name], "Microsoft.ManagedIdentity/userAssignedIdentities", "properties.clientId"
@@ -399,6 +409,13 @@ def test_app_settings_come_from_the_right_resources() -> None:
         "appsettings.bicep", values["AzureWebJobsStorage__accountName"], "Microsoft.Storage/storageAccounts", "name"
     )
     assert values["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert values["BROKER_QUEUES__credential"] == "managedidentity"
+    assert_resource_property(
+        "appsettings.bicep",
+        values["BROKER_QUEUES__queueServiceUri"],
+        "Microsoft.Storage/storageAccounts",
+        "properties.primaryEndpoints.queue",
+    )
     assert_resource_property(
         "appsettings.bicep",
         values["BROKER_TABLES_ENDPOINT"],
@@ -626,6 +643,7 @@ def test_role_assignments_are_the_least_privilege_set() -> None:
     assert granted == {
         ("Storage Blob Data Owner", "Microsoft.Storage/storageAccounts", "appPrincipalId"),
         ("Storage Table Data Contributor", "Microsoft.Storage/storageAccounts", "appPrincipalId"),
+        ("Storage Queue Data Contributor", "Microsoft.Storage/storageAccounts", "appPrincipalId"),
         ("Key Vault Secrets User", "Microsoft.KeyVault/vaults", "appPrincipalId"),
         ("Monitoring Metrics Publisher", "Microsoft.Insights/components", "appPrincipalId"),
     }, "no standing role for the deploying administrator: deploy.sh gives itself one, temporarily"
@@ -788,6 +806,23 @@ def test_storage_is_identity_only_with_the_state_tables() -> None:
     assert passed_to("storage.bicep", "tableNames") == "tableNames"
     assert parse(MAIN)["variables"]["tableNames"]["value"] == list(TABLE_NAMES)
     assert resources_of(storage, "Microsoft.Storage/storageAccounts/blobServices/containers")
+
+
+def test_storage_has_the_back_channel_logout_queues_and_host_json_agrees_with_the_settings() -> None:
+    """The queue and its poison queue (sanscouture/backchannel.py); host.json's retries of a delivery
+    that raised match the broker's own (BROKER_BACKCHANNEL_MAX_ATTEMPTS, _RETRY_SECONDS defaults)."""
+    storage = module_file("storage.bicep")
+    _, queues = only(resources_of(storage, "Microsoft.Storage/storageAccounts/queueServices/queues"), "queues")
+    loop = queues["config"]["loop_type"]["detail"]
+    assert loop["array_name"] == "queueNames" and "queueNames" in storage["parameters"]
+    assert body(queues)["name"] == loop["item_name"]
+    assert passed_to("storage.bicep", "queueNames") == "queueNames"
+    assert parse(MAIN)["variables"]["queueNames"]["value"] == [QUEUE, POISON_QUEUE]
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))["extensions"]["queues"]
+    main_params = parse(MAIN)["parameters"]
+    assert host["maxDequeueCount"] == main_params["backchannelMaxAttempts"]["default"] == 5
+    assert host["visibilityTimeout"] == "00:00:30" and main_params["backchannelRetrySeconds"]["default"] == 30
+    assert host["messageEncoding"] == "base64"
 
 
 def test_key_vault_uses_rbac_soft_delete_and_purge_protection() -> None:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_sandbox_starts_serves_the_demo_and_a_healthy_broker_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("DEMO", "BROKER", "ENTRA", "PSC", "AZURITE", "TELEMETRY")}
+    ports = {name: free_port() for name in ("DEMO", "BROKER", "ENTRA", "PSC", "AZURITE", "AZURITE_QUEUE", "TELEMETRY")}
     env = {**os.environ, "SANDBOX_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     env.update({f"SANDBOX_{name}_PORT": str(port) for name, port in ports.items()})
     process = subprocess.Popen(
@@ -61,7 +61,7 @@ def test_with_private_key_jwt_towards_psc_a_first_sign_in_pairs_through_the_demo
 ) -> None:
     """SANDBOX_PSC_TOKEN_AUTH_METHOD=private_key_jwt: the PSC simulator registers the broker with its
     /jwks, the broker signs its client assertion with its signing key file, and the pairing works."""
-    ports = {name: free_port() for name in ("DEMO", "BROKER", "ENTRA", "PSC", "AZURITE")}
+    ports = {name: free_port() for name in ("DEMO", "BROKER", "ENTRA", "PSC", "AZURITE", "AZURITE_QUEUE")}
     tls_dir = tmp_path / "data" / "tls"
     tls_dir.mkdir(parents=True)
     for name in ("ca.pem", "server.pem", "server-key.pem", "bundle.pem"):  # the CA this test process trusts

@@ -51,3 +51,15 @@ def test_mes_appairages_is_imported_on_first_use_not_on_the_cold_start() -> None
     code = "import sys, function_app; print(sorted(m for m in ('sanscouture.account', 'jinja2') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_back_channel_logout_queue_trigger_reads_its_queue_on_the_broker_queues_connection() -> None:
+    """Its connection is the identity-based BROKER_QUEUES that Bicep sets; the queue SDK is not imported
+    on the cold start (only when the worker first sends or delivers)."""
+    functions = functions_of(function_app.app)
+    queues = {f.get_function_name(): (f.get_trigger().queue_name, f.get_trigger().connection) for f in functions
+              if f.get_trigger().get_binding_name() == "queueTrigger"}
+    assert queues == {"deliver_backchannel_logout": ("backchannel-logout", "BROKER_QUEUES")}
+    code = "import sys, function_app; print(sorted(m for m in ('azure.storage.queue',) if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip() == "[]"

@@ -79,18 +79,34 @@ class AllTables:
         return self.stores.setdefault(name, FakeRowStore(name, self.clock))
 
 
+class FakeOutbox:
+    """The back-channel logout queue: the messages sent."""
+
+    name = "backchannel-logout"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, body: str, *, delay: int = 0) -> None:
+        self.sent.append(body)
+
+
 class World:
     """A broker on fakes plus one browser's cookie jar."""
 
-    def __init__(self) -> None:
+    def __init__(self, backchannel_logout_uri: str | None = None) -> None:
         self.clock = FakeClock()
         self.entra = FakeEntra(self.clock)
         self.psc = FakePsc(self.clock)
         self.tables = AllTables(self.clock)
         self.keys = KeyRing(shared_key_source(), clock=self.clock)
-        client = Client(client_id="sn", redirect_uris=(REDIRECT,), client_secret="s", client_name="Service")
-        settings = make_settings(client, entra_allowed_tenants=frozenset({TENANT}))
-        self.broker = journey.Broker(settings, self.tables, self.entra, self.psc, keys=self.keys, clock=self.clock)
+        client = Client(client_id="sn", redirect_uris=(REDIRECT,), client_secret="s", client_name="Service",
+                        backchannel_logout_uri=backchannel_logout_uri)
+        settings = make_settings(client, entra_allowed_tenants=frozenset({TENANT}),
+                                 queues="UseDevelopmentStorage=true" if backchannel_logout_uri else None)
+        self.outbox = FakeOutbox()
+        self.broker = journey.Broker(settings, self.tables, self.entra, self.psc, keys=self.keys, clock=self.clock,
+                                     outbox=self.outbox)
         self.cookies: dict[str, str] = {}
 
     def request(self, method: str, path: str, query: dict[str, str] | None = None,
@@ -314,3 +330,34 @@ def test_acr_is_eidas1_only_when_the_authentication_met_it() -> None:
     unchecked = journey.Broker(dataclasses.replace(world.broker.settings, entra_required_acrs=()),
                                world.tables, world.entra, world.psc, keys=world.keys, clock=world.clock)
     assert journey._acr(unchecked, account) is None  # the sandbox without acrs: the level is not known
+
+
+def test_a_session_records_its_back_channel_clients_and_announces_its_end_to_them() -> None:
+    """Back-Channel Logout: the client is kept in the session's cookie and recorded in the pairing's row;
+    the session ended by « autre identité » in this browser is announced once, and its entry leaves the row."""
+    from sanscouture.oidc.backchannel import LogoutNotice
+
+    world = World(backchannel_logout_uri="https://sn.example.fr/bcl")
+    world.first_sign_in()
+    session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert session is not None and session.bcl_clients == ("sn",)
+    row = world.tables["bindings"].find(TENANT, "oid-1")
+    assert row is not None and row.data[f"bcl_{session.public_sid}"]["clients"] == ["sn"]
+    assert "code" in landing(world.authorize(prompt="none"))  # the same client again: not recorded twice
+    assert world.tables["bindings"].calls.count("merge") == 1 and world.outbox.sent == []
+
+    page = world.authorize()  # the Connexion page, from the session
+    world.psc.identity = OTHER
+    world.callback(journey.psc_callback, world.post(journey.confirm, page, action="other"))
+    assert world.outbox.sent == [LogoutNotice("sn", DOCTOR.sub, session.public_sid).to_message()]
+    row = world.tables["bindings"].find(TENANT, "oid-1")
+    assert row is not None and f"bcl_{session.public_sid}" not in row.data
+
+
+def test_a_client_without_a_back_channel_uri_is_neither_recorded_nor_told() -> None:
+    world = World()
+    world.first_sign_in()
+    page = world.authorize()
+    world.psc.identity = OTHER
+    world.callback(journey.psc_callback, world.post(journey.confirm, page, action="other"))
+    assert world.outbox.sent == [] and "merge" not in world.tables["bindings"].calls

@@ -122,3 +122,40 @@ def test_a_session_opened_before_the_pairing_was_made_is_not_admitted(tables: Ta
     now = clock()
     assert binding.admits_session("sid", int(now), now)  # opened by the Confirmer after the pairing
     assert not binding.admits_session("sid", int(now) - 1, now)  # a session of a pairing removed before
+
+
+class FakeOutbox:
+    name = "backchannel-logout"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, body: str, *, delay: int = 0) -> None:
+        self.sent.append(body)
+
+
+def test_a_removal_announces_the_live_sessions_relying_parties_once_each(tables: Tables, clock: FakeClock) -> None:
+    """Back-Channel Logout: each (client, session) recorded in the row and not already ended."""
+    from sanscouture.oidc.backchannel import LogoutNotice
+
+    bindings = paired(tables, clock)
+    until = int(clock()) + 3600
+    assert bindings.record_rp_session(ACCOUNT.tid, ACCOUNT.oid, "live", ("rp-a", "rp-b"), until)
+    assert bindings.record_rp_session(ACCOUNT.tid, ACCOUNT.oid, "old", ("rp-a",), int(clock()) - 1)  # past its 4 h
+    assert bindings.record_rp_session(ACCOUNT.tid, ACCOUNT.oid, "ended", ("rp-a",), until)
+    assert bindings.revoke_session(ACCOUNT.tid, ACCOUNT.oid, "ended", until) == ("rp-a",)  # told at its end
+    binding = bindings.find(ACCOUNT.tid, ACCOUNT.oid)
+    assert binding is not None and binding.rp_sessions == {"live": ("rp-a", "rp-b")}
+    outbox = FakeOutbox()
+    removed = remove_pairing(tables, binding, by="administrator", clock=clock, outbox=outbox)
+    assert removed is not None and removed.backchannel_logouts == 2
+    sub = make_identity().sub
+    assert outbox.sent == [LogoutNotice("rp-a", sub, "live").to_message(),
+                           LogoutNotice("rp-b", sub, "live").to_message()]
+
+
+def test_recording_a_session_never_recreates_a_removed_pairing(tables: Tables, clock: FakeClock) -> None:
+    bindings = paired(tables, clock)
+    assert bindings.remove(ACCOUNT.tid, ACCOUNT.oid)
+    assert not bindings.record_rp_session(ACCOUNT.tid, ACCOUNT.oid, "s", ("rp",), int(clock()) + 60)
+    assert bindings.find(ACCOUNT.tid, ACCOUNT.oid) is None

@@ -90,6 +90,15 @@ param limitJourneysPerMinute int
 @description('Failed client authentications per client address and minute at /token (BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE).')
 param limitFailedClientAuthPerMinute int
 
+@description('Seconds before the first retry of a back-channel logout token (BROKER_BACKCHANNEL_RETRY_SECONDS).')
+param backchannelRetrySeconds int
+
+@description('Attempts before a back-channel logout token is dead-lettered (BROKER_BACKCHANNEL_MAX_ATTEMPTS).')
+param backchannelMaxAttempts int
+
+@description('Seconds to wait for a service\'s answer to a logout token (BROKER_BACKCHANNEL_TIMEOUT).')
+param backchannelTimeout int
+
 resource site 'Microsoft.Web/sites@2023-12-01' existing = {
   name: functionAppName
 }
@@ -152,5 +161,13 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     BROKER_KEY_ROTATION_ENABLED: keyRotationEnabled ? 'true' : 'false'
     BROKER_LIMIT_JOURNEYS_PER_MINUTE: string(limitJourneysPerMinute)
     BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE: string(limitFailedClientAuthPerMinute)
+    // Back-channel logout: the queue trigger's identity-based connection BROKER_QUEUES (read by the
+    // host: __queueServiceUri, __credential, __clientId; by the broker: __queueServiceUri).
+    BROKER_QUEUES__queueServiceUri: stg.properties.primaryEndpoints.queue
+    BROKER_QUEUES__credential: 'managedidentity'
+    BROKER_QUEUES__clientId: uami.properties.clientId
+    BROKER_BACKCHANNEL_RETRY_SECONDS: string(backchannelRetrySeconds)
+    BROKER_BACKCHANNEL_MAX_ATTEMPTS: string(backchannelMaxAttempts)
+    BROKER_BACKCHANNEL_TIMEOUT: string(backchannelTimeout)
   }
 }

@@ -3,6 +3,9 @@
 //   - Storage Blob Data Owner on the storage account: Functions host storage (AzureWebJobsStorage
 //     needs Owner for its blob leases and keys) and the Flex deployment container;
 //   - Storage Table Data Contributor on the storage account: the state tables;
+//   - Storage Queue Data Contributor on the storage account: the back-channel logout queues (the
+//     request path sends, the queue trigger receives and deletes, the delivery re-sends and
+//     dead-letters);
 //   - Key Vault Secrets User on the vault: read the signing key and the PSC client secret
 //     (no Secrets Officer: by default the app never writes its own keys; an ES that turns the monthly
 //     rotation timer on, keyRotationEnabled, grants it Secrets Officer on the signing-key secret only,
@@ -32,6 +35,7 @@ param appInsightsName string
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
@@ -67,6 +71,17 @@ resource appTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     description: 'PSC sans couture broker: state tables'
+  }
+}
+
+resource appQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(stg.id, appPrincipalId, roles.storageQueueDataContributor)
+  scope: stg
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'PSC sans couture broker: back-channel logout queues'
   }
 }
 

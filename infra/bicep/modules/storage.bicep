@@ -1,5 +1,6 @@
 // Storage account: Functions host storage (AzureWebJobsStorage), the Flex Consumption deployment
-// container, and the broker's state tables (docs/design.md "State"). Identity only: no shared keys.
+// container, the broker's state tables (docs/design.md "State") and the back-channel logout queues
+// (docs/design.md "Back-channel logout"). Identity only: no shared keys.
 
 @description('Name of the storage account (3-24 lowercase letters and digits, globally unique).')
 @minLength(3)
@@ -28,6 +29,9 @@ param deploymentContainerName string
 
 @description('Tables of the broker (one row = one thing; see docs/design.md "State").')
 param tableNames array
+
+@description('Queues of the broker: the back-channel logout outbox and its poison queue (sanscouture/backchannel.py).')
+param queueNames array
 
 resource stg 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -84,6 +88,16 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-
   name: tableName
 }]
 
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: stg
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queueName in queueNames: {
+  parent: queueService
+  name: queueName
+}]
+
 @description('Name of the storage account.')
 output name string = stg.name
 
@@ -95,3 +109,6 @@ output deploymentContainerUrl string = '${stg.properties.primaryEndpoints.blob}$
 
 @description('Table service endpoint (BROKER_TABLES_ENDPOINT).')
 output tableEndpoint string = stg.properties.primaryEndpoints.table
+
+@description('Queue service endpoint (BROKER_QUEUES__queueServiceUri).')
+output queueEndpoint string = stg.properties.primaryEndpoints.queue

@@ -114,6 +114,15 @@ class FakeRowStore:
         self.rows[(partition, row)] = stored
         return stored.etag
 
+    def merge(self, partition: str, row: str, changes: Mapping[str, Any]) -> bool:
+        self.calls.append("merge")
+        found = self._live(partition, row)
+        if found is None:
+            return False
+        self.rows[(partition, row)] = Row(partition, row, {**found.data, **changes}, str(next(self._etags)),
+                                          found.expires_at)
+        return True
+
     def rows_since(self, field: str, since: float) -> list[Row]:
         self.calls.append("rows_since")
         return [row for row in self.rows.values()

@@ -17,6 +17,8 @@ CORE_MODULES = (
     "sanscouture.oidc.userinfo",
     "sanscouture.pairings",
     "sanscouture.account",
+    "sanscouture.oidc.backchannel",
+    "sanscouture.backchannel",
 )
 
 

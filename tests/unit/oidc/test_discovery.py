@@ -54,6 +54,14 @@ def test_document_advertises_only_what_is_implemented() -> None:
         assert absent not in document
 
 
+def test_back_channel_logout_is_advertised_with_sessions_when_its_queue_is_configured() -> None:
+    """Back-Channel Logout 1.0 §2.1: both flags true, only when logout tokens can be delivered."""
+    document = build_discovery(ISSUER, backchannel_logout=True)
+    assert document["backchannel_logout_supported"] is True
+    assert document["backchannel_logout_session_supported"] is True
+    assert "frontchannel_logout_supported" not in document
+
+
 def test_claims_include_the_psc_claims() -> None:
     claims = build_discovery(ISSUER)["claims_supported"]
     for name in ("sub", "acr", "at_hash", "sid", "SubjectNameID", "SubjectRefPro", "otherIds", "authMode",

@@ -163,3 +163,43 @@ def test_required_acrs_may_be_explicitly_disabled_with_none_in_the_sandbox_only(
         "BROKER_ENTRA_REQUIRED_ACRS: 'none' is for the sandbox only: in Azure list the contexts (c1)"
     )
     assert Settings.from_env(valid_env(BROKER_ENTRA_REQUIRED_ACRS="c1, c25")).entra_required_acrs == ("c1", "c25")
+
+
+def _bcl_client(**metadata: object) -> str:
+    return json.dumps([{"client_id": "rp", "client_secret": "s", "redirect_uris": ["https://rp.example/cb"],
+                        **metadata}])
+
+
+def test_a_back_channel_logout_registration_is_parsed_and_needs_the_queue_service() -> None:
+    """Back-Channel Logout 1.0 §2.2; the queue service delivers the tokens (BROKER_QUEUES__queueServiceUri)."""
+    clients = _bcl_client(backchannel_logout_uri="https://rp.example/bcl?x=1", backchannel_logout_session_required=True)
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(valid_env(BROKER_CLIENTS=clients))
+    assert str(refused.value) == "BROKER_QUEUES__queueServiceUri: is required: 'rp' registers a backchannel_logout_uri"
+    settings = Settings.from_env(valid_env(BROKER_CLIENTS=clients,
+                                           BROKER_QUEUES__queueServiceUri="https://account.queue.core.windows.net"))
+    client = settings.client("rp")
+    assert client is not None and client.backchannel_logout_uri == "https://rp.example/bcl?x=1"
+    assert client.backchannel_logout_session_required is True and settings.has_queues
+    assert (settings.backchannel_retry_seconds, settings.backchannel_max_attempts, settings.backchannel_timeout) == (
+        30, 5, 5)
+    plain = Settings.from_env(valid_env(BROKER_CLIENTS=_bcl_client()))
+    assert plain.clients[0].backchannel_logout_uri is None and not plain.has_queues
+
+
+@pytest.mark.parametrize(("metadata", "says"), [
+    ({"backchannel_logout_uri": "http://rp.example/bcl"}, "is not an https URI without fragment"),
+    ({"backchannel_logout_uri": "https://rp.example/bcl#f"}, "is not an https URI without fragment"),
+    ({"backchannel_logout_uri": 7}, "is not an https URI without fragment"),
+    ({"backchannel_logout_session_required": "yes"}, "backchannel_logout_session_required must be true or false"),
+])
+def test_a_bad_back_channel_logout_registration_is_refused(metadata: dict[str, object], says: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(valid_env(BROKER_CLIENTS=_bcl_client(**metadata), BROKER_QUEUES="UseDevelopmentStorage=true"))
+    assert str(refused.value).startswith("BROKER_CLIENTS[0] (rp): ") and says in str(refused.value)
+
+
+def test_only_one_queue_connection_is_accepted() -> None:
+    with pytest.raises(SettingsError, match=r"^BROKER_QUEUES: set only one"):
+        Settings.from_env(valid_env(BROKER_QUEUES="UseDevelopmentStorage=true",
+                                    BROKER_QUEUES__queueServiceUri="https://account.queue.core.windows.net"))
