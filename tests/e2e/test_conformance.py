@@ -39,6 +39,8 @@ from sandbox.scripted import RelyingParty
 from sandbox.scripted import sign_in
 from sandbox.switches import switched
 from sanscouture.keys import generate_private_jwk
+from tests.e2e.backchannel_receiver import BackchannelReceiver
+from tests.e2e.pairings import unpair
 
 ENTRA, PSC = "cpx", "medecin-cps"
 
@@ -819,7 +821,31 @@ def test_oidcc_frontchannel_rp_initiated_logout() -> None:
     """Front-channel logout: the OP renders the RPs' frontchannel_logout_uri in iframes."""
 
 
-@pytest.mark.skip(reason="oidcc-backchannel-rp-initiated-logout-certification-test-plan: no back-channel "
-                         "logout (backchannel_logout_supported is not advertised)")
-def test_oidcc_backchannel_rp_initiated_logout() -> None:
-    """Back-channel logout: "adds a logout token sent to backchannel_logout_uri"."""
+def test_oidcc_backchannel_rp_initiated_logout(
+    sandbox: Sandbox, backchannel_receiver: tuple[BackchannelReceiver, int]
+) -> None:
+    """oidcc-backchannel-rp-initiated-logout: the RP-initiated logout, and "a logout token sent to
+    backchannel_logout_uri" that passes the suite's checks (Back-Channel Logout 1.0 2.4, 2.6): signed
+    with the ID token's algorithm and a published key, ``typ`` ``logout+jwt``, ``iss``, ``aud``, ``iat``,
+    ``exp``, ``jti``, ``sub`` and the ``sid`` of the ID token, the back-channel event, no ``nonce``; a
+    form POST; then ``prompt=none`` fails."""
+    receiver = backchannel_receiver[0]
+    client = next(c for c in sandbox.clients if c.client_id == "rp-bcl")
+    browser = Browser(sandbox, entra_persona="fido2", psc_persona="pharmacien-cps")
+    unpair(sandbox, "fido2")
+    rp, pkce = RelyingParty(sandbox, client), Pkce()
+    landing = sign_in(browser, rp, pkce)
+    id_token = rp.redeem(landing.params["code"], pkce).json()["id_token"]
+    claims = jwt.decode(id_token, options={"verify_signature": False})
+    target = client.post_logout_redirect_uris[0]
+    done = browser.go(f"{sandbox.broker_url}/logout?" + urlencode(
+        {"id_token_hint": id_token, "post_logout_redirect_uri": target, "state": "bcl"}), stop_at=target)
+    assert isinstance(done, Landing) and done.params == {"state": "bcl"}
+    # The receiver validated signature (via /jwks), typ, iss, aud, iat/exp/jti and the event, or refused.
+    assert receiver.wait_for(lambda: bool(receiver.tokens_for(claims["sid"])))
+    (token,) = receiver.tokens_for(claims["sid"])
+    assert (token["sub"], token["sid"], token["aud"]) == (claims["sub"], claims["sid"], "rp-bcl")
+    assert "nonce" not in token and token["jti"]
+    assert [r.content_type for r in receiver.received if r.claims and r.claims.get("sid") == claims["sid"]] == [
+        "application/x-www-form-urlencoded"]
+    assert_logged_out(browser, rp)
