@@ -44,7 +44,9 @@ class PathOnlyRequestHandler(WSGIRequestHandler):
     """Access log without query strings: they carry authorization codes and states (never logged)."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = self.path.split("?", 1)[0]
+        # A request line that could not be parsed (answered 400 by http.server) has no path yet: without
+        # this default the handler raised and the client got no answer at all.
+        path = str(vars(self).get("path", "-")).split("?", 1)[0]
         self.log("info", '"%s %s" %s', self.command, path, code)
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import azure.functions as func
 import pytest
@@ -84,6 +87,22 @@ def test_dotted_route_is_served(server: RunningServer) -> None:
 def test_unknown_route_is_404_and_wrong_method_is_405(server: RunningServer) -> None:
     assert requests.get(f"{server.url}/nothing", timeout=10).status_code == 404
     assert requests.get(f"{server.url}/items/1/parts/2", timeout=10).status_code == 405
+
+
+def test_a_request_line_that_cannot_be_parsed_is_answered_400_not_dropped(
+    server: RunningServer, local_tls: LocalTls
+) -> None:
+    # Python's str.split() sees NBSP (0xA0 in latin-1) as a space: four words, http.server answers 400
+    # "Bad request syntax", as the real front end refuses such a request target (found by the properties).
+    host, port = urlsplit(server.url).hostname or "", urlsplit(server.url).port or 443
+    with socket.create_connection((host, port), timeout=10) as raw, \
+            ssl.create_default_context(cafile=str(local_tls.directory / "ca.pem")).wrap_socket(
+                raw, server_hostname=host) as tls:
+        tls.sendall(b"GET /nothing?a=\xa0b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ")
 
 
 def test_a_crashing_function_gives_500_without_stack_trace(server: RunningServer) -> None:
