@@ -581,7 +581,8 @@ def test_the_replay_guard_row_names_the_client_and_lives_at_least_a_second() -> 
 
 def test_other_token_errors_are_logged_with_their_message() -> None:
     error = refused(token_request(jwt_form(assertion({"jti": 42}))))
-    assert (error.description, error.detail) == ("client authentication failed", "client rp-jwt: JWT ID must be a string")
+    assert (error.description, error.detail) == ("client authentication failed",
+                                                 "client rp-jwt: JWT ID must be a string")
 
 
 def test_the_basic_scheme_is_the_first_word_of_the_header() -> None:
