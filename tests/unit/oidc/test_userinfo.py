@@ -236,3 +236,28 @@ def test_a_json_answer_is_never_cached() -> None:
                                clock=world.clock)
     assert (response.header("Cache-Control"), response.header("Content-Type")) == (
         "no-store", "application/json; charset=utf-8")
+
+
+@pytest.mark.parametrize(
+    ("changes", "typ"),
+    [({"iss": "https://other-broker.example.fr"}, "at+jwt"), ({"aud": "rp-basic"}, "at+jwt"), ({}, "JWT")],
+)
+def test_only_an_access_token_the_broker_issued_for_itself_is_accepted(changes: dict[str, str], typ: str) -> None:
+    world = World()
+    grant = make_grant(scope=("openid",))
+    claims = {**build_access_token_claims(grant, issuer=ISSUER, grant_id="gid-1", jti="jti-1", now=int(NOW), ttl=120),
+              **changes}
+    with pytest.raises(InvalidTokenError) as raised:
+        world.get(bearer(world.keys.sign(claims, typ=typ)))
+    assert raised.value.description == "the access token is invalid or expired"
+
+
+def test_userinfo_errors_carry_a_bearer_challenge_and_outages_are_never_cached() -> None:
+    from sanscouture.errors import StorageUnavailableError
+    from sanscouture.oidc.userinfo import userinfo_error_response
+
+    refused = userinfo_error_response(InvalidTokenError("the access token has expired"))
+    assert (refused.status, refused.header("WWW-Authenticate")) == (
+        401, 'Bearer error="invalid_token", error_description="the access token has expired"')
+    outage = userinfo_error_response(StorageUnavailableError())
+    assert outage.header("Cache-Control") == "no-store"
