@@ -253,3 +253,15 @@ def test_with_the_brokers_clock_the_machines_clock_is_not_used() -> None:
 def test_without_the_brokers_clock_the_library_checks_the_times() -> None:
     assert refused(token({"iat": 1_000_000_000, "exp": 1_000_000_300}), now=None).startswith(
         "psc: ExpiredSignatureError")
+
+
+def test_the_tokens_kid_selects_its_key_among_several() -> None:
+    jwks, _ = cache(jwks_of(public_jwk(OTHER_KEY), public_jwk(KEY)))
+    assert verify(token(), jwks=jwks)["sub"] == "f:x:810100000001"
+
+
+def test_without_the_brokers_clock_the_library_allows_the_same_leeway() -> None:
+    import time
+
+    now = int(time.time())
+    assert verify(token({"iat": now - 600, "exp": now - 60}), now=None)["sub"]
