@@ -141,7 +141,8 @@ def test_an_unknown_kid_refetches_the_keys_once_per_interval() -> None:
     clock.now += 10
     with pytest.raises(SignInRefused) as raised:
         jwks.key("unknown")  # within 10 s of the last forced fetch: no new fetch
-    assert raised.value.detail == "no key with kid 'unknown' in psc jwks"
+    assert (raised.value.reason, raised.value.detail) == ("upstream_token_invalid",
+                                                          "no key with kid 'unknown' in psc jwks")
     assert len(session.calls) == 2
     clock.now += 1
     with pytest.raises(SignInRefused):
@@ -265,3 +266,10 @@ def test_without_the_brokers_clock_the_library_allows_the_same_leeway() -> None:
 
     now = int(time.time())
     assert verify(token({"iat": now - 600, "exp": now - 60}), now=None)["sub"]
+
+
+def test_a_cached_documents_failure_names_the_document() -> None:
+    document = CachedDocument(FakeSession(FakeResponse(503, {})), JWKS_URL, "psc jwks", 3600, FakeClock(NOW))  # type: ignore[arg-type]
+    with pytest.raises(UpstreamUnavailableError) as raised:
+        document.get()
+    assert raised.value.detail == "psc jwks: HTTP 503"
