@@ -141,7 +141,8 @@ def test_an_unknown_kid_refetches_the_keys_once_per_interval() -> None:
     clock.now += 10
     with pytest.raises(SignInRefused) as raised:
         jwks.key("unknown")  # within 10 s of the last forced fetch: no new fetch
-    assert raised.value.detail == "no key with kid 'unknown' in psc jwks"
+    assert (raised.value.reason, raised.value.detail) == ("upstream_token_invalid",
+                                                          "no key with kid 'unknown' in psc jwks")
     assert len(session.calls) == 2
     clock.now += 1
     with pytest.raises(SignInRefused):
@@ -253,3 +254,22 @@ def test_with_the_brokers_clock_the_machines_clock_is_not_used() -> None:
 def test_without_the_brokers_clock_the_library_checks_the_times() -> None:
     assert refused(token({"iat": 1_000_000_000, "exp": 1_000_000_300}), now=None).startswith(
         "psc: ExpiredSignatureError")
+
+
+def test_the_tokens_kid_selects_its_key_among_several() -> None:
+    jwks, _ = cache(jwks_of(public_jwk(OTHER_KEY), public_jwk(KEY)))
+    assert verify(token(), jwks=jwks)["sub"] == "f:x:810100000001"
+
+
+def test_without_the_brokers_clock_the_library_allows_the_same_leeway() -> None:
+    import time
+
+    now = int(time.time())
+    assert verify(token({"iat": now - 600, "exp": now - 60}), now=None)["sub"]
+
+
+def test_a_cached_documents_failure_names_the_document() -> None:
+    document = CachedDocument(FakeSession(FakeResponse(503, {})), JWKS_URL, "psc jwks", 3600, FakeClock(NOW))  # type: ignore[arg-type]
+    with pytest.raises(UpstreamUnavailableError) as raised:
+        document.get()
+    assert raised.value.detail == "psc jwks: HTTP 503"

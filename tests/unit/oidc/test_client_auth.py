@@ -578,3 +578,14 @@ def test_the_replay_guard_row_names_the_client_and_lives_at_least_a_second() -> 
     assert row.data == {"client_id": "rp-jwt"} and row.expires_at == NOW + 1
     replay = refused(token_request(jwt_form(assertion({"exp": NOW - 29.5}))), jti=store)
     assert replay.detail == "client rp-jwt: jti replay"
+
+
+def test_other_token_errors_are_logged_with_their_message() -> None:
+    error = refused(token_request(jwt_form(assertion({"jti": 42}))))
+    assert (error.description, error.detail) == ("client authentication failed",
+                                                 "client rp-jwt: JWT ID must be a string")
+
+
+def test_the_basic_scheme_is_the_first_word_of_the_header() -> None:
+    error = refused(token_request(authorization="Basic abc def"))
+    assert error.description == "malformed HTTP Basic credentials"

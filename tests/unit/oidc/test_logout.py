@@ -4,9 +4,12 @@ broker ends the session at once, when it asks the person, and what it refuses.""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
+
+import pytest
 
 from sanscouture.bindings import BindingStore
 from sanscouture.cookies import SESSION_COOKIE
@@ -23,6 +26,7 @@ from tests.unit.test_journey import TENANT
 from tests.unit.test_journey import World
 
 LOGGED_OUT = "https://sn.example.fr/logged-out"
+INVALID = "Demande de déconnexion invalide"
 
 
 class LogoutWorld(World):
@@ -106,14 +110,14 @@ def test_an_invalid_hint_is_refused() -> None:
     world = LogoutWorld()
     for hint in ("garbage", world.hint()[:-4] + "AAAA"):
         response = world.logout(query={"id_token_hint": hint})
-        assert response.status == 400
+        assert response.status == 400 and INVALID in response.body.decode()
     assert not world.session_ended() and world.logouts_audited() == []
 
 
 def test_a_client_id_that_is_not_the_hints_audience_is_refused() -> None:
     world = LogoutWorld()
     response = world.logout(query={"id_token_hint": world.hint(), "client_id": "other"})
-    assert response.status == 400 and not world.session_ended()
+    assert response.status == 400 and INVALID in response.body.decode() and not world.session_ended()
     same = world.logout(query={"id_token_hint": world.hint(), "client_id": "sn"})
     assert same.status == 200 and world.logouts_audited()
 
@@ -124,7 +128,8 @@ def test_a_return_uri_not_registered_for_the_client_is_refused() -> None:
                   {"id_token_hint": world.hint(), "post_logout_redirect_uri": "https://other.example.fr/out"},
                   {"post_logout_redirect_uri": LOGGED_OUT},  # no client at all: nothing to check it against
                   {"client_id": "nobody", "post_logout_redirect_uri": LOGGED_OUT}):
-        assert world.logout(query=query).status == 400
+        response = world.logout(query=query)
+        assert response.status == 400 and INVALID in response.body.decode()
     assert not world.session_ended()
 
 
@@ -145,7 +150,9 @@ def test_without_a_hint_the_person_confirms_and_nobody_is_redirected() -> None:
     assert done.status == 200 and done.header("Location") is None
     assert SESSION_COOKIE not in world.cookies
     assert not any(name.startswith(JOURNEY_COOKIE_PREFIX) for name in world.cookies)  # the journey is over
-    assert world.logouts_audited()[0].get("client_id", "") == ""  # no relying party asked
+    [audited] = world.logouts_audited()
+    assert "client_id" not in audited  # no relying party asked
+    assert audited["national_id"] == "********0001"  # masked, never the full identifier
 
 
 def test_the_journey_may_be_named_in_the_form_too() -> None:
@@ -168,7 +175,8 @@ def test_a_confirmation_without_the_right_csrf_token_or_journey_is_refused() -> 
     journey_id, csrf = confirmation_form(world.logout())
     for query, form in (({"j": journey_id}, {"csrf_token": "wrong"}), ({"j": journey_id}, {}),
                         ({"j": "unknown"}, {"csrf_token": csrf}), ({}, {"csrf_token": csrf})):
-        assert world.logout("POST", query, form).status == 403
+        response = world.logout("POST", query, form)
+        assert response.status == 403 and "Formulaire expiré" in response.body.decode()
     assert not world.session_ended()
 
 
@@ -197,3 +205,30 @@ def test_too_many_confirmations_from_one_source_are_slowed_down() -> None:
     world.broker = dataclasses.replace(world.broker, limits=Limits.per_minute(1, 100, world.clock))
     assert world.logout().status == 200
     assert world.logout().status == 429
+
+
+def test_a_hint_for_a_client_no_longer_registered_still_ends_the_session() -> None:
+    world = LogoutWorld()
+    response = world.logout(query={"id_token_hint": world.hint(aud="removed-client")})
+    assert response.status == 200 and SESSION_COOKIE not in world.cookies
+    [audited] = world.logouts_audited()
+    assert "client_id" not in audited and audited["national_id"] == "********0001"
+
+
+def test_a_confirmation_naming_its_journey_in_the_form_without_csrf_is_refused() -> None:
+    world = LogoutWorld()
+    journey_id, _ = confirmation_form(world.logout())
+    response = world.logout("POST", form={"j": journey_id})
+    assert response.status == 403 and not world.session_ended()
+
+
+def test_a_refused_hint_is_logged_without_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    world = LogoutWorld()
+    with caplog.at_level(logging.INFO, logger="sanscouture.logout"):
+        world.logout(query={"client_id": "sn"})
+        assert [r for r in caplog.records if r.name == "sanscouture.logout"] == []  # no hint, nothing refused
+        world.logout(query={"id_token_hint": "garbage-token"})
+    [record] = [r for r in caplog.records if r.name == "sanscouture.logout"]
+    assert record.getMessage() == "logout: id_token_hint refused"
+    assert record.error_detail == "DecodeError"  # type: ignore[attr-defined]
+    assert "garbage-token" not in record.getMessage()

@@ -462,3 +462,34 @@ def test_an_error_of_the_pushed_request_goes_to_its_redirect_uri_with_its_state(
     response = browser.authorize({"client_id": "rp-basic", "request_uri": request_uri, "state": "forged"})
     assert redirect_params(response)["error"] == "login_required"
     assert redirect_params(response)["state"] == "pushed-state"
+
+
+def test_each_unusable_request_uri_logs_why(world: World) -> None:
+    with pytest.raises(InvalidRequestUriError) as unknown:
+        take(world, REQUEST_URI_PREFIX + "never-issued")
+    assert unknown.value.detail == "unknown, expired or already used request_uri"
+    request_uri = world.push(pushed())
+    with pytest.raises(InvalidRequestUriError) as other:
+        take(world, request_uri, client_id="c" * 100)
+    assert other.value.detail == f"request_uri pushed by 'rp-basic', used by {'c' * 64!r}"
+    broken = world.push(pushed())
+    row_key = hashlib.sha256(broken.removeprefix(REQUEST_URI_PREFIX).encode()).hexdigest()
+    row = world.tables["par"].find(row_key, PAR_ROW)
+    assert row is not None
+    world.tables["par"].save(row_key, PAR_ROW, {**row.data, "params": "not a dict"}, expires_in=60)
+    with pytest.raises(InvalidRequestUriError) as malformed:
+        take(world, broken)
+    assert malformed.value.detail == "malformed pushed request row"
+
+
+def test_a_client_with_a_jwks_uri_authenticates_at_par_through_the_endpoint_fetcher() -> None:
+    rp_uri = Client("rp-uri", (REDIRECT,), "private_key_jwt", jwks_uri="https://rp-uri.example.fr/jwks")
+    clock = FakeClock()
+    endpoint = ParEndpoint(
+        settings=make_settings(rp_uri), tables=FakeTables(clock), clock=clock,
+        client_jwks=lambda uri, refresh=False: {"keys": [public_jwk(JWT_KEY)]} if uri == rp_uri.jwks_uri else {},
+    )
+    claims = {"iss": "rp-uri", "sub": "rp-uri", "aud": ISSUER, "exp": int(NOW) + 60, "iat": int(NOW), "jti": "u-1"}
+    token = jwt.encode(claims, jwt.PyJWK(JWT_KEY).key, algorithm="RS256", headers={"kid": JWT_KEY["kid"]})
+    form = {**AUTHORIZATION, "client_id": "rp-uri", "client_assertion_type": ASSERTION_TYPE, "client_assertion": token}
+    assert push(par_request(form), endpoint).request_uri.startswith(REQUEST_URI_PREFIX)

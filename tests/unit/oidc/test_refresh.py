@@ -97,10 +97,15 @@ def world() -> World:
     return World()
 
 
+CODE_REFUSED = "the authorization code is invalid, expired or was already used"
+
+
 def refused(call: Any, error_type: type[OAuthError], error: str) -> OAuthError:
     with pytest.raises(error_type) as raised:
         call()
     assert raised.value.error == error
+    if error == "invalid_grant":  # one public description for every refused refresh (or code)
+        assert raised.value.description in (REFUSED, CODE_REFUSED)
     return raised.value
 
 
@@ -290,20 +295,22 @@ def test_only_live_access_tokens_are_kept_in_the_family(world: World) -> None:
 def test_the_four_hour_rule_counts_from_auth_time_to_the_second(world: World) -> None:
     grant = make_grant("rp-refresh", redirect_uri=REDIRECT)
     check_within_reauthentication(grant, world.settings, grant.auth_time + 4 * 3600)
-    with pytest.raises(InvalidGrantError):
+    with pytest.raises(InvalidGrantError) as raised:
         check_within_reauthentication(grant, world.settings, grant.auth_time + 4 * 3600 + 1)
+    assert raised.value.description == REFUSED
 
 
 def test_a_grant_without_a_pairing_or_due_for_re_verification_gets_no_refresh(world: World) -> None:
     unpaired = make_grant("rp-refresh", redirect_uri=REDIRECT)
     with pytest.raises(InvalidGrantError) as raised:
         check_pairing_holds(world.bindings, dataclasses.replace(unpaired, tid=TID, oid=None), int(NOW), 30)
-    assert raised.value.detail == "a refresh token without a pairing"
+    assert (raised.value.description, raised.value.detail) == (REFUSED, "a refresh token without a pairing")
     paired = dataclasses.replace(unpaired, tid=TID, oid=OID)
     check_pairing_holds(world.bindings, paired, int(NOW), 30)
     with pytest.raises(InvalidGrantError) as raised:
         check_pairing_holds(world.bindings, paired, int(NOW) + 31 * 86400, 30)
-    assert raised.value.detail == "the pairing's periodic re-verification is due"
+    assert (raised.value.description, raised.value.detail) == (REFUSED,
+                                                               "the pairing's periodic re-verification is due")
 
 
 def test_two_uses_of_one_refresh_token_at_once_revoke_the_family(world: World) -> None:
@@ -329,3 +336,63 @@ def test_a_refreshed_record_keeps_the_family_and_lives_as_long_as_the_new_token(
     access = world.keys.decode(second.access_token, issuer=ISSUER, audience=ISSUER, typ="at+jwt")
     assert (access["exp"], access["gid"], len(access["jti"])) == (int(NOW) + 60 + 120, row.partition, 22)
     assert row.data["access"][access["jti"]] == int(NOW) + 60 + 120
+
+
+def test_a_refresh_token_is_refused_at_the_second_it_ends(world: World) -> None:
+    world.endpoint = dataclasses.replace(world.endpoint, settings=dataclasses.replace(
+        world.settings, refresh_token_ttl=8 * 3600))
+    tokens = world.sign_in()
+    world.later(4 * 3600 - 60)
+    tokens = world.refresh(tokens.refresh_token)  # refresh_until is now auth_time + 4 h, 30 s ahead
+    world.later(30)  # exactly refresh_until (and exactly 4 h after auth_time): the row still lives
+    error = refused(lambda: world.refresh(tokens.refresh_token), InvalidGrantError, "invalid_grant")
+    assert error.detail == "the refresh token has expired"
+
+
+def test_asking_for_the_whole_granted_scope_again_is_not_widening(world: World) -> None:
+    tokens = world.sign_in()
+    assert world.refresh(tokens.refresh_token, scope="scope_all openid").scope == "scope_all openid"
+
+
+def test_a_narrowed_refresh_narrows_the_access_token_too(world: World) -> None:
+    tokens = world.refresh(world.sign_in().refresh_token, scope="openid")
+    access = world.keys.decode(tokens.access_token, issuer=ISSUER, audience=ISSUER, typ="at+jwt")
+    assert access["scope"] == "openid"
+
+
+def test_access_tokens_expiring_at_the_refresh_are_dropped_from_the_family(world: World) -> None:
+    tokens = world.sign_in()
+    world.later(120)  # the first access token expires now
+    tokens = world.refresh(tokens.refresh_token)
+    assert tokens.refresh_token is not None
+    row = world.tables["codes"].find(tokens.refresh_token.split(".")[0], GRANT_ROW)
+    assert row is not None and len(row.data["access"]) == 1
+
+
+def test_every_used_refresh_token_stays_known_to_the_family(world: World) -> None:
+    first = world.sign_in()
+    second = world.refresh(first.refresh_token)
+    third = world.refresh(second.refresh_token)
+    error = refused(lambda: world.refresh(first.refresh_token), InvalidGrantError, "invalid_grant")
+    assert error.detail == "a used refresh token was presented again: the family is revoked"
+    assert not world.access_alive(third)
+
+
+def test_a_record_without_access_tokens_is_refreshed(world: World) -> None:
+    tokens = world.sign_in()
+    assert tokens.refresh_token is not None
+    codes = world.tables["codes"]
+    row = codes.find(tokens.refresh_token.split(".")[0], GRANT_ROW)
+    assert row is not None
+    codes.replace(row, {name: value for name, value in row.data.items() if name != "access"}, expires_in=None)
+    assert world.refresh(tokens.refresh_token).refresh_token is not None
+
+
+def test_revoking_a_family_deletes_its_record(world: World) -> None:
+    from sanscouture.oidc.refresh import revoke_family
+
+    tokens = world.sign_in()
+    assert tokens.refresh_token is not None
+    gid = tokens.refresh_token.split(".")[0]
+    assert revoke_family(world.tables["codes"], gid) is True
+    assert world.tables["codes"].find(gid, GRANT_ROW) is None and revoke_family(world.tables["codes"], gid) is False

@@ -160,3 +160,104 @@ def test_an_outage_at_userinfo_is_a_plain_503_without_a_bearer_challenge() -> No
     response = userinfo_error_response(StorageUnavailableError())
     assert response.status == 503 and response.header("WWW-Authenticate") is None
     assert json.loads(response.body)["error"] == "temporarily_unavailable"
+
+
+def test_refusals_have_their_exact_descriptions_and_logged_reasons() -> None:
+    world = World()
+    with pytest.raises(InvalidRequestError) as both:
+        read_bearer_token(bearer(world.token, "POST", {"access_token": world.token}))
+    assert both.value.description == "send the access token in the Authorization header or the body, not both"
+    with pytest.raises(InvalidTokenError) as malformed:
+        bearer_from_header("Bearer a b")
+    assert malformed.value.description == "the access token is malformed"
+    with pytest.raises(InvalidTokenError) as garbage:
+        world.get(bearer("garbage"))
+    assert (garbage.value.description, garbage.value.detail) == ("the access token is invalid or expired",
+                                                                 "DecodeError: Not enough segments")
+
+
+def test_a_token_in_a_get_body_is_not_read() -> None:
+    world = World()
+    with pytest.raises(BearerTokenMissingError):
+        read_bearer_token(Request("GET", f"{ISSUER}/userinfo", form={"access_token": world.token}))
+
+
+def test_an_empty_bearer_is_no_token() -> None:
+    assert bearer_from_header("Bearer   ") is None
+    assert bearer_from_header(None) is None
+    assert bearer_from_header("  Bearer abc  ") == "abc"
+
+
+def record(world: World, **changes: object) -> None:
+    row = world.grants.find("gid-1", GRANT_ROW)
+    assert row is not None
+    world.grants.save("gid-1", GRANT_ROW, {**row.data, **changes}, expires_in=None)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"state": "code"}, {"access": "jti-1"}, {"access": {"other-jti": int(NOW) + 120}},
+     {"access": {"jti-1": str(int(NOW) + 120)}}, {"access": {"jti-1": int(NOW)}}],
+)
+def test_only_a_redeemed_record_listing_this_token_alive_serves_it(changes: dict[str, object]) -> None:
+    world = World()
+    record(world, **changes)
+    with pytest.raises(InvalidTokenError) as raised:
+        world.get(bearer(world.token))
+    assert raised.value.description == "the access token was revoked or has expired"
+
+
+def test_the_token_serves_until_the_second_its_record_says() -> None:
+    world = World()
+    record(world, access={"jti-1": int(NOW) + 1})
+    assert world.get(bearer(world.token))["sub"] == SUB
+
+
+@pytest.mark.parametrize("claims", [{"gid": None}, {"jti": None}, {"gid": ""}, {"jti": ""}, {"gid": 7}])
+def test_an_access_token_without_its_grant_or_id_is_refused(claims: dict[str, object]) -> None:
+    world = World()
+    grant = make_grant(scope=("openid",))
+    signed = {**build_access_token_claims(grant, issuer=ISSUER, grant_id="gid-1", jti="jti-1", now=int(NOW),
+                                          ttl=120), **claims}
+    token = world.keys.sign({name: value for name, value in signed.items() if value is not None}, typ="at+jwt")
+    with pytest.raises(InvalidTokenError) as raised:
+        world.get(bearer(token))
+    assert raised.value.detail == "access token without gid or jti"
+
+
+def test_a_scope_without_psc_claims_gives_nothing_missing() -> None:
+    assert build_userinfo(["openid", "profile", "email"], SUB, None) == {"sub": SUB}
+    assert build_userinfo(["openid", "email"], SUB, {"email": "a@b.fr"}) == {"sub": SUB, "email": "a@b.fr"}
+
+
+def test_a_json_answer_is_never_cached() -> None:
+    world = World()
+    response = handle_userinfo(bearer(world.token), issuer=ISSUER, decoder=world.keys, grants=world.grants,
+                               clock=world.clock)
+    assert (response.header("Cache-Control"), response.header("Content-Type")) == (
+        "no-store", "application/json; charset=utf-8")
+
+
+@pytest.mark.parametrize(
+    ("changes", "typ"),
+    [({"iss": "https://other-broker.example.fr"}, "at+jwt"), ({"aud": "rp-basic"}, "at+jwt"), ({}, "JWT")],
+)
+def test_only_an_access_token_the_broker_issued_for_itself_is_accepted(changes: dict[str, str], typ: str) -> None:
+    world = World()
+    grant = make_grant(scope=("openid",))
+    claims = {**build_access_token_claims(grant, issuer=ISSUER, grant_id="gid-1", jti="jti-1", now=int(NOW), ttl=120),
+              **changes}
+    with pytest.raises(InvalidTokenError) as raised:
+        world.get(bearer(world.keys.sign(claims, typ=typ)))
+    assert raised.value.description == "the access token is invalid or expired"
+
+
+def test_userinfo_errors_carry_a_bearer_challenge_and_outages_are_never_cached() -> None:
+    from sanscouture.errors import StorageUnavailableError
+    from sanscouture.oidc.userinfo import userinfo_error_response
+
+    refused = userinfo_error_response(InvalidTokenError("the access token has expired"))
+    assert (refused.status, refused.header("WWW-Authenticate")) == (
+        401, 'Bearer error="invalid_token", error_description="the access token has expired"')
+    outage = userinfo_error_response(StorageUnavailableError())
+    assert outage.header("Cache-Control") == "no-store"

@@ -81,3 +81,115 @@ def test_a_re_verification_never_writes_a_row_removed_or_naming_someone_else() -
     bindings.remove("t", "o")
     assert not bindings.renew("t", "o", None, make_identity())
     assert store.rows == {}
+
+
+def store() -> tuple[BindingStore, FakeRowStore, FakeClock]:
+    clock = FakeClock()
+    rows = FakeRowStore("bindings", clock)
+    return BindingStore(rows, clock), rows, clock
+
+
+def test_a_pairing_row_keeps_the_identity_and_its_times() -> None:
+    bindings, rows, clock = store()
+    account = EntraAccount(tid="t", oid="o", auth_time=0, preferred_username="claire@chu.fr")
+    identity = make_identity()
+    binding, created = bindings.create(account, identity)
+    assert created and (binding.tid, binding.oid, binding.identity) == ("t", "o", identity)
+    assert (binding.paired_at, binding.last_used_at, binding.verified_at) == (int(clock()),) * 3
+    row = rows.rows[("t", "o")]
+    assert row.expires_at is None  # a pairing does not expire by itself
+    assert row.data == {
+        "psc_sub": identity.sub, "subject_name_id": identity.subject_name_id, "given_name": identity.given_name,
+        "family_name": identity.family_name, "auth_mode": identity.auth_mode, "identity": identity.to_dict(),
+        "entra_username": "claire@chu.fr", "paired_at": int(clock()), "last_used_at": int(clock()),
+        "verified_at": int(clock()),
+    }
+    found = bindings.find("t", "o")
+    assert found is not None and (found.identity, found.paired_at, found.etag) == (identity, int(clock()), row.etag)
+    assert found.revoked_sessions == {}
+
+
+def test_a_second_pairing_of_one_account_returns_the_first_untouched() -> None:
+    bindings, _rows, clock = store()
+    first, _ = bindings.create(ACCOUNT, make_identity())
+    clock.now += 60
+    other = PscIdentity.from_userinfo({**make_identity().claims, "sub": "f:other:2", "SubjectNameID": "2"})
+    existing, created = bindings.create(ACCOUNT, other)
+    assert not created and existing.identity == make_identity() and existing.paired_at == first.paired_at
+
+
+def test_a_pairing_removed_between_the_insert_and_the_read_is_reported() -> None:
+    bindings, rows, _ = store()
+    bindings.create(ACCOUNT, make_identity())
+    rows.insert = lambda *args, **kwargs: False  # type: ignore[method-assign]
+    rows.rows.clear()
+    try:
+        bindings.create(ACCOUNT, make_identity())
+    except LookupError as error:
+        assert str(error) == "pairing vanished while being created"
+    else:
+        raise AssertionError("a vanished pairing must not pass for an existing one")
+
+
+def test_a_use_is_recorded_only_on_the_version_read() -> None:
+    bindings, rows, clock = store()
+    bindings.create(ACCOUNT, make_identity())
+    etag = rows.rows[("t", "o")].etag
+    clock.now += 30
+    assert bindings.use_if_unchanged("t", "o", etag)
+    assert rows.rows[("t", "o")].data["last_used_at"] == int(clock())
+    assert not bindings.use_if_unchanged("t", "o", etag)  # the row changed with that use
+
+
+def test_an_ended_session_is_listed_until_its_time_and_old_entries_dropped() -> None:
+    bindings, _rows, clock = store()
+    bindings.create(ACCOUNT, make_identity())
+    now = int(clock())
+    bindings.revoke_session("t", "o", "sid-old", until=now + 10)
+    bindings.revoke_session("t", "o", "sid-edge", until=now + 20)
+    clock.now += 20
+    bindings.revoke_session("t", "o", "sid-new", until=now + 3600)
+    binding = bindings.find("t", "o")
+    assert binding is not None
+    assert binding.revoked_sessions == {"sid-new": now + 3600}  # past entries (up to now included) dropped
+    assert binding.session_revoked("sid-new", clock()) and not binding.session_revoked("sid-old", clock())
+
+
+def test_ending_a_session_reads_a_concurrently_changed_row_again_and_ignores_a_removed_pairing() -> None:
+    bindings, rows, clock = store()
+    bindings.create(ACCOUNT, make_identity())
+    real_replace = rows.replace
+    attempts: list[int] = []
+
+    def conflicting(current, data, expires_in):  # type: ignore[no-untyped-def]
+        attempts.append(1)
+        return None if len(attempts) < 3 else real_replace(current, data, expires_in)
+
+    rows.replace = conflicting  # type: ignore[method-assign]
+    bindings.revoke_session("t", "o", "sid", until=int(clock()) + 60)
+    assert len(attempts) == 3
+    assert rows.rows[("t", "o")].data["revoked_sessions"] == {"sid": int(clock()) + 60}
+    bindings.remove("t", "o")
+    bindings.revoke_session("t", "o", "sid", until=int(clock()) + 60)  # nothing to do, no error
+    assert bindings.find("t", "o") is None and not bindings.remove("t", "o")
+
+
+def test_ending_a_session_gives_up_after_three_conflicts() -> None:
+    bindings, rows, clock = store()
+    bindings.create(ACCOUNT, make_identity())
+    attempts: list[int] = []
+    rows.replace = lambda current, data, expires_in: attempts.append(1)  # type: ignore[method-assign,func-returns-value]
+    bindings.revoke_session("t", "o", "sid", until=int(clock()) + 60)
+    assert len(attempts) == 3
+
+
+def test_only_pairings_made_since_the_date_with_an_audit_entry_are_swept() -> None:
+    bindings, _rows, clock = store()
+    audit = AuditLog(FakeRowStore("audit", clock), clock)
+    bindings.create(EntraAccount(tid="t", oid="old", auth_time=0), make_identity(),
+                    audit=audit.entry("pairing_created", {"tid": "t", "oid": "old"}))
+    clock.now += 100
+    entry = audit.entry("pairing_created", {"tid": "t", "oid": "new"})
+    bindings.create(EntraAccount(tid="t", oid="new", auth_time=0), make_identity(), audit=entry)
+    bindings.create(EntraAccount(tid="t", oid="bare", auth_time=0), make_identity())
+    assert bindings.audits_since(clock() - 50) == [entry]
