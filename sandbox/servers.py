@@ -1,21 +1,38 @@
-"""Run WSGI applications over HTTPS on 127.0.0.1, each in its own thread."""
+"""Run WSGI applications over HTTPS on 127.0.0.1, each in its own thread, with HTTP/1.1 keep-alive.
+
+Werkzeug's development server closes the connection after every response (``Connection: close``), so
+every request of a sign-in paid a new TCP connection and TLS handshake: nothing like Azure's front end
+or the identity providers, which keep connections alive. This server answers HTTP/1.1 with a
+``Content-Length`` on every response (errors and redirects included), reads each request's body in full
+before the next request line, closes idle connections after :data:`IDLE_TIMEOUT_S`, and does the TLS
+handshake in the connection's thread, not in the accepting one.
+"""
 
 from __future__ import annotations
 
+import io
 import socket
+import ssl
 import threading
+import traceback
 from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer
+from werkzeug.serving import DechunkedInput
+from werkzeug.serving import ThreadedWSGIServer
 from werkzeug.serving import WSGIRequestHandler
-from werkzeug.serving import make_server
 
 from sandbox.tls import LocalTls
 
 WsgiApp = Callable[..., Any]
+
+IDLE_TIMEOUT_S = 30.0
+"""An idle keep-alive connection is closed after this long (the thread serving it ends)."""
+
+_NO_BODY_STATUSES = frozenset({204, 304})
 
 
 def free_port() -> int:
@@ -31,7 +48,7 @@ class RunningServer:
 
     name: str
     url: str
-    server: BaseWSGIServer
+    server: ThreadedWSGIServer
     thread: threading.Thread = field(repr=False)
 
     def stop(self) -> None:
@@ -40,24 +57,121 @@ class RunningServer:
         self.thread.join(timeout=5)
 
 
-class PathOnlyRequestHandler(WSGIRequestHandler):
-    """Access log without query strings: they carry authorization codes and states (never logged)."""
+class KeepAliveRequestHandler(WSGIRequestHandler):
+    """HTTP/1.1 with persistent connections; access log without query strings (they carry codes and
+    states, never logged)."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT_S  # StreamRequestHandler.setup: the socket's timeout, so idle connections end
+
+    def handle(self) -> None:
+        try:
+            if isinstance(self.connection, ssl.SSLSocket):
+                # In this connection's thread, bounded by the timeout: a silent client blocks only itself.
+                self.connection.do_handshake()
+            super().handle()
+        except (ssl.SSLError, ConnectionError, TimeoutError):
+            self.close_connection = True  # a client that does not trust the CA, speaks plain HTTP, or left
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         path = self.path.split("?", 1)[0]
         self.log("info", '"%s %s" %s', self.command, path, code)
 
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.environ = environ = self.make_environ()
+        # The whole body is read before the application runs: whatever it leaves unread would
+        # otherwise be taken for the next request line of this connection.
+        body = self._read_body(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("wsgi.input_terminated", None)
+        try:
+            status, headers, payload = _call(self.server.app, environ)
+        except Exception:
+            self.log_error("Error on request:\n%s", traceback.format_exc())
+            status, headers, payload = "500 Internal Server Error", [("Content-Type", "text/plain")], b""
+        self._send(status, headers, payload)
+
+    def _read_body(self, environ: dict[str, Any]) -> bytes:
+        stream = environ["wsgi.input"]
+        if isinstance(stream, DechunkedInput):
+            return bytes(stream.read())
+        length = environ.get("CONTENT_LENGTH", "")
+        if not length:
+            return b""
+        try:
+            size = int(length)
+        except ValueError:
+            self.close_connection = True
+            return b""
+        return bytes(self.rfile.read(size)) if size > 0 else b""
+
+    def _send(self, status: str, headers: list[tuple[str, str]], payload: bytes) -> None:
+        code_text, _, reason = status.partition(" ")
+        code = int(code_text)
+        self.send_response(code, reason)
+        for name, value in headers:
+            if name.lower() in ("content-length", "transfer-encoding", "connection"):
+                continue
+            self.send_header(name, value)
+        if code not in _NO_BODY_STATUSES and not 100 <= code < 200:
+            self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code not in _NO_BODY_STATUSES:
+            self.wfile.write(payload)
+        self.wfile.flush()
+
+
+def _call(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run the WSGI application and collect its whole response (the sandbox's bodies are small)."""
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info and started:
+            raise exc_info[1].with_traceback(exc_info[2])
+        started[:] = [(status, list(headers))]
+        return chunks.append
+
+    chunks: list[bytes] = []
+    result: Iterable[bytes] = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    if not started:
+        raise RuntimeError("the application returned without calling start_response")
+    status, headers = started[0]
+    return status, headers, b"".join(chunks)
+
+
+class KeepAliveServer(ThreadedWSGIServer):
+    """Werkzeug's threaded server (daemon threads) with TLS done per connection, in its own thread."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, app: WsgiApp, tls_context: ssl.SSLContext | None) -> None:
+        super().__init__(host, port, app, handler=KeepAliveRequestHandler)
+        # Werkzeug reads ssl_context for wsgi.url_scheme; the listening socket itself stays plain.
+        self.ssl_context = tls_context
+        self._tls_context = tls_context
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = self.socket.accept()
+        if self._tls_context is None:
+            return connection, address
+        wrapped = self._tls_context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return wrapped, address
+
 
 def serve(name: str, app: WsgiApp, port: int, tls: LocalTls | None, host: str = "127.0.0.1") -> RunningServer:
     """Start ``app`` on ``host:port`` (https when ``tls`` is given) in a daemon thread."""
-    server = make_server(
-        host,
-        port,
-        app,
-        threaded=True,
-        ssl_context=tls.server_context() if tls else None,
-        request_handler=PathOnlyRequestHandler,
-    )
+    server = KeepAliveServer(host, port, app, tls.server_context() if tls else None)
     thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{name}", daemon=True)
     thread.start()
     scheme = "https" if tls else "http"
