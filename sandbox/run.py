@@ -220,6 +220,8 @@ class Sandbox:
     def _start_servers(self) -> None:
         # Imported here, once the BROKER_* environment is set: the broker reads it on first use.
         from functions import _wiring
+        from sandbox.flex import FlexHost
+        from sandbox.flex import FlexInstance
         from sandbox.host import FunctionsHost
         from sanscouture.adapters.keyfile import ensure_key_file
         from sanscouture.adapters.tables import Tables
@@ -245,8 +247,9 @@ class Sandbox:
         import function_app
 
         host = FunctionsHost(function_app.app, traced=self.telemetry_port is not None)
-        self.servers.append(serve("broker", with_clock_control(host, self.broker_clock),
-                                  self.ports.broker, self.tls))
+        # Served as one Flex Consumption instance serves it (concurrency and threads from the Bicep).
+        flex = FlexHost(with_clock_control(host, self.broker_clock), FlexInstance.from_bicep())
+        self.servers.append(serve("broker", flex, self.ports.broker, self.tls))
         for child in children:
             self.servers.append(child.wait())
 
