@@ -247,11 +247,11 @@ class Sandbox:
         import function_app
 
         host = FunctionsHost(function_app.app, traced=self.telemetry_port is not None)
+        for child in children:  # the broker answers only once its upstreams do
+            self.servers.append(child.wait())
         # Served as one Flex Consumption instance serves it (concurrency and threads from the Bicep).
         flex = FlexHost(with_clock_control(host, self.broker_clock), FlexInstance.from_bicep())
         self.servers.append(serve("broker", flex, self.ports.broker, self.tls))
-        for child in children:
-            self.servers.append(child.wait())
 
     def time_travel(self, seconds: int) -> AbstractContextManager[None]:
         """The broker's, Entra's and PSC's clocks ``seconds`` ahead for a ``with`` block."""

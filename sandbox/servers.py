@@ -120,10 +120,12 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
             self.send_header("Content-Length", str(len(payload)))
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # Head and body in one write (one TLS record, one segment when small): as two, the body waits
+        # for the client's delayed ACK of the head on a kept-alive connection (Nagle's algorithm).
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD" and code not in _NO_BODY_STATUSES:
-            self.wfile.write(payload)
-        self.wfile.flush()
+            self._headers_buffer.append(payload)
+        self.flush_headers()
 
 
 def _call(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -163,6 +165,7 @@ class KeepAliveServer(ThreadedWSGIServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, address = self.socket.accept()
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # answers are written whole, at once
         if self._tls_context is None:
             return connection, address
         wrapped = self._tls_context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
