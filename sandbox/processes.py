@@ -3,7 +3,7 @@
 The identity-provider simulators and the demo service run in Azure (and in the world) on other
 machines than the broker: in the broker's process they would share its interpreter, its GIL and its
 CPU time, and every figure measured on the broker would include theirs. Each runs here in a child
-process (``multiprocessing`` spawn: a fresh interpreter, nothing inherited but the arguments) that
+process (``python -m sandbox.processes``: a fresh interpreter, nothing shared but the arguments) that
 builds its WSGI application with a factory named by module and function, serves it with
 :func:`sandbox.servers.serve` and stops when the parent asks or when the parent goes away.
 
@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import multiprocessing
 import os
-import signal
+import pickle
+import select
+import subprocess
+import sys
 from dataclasses import dataclass
 from dataclasses import field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from sandbox.servers import serve
 from sandbox.tls import LocalTls
 
+ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
 
 
@@ -36,21 +38,23 @@ class ChildServer:
 
     name: str
     url: str
-    process: multiprocessing.process.BaseProcess = field(repr=False)
-    _control: Connection = field(repr=False)
+    process: subprocess.Popen[bytes] = field(repr=False)
 
     @property
     def pid(self) -> int:
-        return int(self.process.pid or 0)
+        return self.process.pid
 
     def stop(self) -> None:
-        with contextlib.suppress(OSError):  # BrokenPipeError: the child is already gone
-            self._control.send("stop")
-        self.process.join(timeout=5)
-        if self.process.is_alive():
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):  # BrokenPipeError: the child is already gone
+                self.process.stdin.close()  # end of input: the child stops
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
             self.process.terminate()
-            self.process.join(timeout=5)
-        self._control.close()
+            self.process.wait(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 @dataclass
@@ -58,34 +62,38 @@ class Starting:
     """A child process on its way up; :meth:`wait` returns it once it accepts connections."""
 
     name: str
-    process: multiprocessing.process.BaseProcess = field(repr=False)
-    _control: Connection = field(repr=False)
+    process: subprocess.Popen[bytes] = field(repr=False)
 
     def wait(self, timeout_s: float = START_TIMEOUT_S) -> ChildServer:
-        if not self._control.poll(timeout_s):
-            self.process.terminate()
-            raise RuntimeError(f"sandbox {self.name}: not started after {timeout_s:.0f} s")
-        try:
-            url = self._control.recv()
-        except EOFError:
-            self.process.join(timeout=5)
-            raise RuntimeError(
-                f"sandbox {self.name}: the process exited during start-up ({self.process.exitcode})") from None
-        return ChildServer(name=self.name, url=url, process=self.process, _control=self._control)
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
+        line = self.process.stdout.readline() if ready else b""
+        if not line.startswith(_READY):
+            self.process.kill()
+            code = self.process.wait(timeout=5)
+            raise RuntimeError(f"sandbox {self.name}: not started (exit code {code}, see its stderr)")
+        return ChildServer(name=self.name, url=line[len(_READY):].decode().strip(), process=self.process)
+
+
+_READY = b"serving "
 
 
 def start_async(name: str, factory: str, kwargs: dict[str, Any], port: int, tls_dir: Path | None) -> Starting:
     """Start serving ``factory(**kwargs)`` (``"module:function"`` returning a WSGI app) on
-    127.0.0.1:``port`` in a child process, without waiting for it."""
-    context = multiprocessing.get_context("spawn")
-    parent_end, child_end = context.Pipe()
-    process = context.Process(
-        target=_child_main, args=(name, factory, kwargs, port, str(tls_dir) if tls_dir else None, child_end),
-        name=f"sandbox-{name}", daemon=True,
+    127.0.0.1:``port`` in a child process, without waiting for it.
+
+    The child is ``python -m sandbox.processes``: its arguments come pickled on its standard input (a
+    pipe between this process and its own child), it answers ``serving <url>`` on its standard output
+    and stops at the end of its input, that is when this process closes it or exits.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.processes"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        start_new_session=True,  # Ctrl-C in a terminal reaches the parent only: it decides when children stop
     )
-    process.start()
-    child_end.close()
-    return Starting(name, process, parent_end)
+    assert process.stdin is not None
+    process.stdin.write(pickle.dumps((name, factory, kwargs, port, str(tls_dir) if tls_dir else None)))
+    process.stdin.flush()
+    return Starting(name, process)
 
 
 def start(name: str, factory: str, kwargs: dict[str, Any], port: int, tls_dir: Path | None) -> ChildServer:
@@ -93,21 +101,23 @@ def start(name: str, factory: str, kwargs: dict[str, Any], port: int, tls_dir: P
     return start_async(name, factory, kwargs, port, tls_dir).wait()
 
 
-def _child_main(name: str, factory: str, kwargs: dict[str, Any], port: int, tls_dir: str | None,
-                control: Connection) -> None:
-    # Ctrl-C in a terminal reaches the whole process group: the parent decides when children stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _child_main() -> None:
+    name, factory, kwargs, port, tls_dir = pickle.load(sys.stdin.buffer)  # noqa: S301 (from our parent)
     tls = LocalTls(Path(tls_dir)) if tls_dir else None
     if tls is not None:
         tls.trust_in_this_process()
     module_name, _, function_name = factory.partition(":")
     app = getattr(importlib.import_module(module_name), function_name)(**kwargs)
     server = serve(name, app, port, tls)
-    control.send(server.url)
+    sys.stdout.buffer.write(_READY + server.url.encode() + b"\n")
+    sys.stdout.buffer.flush()
     try:
-        control.recv()  # "stop", or EOFError when the parent is gone
-    except (EOFError, OSError):
-        pass
+        sys.stdin.buffer.read()  # until the parent closes it or is gone
     finally:
         server.stop()
         os._exit(0)  # daemon threads of kept-alive connections must not hold the exit
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    _child_main()

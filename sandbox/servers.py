@@ -156,6 +156,9 @@ class KeepAliveServer(ThreadedWSGIServer):
     """Werkzeug's threaded server (daemon threads) with TLS done per connection, in its own thread."""
 
     daemon_threads = True
+    # Stopping must not wait for idle kept-alive connections (up to IDLE_TIMEOUT_S each): their
+    # threads are daemons and end with the socket.
+    block_on_close = False
 
     def __init__(self, host: str, port: int, app: WsgiApp, tls_context: ssl.SSLContext | None) -> None:
         super().__init__(host, port, app, handler=KeepAliveRequestHandler)

@@ -32,12 +32,12 @@ def test_a_child_serves_the_factory_app_in_another_process_and_stops(local_tls: 
         assert answer == f"bonjour {child.pid}" and child.pid != os.getpid()
     finally:
         child.stop()
-    assert not child.process.is_alive()
+    assert child.process.poll() is not None
 
 
 def test_the_sandbox_runs_the_simulators_and_the_demo_outside_the_broker_process(sandbox: Sandbox) -> None:
     children = {server.name: server for server in sandbox.servers if isinstance(server, processes.ChildServer)}
     assert set(children) == {"entra", "psc", "demo"}
-    assert all(child.process.is_alive() and child.pid != os.getpid() for child in children.values())
+    assert all(child.process.poll() is None and child.pid != os.getpid() for child in children.values())
     assert requests.get(f"{sandbox.entra_url}/personas", timeout=10).status_code == 200
     assert requests.get(f"{sandbox.psc_url}/personas", timeout=10).status_code == 200

@@ -102,3 +102,14 @@ def test_an_idle_connection_is_closed_by_the_server(local_tls: LocalTls, monkeyp
         connection.close()
     finally:
         running.stop()
+
+
+def test_stopping_does_not_wait_for_an_idle_kept_alive_connection(local_tls: LocalTls) -> None:
+    running = serve("stop-test", app, free_port(), local_tls)
+    connection = connect(running, local_tls)
+    connection.request("GET", "/ok")
+    assert connection.getresponse().read() == b"ok"  # the connection stays open, idle
+    started = time.monotonic()
+    running.stop()
+    assert time.monotonic() - started < 5
+    connection.close()
