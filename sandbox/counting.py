@@ -18,7 +18,10 @@ class RequestCounter(RequestsTransport):
     """Counts Table Storage HTTP requests by operation and table (``GET codes``, ``PUT bindings``...)."""
 
     def __init__(self) -> None:
-        super().__init__(use_env_settings=False)  # as the broker's own transport (adapters/tables.py)
+        # As the broker's own transport (sanscouture/adapters/tables.py: lean_transport).
+        super().__init__(session=tables_module.LeanSession(), use_env_settings=False,
+                         connection_timeout=tables_module._CLIENT_OPTIONS["connection_timeout"],
+                         read_timeout=tables_module._CLIENT_OPTIONS["read_timeout"])
         self.counts: Counter[str] = Counter()
 
     def send(self, request: Any, **kwargs: Any) -> Any:

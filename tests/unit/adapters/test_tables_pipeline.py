@@ -9,6 +9,7 @@ from azure.core.pipeline.policies import ProxyPolicy
 from azure.core.pipeline.policies import RedirectPolicy
 from azure.data.tables._policies import TablesRetryPolicy
 
+from sanscouture.adapters.tables import LeanSession
 from sanscouture.adapters.tables import Tables
 
 AZURITE = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
@@ -29,3 +30,9 @@ def test_the_transport_does_not_read_proxies_from_the_environment_on_every_call(
     tables = Tables.from_connection_string(AZURITE)
     transport = tables._service._client._client._pipeline._transport
     assert transport._use_env_settings is False
+
+
+def test_the_transport_sends_through_the_lean_session() -> None:
+    tables = Tables.from_connection_string(AZURITE)
+    transport = tables._service._client._client._pipeline._transport
+    assert type(transport.session) is LeanSession
