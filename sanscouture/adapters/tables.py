@@ -13,12 +13,16 @@ dicts and lists are JSON-encoded in a property whose name ends with ``__json``.
 from __future__ import annotations
 
 import json
+import re
 import time
+import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
+from email.utils import formatdate
 from typing import Any
+from urllib.parse import quote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError
@@ -30,9 +34,11 @@ from azure.core.pipeline.policies import NetworkTraceLoggingPolicy
 from azure.core.pipeline.policies import ProxyPolicy
 from azure.core.pipeline.policies import RedirectPolicy
 from azure.core.pipeline.transport import RequestsTransport
+from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient
 from azure.data.tables import TableServiceClient
 from azure.data.tables import UpdateMode
+from azure.data.tables._serialize import _add_entity_properties
 from requests import PreparedRequest
 from requests import Response
 from requests import Session
@@ -206,12 +212,9 @@ class TableStore:
     def save_many(self, partition: str, rows: Mapping[str, Mapping[str, Any]], expires_in: float | None) -> None:
         """Create or replace several rows of one partition in a single request (an entity group
         transaction: all or nothing, at most 100 rows)."""
-        operations = [
-            ("upsert", self._entity(partition, row, data, expires_in), {"mode": UpdateMode.REPLACE})
-            for row, data in rows.items()
-        ]
+        entities = [self._entity(partition, row, data, expires_in) for row, data in rows.items()]
         with _translate_outage(self.name):
-            self._client.submit_transaction(operations)
+            _submit_upserts(self._client, entities)
 
     def delete(self, partition: str, row: str) -> bool:
         """Delete a row whatever its state; False if it was not there."""
@@ -318,6 +321,55 @@ class TableStore:
         if expires_in is not None:
             entity["expires_at"] = float(self._clock() + expires_in)
         return entity
+
+
+def _submit_upserts(client: TableClient, entities: list[dict[str, Any]]) -> None:
+    """An entity group transaction of "Insert Or Replace Entity" operations (REST: "Performing entity
+    group transactions"), sent through the table client's own pipeline (signing, retries, tracing).
+
+    The SDK's ``submit_transaction`` builds the multipart body and parses the answer with the ``email``
+    package: about four times the CPU of a single write, on every sign-in (its audit rows). The body is
+    the same multipart/mixed changeset, written here directly; the answer's parts are only checked for
+    their status line (all 2xx, else the first refusal is raised as the SDK raises it, an
+    :class:`HttpResponseError` with that status)."""
+    base = f"{client.scheme}://{client._primary_hostname}"
+    batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
+    date = formatdate(usegmt=True)
+    parts = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode()]
+    for index, entity in enumerate(entities):
+        body = json.dumps(_add_entity_properties(entity)).encode()
+        keys = f"PartitionKey='{_url_key(entity['PartitionKey'])}',RowKey='{_url_key(entity['RowKey'])}'"
+        parts.append((
+            f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+            f"Content-ID: {index}\r\n\r\n"
+            f"PUT {base}/{client.table_name}({keys}) HTTP/1.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"x-ms-version: {client.api_version}\r\nDataServiceVersion: 3.0\r\nAccept: application/json\r\n"
+            f"x-ms-date: {date}\r\nDate: {date}\r\n\r\n"
+        ).encode() + body + b"\r\n")
+    parts.append(f"--{changeset}--\r\n\r\n--{batch}--\r\n".encode())
+    request = HttpRequest("POST", f"{base}/$batch", content=b"".join(parts), headers={
+        "x-ms-version": client.api_version, "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
+        "Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json",
+    })
+    # Streamed, as the SDK sends it: the decoding policy would try to read multipart/mixed as JSON.
+    response = client._client.send_request(request, stream=True)
+    response.read()
+    if response.status_code != 202:
+        raise HttpResponseError(message=f"entity group transaction: HTTP {response.status_code}", response=response)
+    refused = [int(status) for status in _PART_STATUS.findall(response.content) if not 200 <= int(status) < 300]
+    if refused:
+        error = HttpResponseError(message=f"entity group transaction refused: HTTP {refused[0]}", response=response)
+        error.status_code = refused[0]
+        raise error
+
+
+_PART_STATUS = re.compile(rb"^HTTP/1\.1 (\d{3}) ", re.MULTILINE)
+
+
+def _url_key(key: str) -> str:
+    """A key in an entity's URL: quotes doubled (OData), then percent-encoded as the SDK does."""
+    return quote(key.replace("'", "''"))
 
 
 def _record_status(statuses: list[int]) -> Callable[[Any], None]:

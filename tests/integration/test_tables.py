@@ -12,6 +12,7 @@ from sandbox.servers import free_port
 from sanscouture.adapters.tables import TABLE_NAMES
 from sanscouture.adapters.tables import TRANSIENT_TABLES
 from sanscouture.adapters.tables import Tables
+from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import StorageUnavailableError
 from tests.integration.conftest import Clock
 
@@ -173,3 +174,26 @@ def test_rows_where_filters_on_string_properties_server_side_and_skips_expired_r
     assert codes.rows_where({}) == []  # never the whole table by accident
     with pytest.raises(ValueError):
         codes.rows_where({"tid eq 'x' or oid": oid})
+
+
+def test_save_many_round_trips_values_of_every_kind_and_replaces_rows(tables: Tables, clock: Clock) -> None:
+    pk = key()
+    data = {"text": "Médecin « é »", "count": 2**40, "flag": True, "nested": {"a": [1, "b"]}, "items": ["x"]}
+    tables["audit"].save_many(pk, {"a": {"event": "old"}}, expires_in=None)
+    tables["audit"].save_many(pk, {"a": data, "it's": {"event": "y"}}, expires_in=60)
+    rows = {row.row: row for row in tables["audit"].partition(pk)}
+    assert {name: dict(row.data) for name, row in rows.items()} == {"a": data, "it's": {"event": "y"}}
+    assert rows["a"].expires_at == pytest.approx(clock.now + 60)
+
+
+def test_save_many_is_all_or_nothing_and_a_refused_row_is_the_request_s_fault(tables: Tables) -> None:
+    pk = key()
+    with pytest.raises(InvalidRequestError):
+        tables["audit"].save_many(pk, {"a": {"event": "x"}, "b": {"big": "x" * 70_000}}, expires_in=None)
+    assert tables["audit"].partition(pk) == []
+
+
+def test_save_many_on_unreachable_storage_raises_storage_unavailable() -> None:
+    dead = Tables.from_connection_string(azurite.connection_string(free_port()))
+    with pytest.raises(StorageUnavailableError):
+        dead["audit"].save_many("p", {"a": {"event": "x"}, "b": {"event": "y"}}, expires_in=None)
