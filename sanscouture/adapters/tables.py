@@ -35,6 +35,7 @@ from azure.core.pipeline.policies import ProxyPolicy
 from azure.core.pipeline.policies import RedirectPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
+from azure.core.tracing.decorator import distributed_trace
 from azure.data.tables import TableClient
 from azure.data.tables import TableServiceClient
 from azure.data.tables import UpdateMode
@@ -323,6 +324,7 @@ class TableStore:
         return entity
 
 
+@distributed_trace(name_of_span="TableClient.submit_transaction")  # the SDK's span name, for the dashboards
 def _submit_upserts(client: TableClient, entities: list[dict[str, Any]]) -> None:
     """An entity group transaction of "Insert Or Replace Entity" operations (REST: "Performing entity
     group transactions"), sent through the table client's own pipeline (signing, retries, tracing).

@@ -262,7 +262,8 @@ def test_the_telemetry_of_sign_ins_tokens_and_an_outage_is_complete_and_holds_no
     targets = {str(d.get("target")) for d in dependencies}
     assert f"127.0.0.1:{where.ports.entra}" in targets and f"127.0.0.1:{where.ports.psc}" in targets
     assert f"127.0.0.1:{observed.storage.port}" in targets
-    assert {"TableClient.create_entity", "TableClient.get_entity"} <= {str(d.get("name")) for d in dependencies}
+    assert {"TableClient.create_entity", "TableClient.get_entity", "TableClient.submit_transaction"} <= {
+        str(d.get("name")) for d in dependencies}
     for dependency in dependencies:
         assert "?" not in str(dependency.get("data", "")).replace("?[query removed]", ""), dependency
 
