@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -197,3 +198,24 @@ def test_save_many_on_unreachable_storage_raises_storage_unavailable() -> None:
     dead = Tables.from_connection_string(azurite.connection_string(free_port()))
     with pytest.raises(StorageUnavailableError):
         dead["audit"].save_many("p", {"a": {"event": "x"}, "b": {"event": "y"}}, expires_in=None)
+
+
+def test_storage_calls_reuse_one_kept_alive_connection_and_replace_one_the_server_closed(
+    azurite_server: azurite.Azurite,
+) -> None:
+    pk = key()
+    tables = Tables.from_connection_string(azurite_server.connection_string)
+    store = tables["codes"]
+    store.save(pk, "r", {"n": 1}, expires_in=60)
+    session = tables._service._client._client._pipeline._transport.session
+    for _ in range(3):
+        assert store.find(pk, "r") is not None
+    (idle,) = [connection for connections in session._idle.values() for connection in connections]
+    for _ in range(3):
+        assert store.find(pk, "r") is not None
+    assert [c for cs in session._idle.values() for c in cs] == [idle]  # the same connection, every time
+
+    idle.sock.shutdown(socket.SHUT_RDWR)  # as a server closing an idle connection
+    assert store.find(pk, "r") is not None
+    (fresh,) = [connection for connections in session._idle.values() for connection in connections]
+    assert fresh is not idle
