@@ -11,12 +11,14 @@ handshake in the connection's thread, not in the accepting one.
 from __future__ import annotations
 
 import io
+import itertools
 import socket
 import ssl
 import threading
 import traceback
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -88,11 +90,47 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("wsgi.input_terminated", None)
         try:
-            status, headers, payload = _call(self.server.app, environ)
+            status, headers, payload, rest = _call(self.server.app, environ)
         except Exception:
             self.log_error("Error on request:\n%s", traceback.format_exc())
-            status, headers, payload = "500 Internal Server Error", [("Content-Type", "text/plain")], b""
-        self._send(status, headers, payload)
+            status, headers, payload, rest = "500 Internal Server Error", [("Content-Type", "text/plain")], b"", None
+        if rest is None:
+            self._send(status, headers, payload)
+        else:
+            self._stream(status, headers, payload, rest)
+
+    def _stream(self, status: str, headers: list[tuple[str, str]], first: bytes, rest: Iterator[bytes]) -> None:
+        """A body of unknown length, as the application yields it: chunked (HTTP/1.1), else until close."""
+        try:
+            code_text, _, reason = status.partition(" ")
+            self.send_response(int(code_text), reason)
+            for name, value in headers:
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(name, value)
+            chunked = self.request_version == "HTTP/1.1"
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.close_connection = True
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            for chunk in itertools.chain([first], rest):
+                if not chunk:
+                    continue
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                self.wfile.flush()
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+        except Exception:
+            self.close_connection = True  # the client left, or the application failed half-way
+            raise
+        finally:
+            close = getattr(rest, "close", None)
+            if close is not None:
+                close()
 
     def _read_body(self, environ: dict[str, Any]) -> bytes:
         stream = environ["wsgi.input"]
@@ -128,8 +166,11 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
         self.flush_headers()
 
 
-def _call(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Run the WSGI application and collect its whole response (the sandbox's bodies are small)."""
+def _call(
+    app: WsgiApp, environ: dict[str, Any]
+) -> tuple[str, list[tuple[str, str]], bytes, Iterator[bytes] | None]:
+    """Run the WSGI application: its status, headers and whole body; or, for a body of unknown length
+    (an iterator and no ``Content-Length``: a stream), its first chunk and the iterator of the rest."""
     started: list[tuple[str, list[tuple[str, str]]]] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
@@ -140,16 +181,28 @@ def _call(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, s
 
     chunks: list[bytes] = []
     result: Iterable[bytes] = app(environ, start_response)
+    streamed = False
     try:
-        chunks.extend(result)
+        if isinstance(result, (list, tuple)):
+            chunks.extend(result)
+        else:
+            rest = iter(result)
+            first = next(rest, b"")  # a lazy application calls start_response here
+            if not started:
+                raise RuntimeError("the application returned without calling start_response")
+            if not any(name.lower() == "content-length" for name, _ in started[0][1]):
+                streamed = True
+                return started[0][0], started[0][1], b"".join(chunks) + first, rest
+            chunks.append(first)
+            chunks.extend(rest)
     finally:
         close = getattr(result, "close", None)
-        if close is not None:
+        if close is not None and not streamed:
             close()
     if not started:
         raise RuntimeError("the application returned without calling start_response")
     status, headers = started[0]
-    return status, headers, b"".join(chunks)
+    return status, headers, b"".join(chunks), None
 
 
 class KeepAliveServer(ThreadedWSGIServer):

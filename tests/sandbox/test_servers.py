@@ -33,6 +33,9 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[byt
     if path == "/ignore-body":  # answers without reading the body: it must not leak into the next request
         start_response("400 Bad Request", [("Content-Type", "text/plain")])
         return [b"refused"]
+    if path == "/stream":  # a body of unknown length, yielded as it comes
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (part for part in (b"one ", b"", b"two"))
     if path == "/empty":
         start_response("204 No Content", [])
         return []
@@ -59,7 +62,7 @@ def test_one_connection_serves_every_kind_of_response(server: RunningServer, loc
     for method, path, body in (("GET", "/ok", None), ("GET", "/redirect", None), ("GET", "/missing-is-ok", None),
                                ("POST", "/ignore-body", b"x" * 70_000), ("POST", "/echo", b"abc"),
                                ("GET", "/boom", None), ("GET", "/empty", None), ("HEAD", "/ok", None),
-                               ("GET", "/ok", None)):
+                               ("GET", "/stream", None), ("GET", "/ok", None)):
         connection.request(method, path, body=body)
         response = connection.getresponse()
         seen.append((path, response.status, response.getheader("Content-Length"), response.read()))
@@ -76,6 +79,7 @@ def test_one_connection_serves_every_kind_of_response(server: RunningServer, loc
         ("/boom", 500, "0", b""),
         ("/empty", 204, None, b""),
         ("/ok", 200, "2", b""),  # HEAD: the length of the body a GET would get, no body
+        ("/stream", 200, None, b"one two"),  # chunked: sent as the application yields it
         ("/ok", 200, "2", b"ok"),
     ]
 
