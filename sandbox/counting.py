@@ -10,7 +10,6 @@ from collections import Counter
 from typing import Any
 
 from azure.core.pipeline.transport import RequestsTransport
-from azure.data.tables import TableServiceClient
 
 from sanscouture.adapters import tables as tables_module
 
@@ -19,7 +18,10 @@ class RequestCounter(RequestsTransport):
     """Counts Table Storage HTTP requests by operation and table (``GET codes``, ``PUT bindings``...)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        # As the broker's own transport (sanscouture/adapters/tables.py: lean_transport).
+        super().__init__(session=tables_module.LeanSession(), use_env_settings=False,
+                         connection_timeout=tables_module._CLIENT_OPTIONS["connection_timeout"],
+                         read_timeout=tables_module._CLIENT_OPTIONS["read_timeout"])
         self.counts: Counter[str] = Counter()
 
     def send(self, request: Any, **kwargs: Any) -> Any:
@@ -37,7 +39,7 @@ class RequestCounter(RequestsTransport):
 def counting_tables(connection_string: str) -> tuple[tables_module.Tables, RequestCounter]:
     """The broker's tables over ``connection_string``, every request counted."""
     counter = RequestCounter()
-    service = TableServiceClient.from_connection_string(
+    service = tables_module.LeanTableServiceClient.from_connection_string(
         connection_string, transport=counter, **tables_module._CLIENT_OPTIONS
     )
     return tables_module.Tables(service), counter

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sandbox import azurite
+from sandbox import processes
 from sandbox import tls as local_tls
 from sandbox.broker_clock import MovableClock
 from sandbox.broker_clock import time_travel
@@ -33,6 +34,8 @@ from sandbox.servers import RunningServer
 from sandbox.servers import serve
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from sandbox.psc_sim import PscSimConfig
     from sandbox.queue_host import QueueHost
 
@@ -138,7 +141,7 @@ class Sandbox:
     broker_overrides: dict[str, str] = field(default_factory=dict)  # BROKER_* settings replaced
     psc_token_auth_method: str = "client_secret_basic"
     telemetry_port: int | None = None  # a port: the broker's telemetry goes to a local sink (off by default)
-    servers: list[RunningServer] = field(default_factory=list)
+    servers: list[RunningServer | processes.ChildServer] = field(default_factory=list)
     queue_host: QueueHost | None = None
     _azurite: azurite.Azurite | None = None
 
@@ -235,9 +238,8 @@ class Sandbox:
     def _start_servers(self) -> None:
         # Imported here, once the BROKER_* environment is set: the broker reads it on first use.
         from functions import _wiring
-        from sandbox import entra_sim
-        from sandbox import psc_sim
-        from sandbox.demo import app as demo_app
+        from sandbox.flex import FlexHost
+        from sandbox.flex import FlexInstance
         from sandbox.host import FunctionsHost
         from sanscouture.adapters.keyfile import ensure_key_file
         from sanscouture.adapters.tables import Tables
@@ -246,24 +248,22 @@ class Sandbox:
         Tables.from_connection_string(self.azurite_connection or "").create_all()
         self.broker_clock = MovableClock()
         _wiring.use_clock(self.broker_clock)
+
+        tls_dir = self.tls.directory
+        # The simulators and the demo service in processes of their own, as they are other machines in
+        # Azure: started first, in parallel, while this process imports the broker.
+        children = [
+            processes.start_async("entra", "sandbox.run:entra_app", {
+                "base_url": self.entra_url, "client_secret": self.entra_secret,
+                "redirect_uris": (f"{self.broker_url}/callback",)}, self.ports.entra, tls_dir),
+            processes.start_async("psc", "sandbox.run:psc_app", {
+                "base_url": self.psc_url, "config": self._psc_registration()}, self.ports.psc, tls_dir),
+            processes.start_async("demo", "sandbox.run:demo_app", {
+                "base_url": self.demo_url, "issuer": self.broker_url, "client_id": self.demo_client.client_id,
+                "client_secret": self.demo_client.secret or ""}, self.ports.demo, tls_dir),
+        ]
         import function_app
 
-        broker_redirects = (f"{self.broker_url}/callback",)
-        self.servers.append(
-            serve(
-                "entra",
-                entra_sim.create_app(self.entra_url, entra_sim.sandbox_config(
-                    client_id="sans-couture-broker",
-                    client_secret=self.entra_secret,
-                    redirect_uris=broker_redirects,
-                    base_url=self.entra_url,  # trusts the managed identity too, as the Bicep sets it up
-                )),
-                self.ports.entra,
-                self.tls,
-            )
-        )
-        self.servers.append(serve("psc", psc_sim.create_app(self.psc_url, self._psc_registration()), self.ports.psc,
-                                  self.tls))
         if self.queues_connection:
             # The queue triggers run as the Functions host runs them (host.json extensions.queues).
             from sandbox.queue_host import QueueHost
@@ -271,21 +271,11 @@ class Sandbox:
             self.queue_host = QueueHost(function_app.app, {"BROKER_QUEUES": self.queues_connection})
             self.queue_host.start()
         host = FunctionsHost(function_app.app, traced=self.telemetry_port is not None)
-        self.servers.append(serve("broker", with_clock_control(host, self.broker_clock),
-                                  self.ports.broker, self.tls))
-        self.servers.append(
-            serve(
-                "demo",
-                demo_app.create_app(
-                    base_url=self.demo_url,
-                    issuer=self.broker_url,
-                    client_id=self.demo_client.client_id,
-                    client_secret=self.demo_client.secret or "",
-                ),
-                self.ports.demo,
-                self.tls,
-            )
-        )
+        for child in children:  # the broker answers only once its upstreams do
+            self.servers.append(child.wait())
+        # Served as one Flex Consumption instance serves it (concurrency and threads from the Bicep).
+        flex = FlexHost(with_clock_control(host, self.broker_clock), FlexInstance.from_bicep())
+        self.servers.append(serve("broker", flex, self.ports.broker, self.tls))
 
     def time_travel(self, seconds: int) -> AbstractContextManager[None]:
         """The broker's, Entra's and PSC's clocks ``seconds`` ahead for a ``with`` block."""
@@ -317,3 +307,31 @@ class Sandbox:
         if self._azurite is not None:
             self._azurite.stop()
             self._azurite = None
+
+
+# Factories of the applications served in child processes (sandbox/processes.py): module-level, so that a
+# spawned interpreter imports them by name; arguments are plain values.
+
+
+def entra_app(base_url: str, client_secret: str, redirect_uris: tuple[str, ...]) -> Flask:
+    """The Entra simulator with the broker's app registration; trusts the managed identity too, as the
+    Bicep sets it up."""
+    from sandbox import entra_sim
+
+    config = entra_sim.sandbox_config(client_id="sans-couture-broker", client_secret=client_secret,
+                                      redirect_uris=redirect_uris, base_url=base_url)
+    return entra_sim.create_app(base_url, config)
+
+
+def psc_app(base_url: str, config: PscSimConfig) -> Flask:
+    """The PSC simulator with the broker registered as ANS would register it."""
+    from sandbox import psc_sim
+
+    return psc_sim.create_app(base_url, config)
+
+
+def demo_app(base_url: str, issuer: str, client_id: str, client_secret: str) -> Flask:
+    """The demo relying party."""
+    from sandbox.demo import app as demo
+
+    return demo.create_app(base_url=base_url, issuer=issuer, client_id=client_id, client_secret=client_secret)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +13,7 @@ from sandbox.servers import free_port
 from sanscouture.adapters.tables import TABLE_NAMES
 from sanscouture.adapters.tables import TRANSIENT_TABLES
 from sanscouture.adapters.tables import Tables
+from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import StorageUnavailableError
 from tests.integration.conftest import Clock
 
@@ -173,3 +175,47 @@ def test_rows_where_filters_on_string_properties_server_side_and_skips_expired_r
     assert codes.rows_where({}) == []  # never the whole table by accident
     with pytest.raises(ValueError):
         codes.rows_where({"tid eq 'x' or oid": oid})
+
+
+def test_save_many_round_trips_values_of_every_kind_and_replaces_rows(tables: Tables, clock: Clock) -> None:
+    pk = key()
+    data = {"text": "Médecin « é »", "count": 2**40, "flag": True, "nested": {"a": [1, "b"]}, "items": ["x"]}
+    tables["audit"].save_many(pk, {"a": {"event": "old"}}, expires_in=None)
+    tables["audit"].save_many(pk, {"a": data, "it's": {"event": "y"}}, expires_in=60)
+    rows = {row.row: row for row in tables["audit"].partition(pk)}
+    assert {name: dict(row.data) for name, row in rows.items()} == {"a": data, "it's": {"event": "y"}}
+    assert rows["a"].expires_at == pytest.approx(clock.now + 60)
+
+
+def test_save_many_is_all_or_nothing_and_a_refused_row_is_the_request_s_fault(tables: Tables) -> None:
+    pk = key()
+    with pytest.raises(InvalidRequestError):
+        tables["audit"].save_many(pk, {"a": {"event": "x"}, "b": {"big": "x" * 70_000}}, expires_in=None)
+    assert tables["audit"].partition(pk) == []
+
+
+def test_save_many_on_unreachable_storage_raises_storage_unavailable() -> None:
+    dead = Tables.from_connection_string(azurite.connection_string(free_port()))
+    with pytest.raises(StorageUnavailableError):
+        dead["audit"].save_many("p", {"a": {"event": "x"}, "b": {"event": "y"}}, expires_in=None)
+
+
+def test_storage_calls_reuse_one_kept_alive_connection_and_replace_one_the_server_closed(
+    azurite_server: azurite.Azurite,
+) -> None:
+    pk = key()
+    tables = Tables.from_connection_string(azurite_server.connection_string)
+    store = tables["codes"]
+    store.save(pk, "r", {"n": 1}, expires_in=60)
+    session = tables._service._client._client._pipeline._transport.session
+    for _ in range(3):
+        assert store.find(pk, "r") is not None
+    (idle,) = [connection for connections in session._idle.values() for connection in connections]
+    for _ in range(3):
+        assert store.find(pk, "r") is not None
+    assert [c for cs in session._idle.values() for c in cs] == [idle]  # the same connection, every time
+
+    idle.sock.shutdown(socket.SHUT_RDWR)  # as a server closing an idle connection
+    assert store.find(pk, "r") is not None
+    (fresh,) = [connection for connections in session._idle.values() for connection in connections]
+    assert fresh is not idle

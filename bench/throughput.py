@@ -1,0 +1,223 @@
+"""Throughput of the broker beside node-oidc-provider, measured with the same client on the same machine.
+
+The broker runs as ``make demo`` runs it (``python -m sandbox`` in a child process: the broker host with
+the Flex instance's concurrency; the simulators and the demo in processes of their own; Azurite in
+memory); the peer is oidc-provider pinned in package.json (``bench/peer/provider.mjs``). The load client
+(:mod:`bench.load`) runs in this process, so that the CPU time read from ``/proc/<pid>/stat`` is the
+provider's alone. For each operation and concurrency it prints requests/s, median and p95 latency, the
+provider's CPU ms per operation, for both, and their ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from bench import load
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER_PROVIDER = ROOT / "bench" / "peer" / "provider.mjs"
+REDIRECT_URI = "https://127.0.0.1:7172/cb"  # nothing listens: the client stops at the redirect
+CLIENT_ID = "bench-client"
+CLIENT_SECRET = "bench-secret-" + "0" * 20
+ENTRA_PERSONA = "cpx"
+PSC_PERSONA = "medecin-cps"
+START_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A running OpenID Provider: its issuer, the process whose CPU is read, and the client's settings."""
+
+    name: str
+    pid: int
+    settings: load.Settings
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One operation at one concurrency, for one provider."""
+
+    operation: str
+    concurrency: int
+    result: load.PhaseResult
+
+
+def peer_version() -> str:
+    package = ROOT / "node_modules" / "oidc-provider" / "package.json"
+    return str(json.loads(package.read_text(encoding="utf-8"))["version"])
+
+
+@contextmanager
+def running_peer(workdir: Path) -> Iterator[Provider]:
+    """oidc-provider on a free port, with the benchmark's client (``client_secret_basic``, PKCE required)."""
+    from sandbox.servers import free_port
+
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PORT": str(port), "CLIENT_ID": CLIENT_ID, "CLIENT_SECRET": CLIENT_SECRET,
+           "REDIRECT_URI": REDIRECT_URI, "NODE_ENV": "production"}
+    log = (workdir / "peer.log").open("w", encoding="utf-8")
+    process = subprocess.Popen(["node", str(PEER_PROVIDER)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(f"{issuer}/.well-known/openid-configuration", process, workdir / "peer.log", verify=True)
+        yield Provider(f"oidc-provider {peer_version()}", process.pid, load.Settings(
+            issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI,
+            scope="openid", verify=True, timeout_s=30.0,
+        ))
+    finally:
+        _stop(process)
+        log.close()
+
+
+@contextmanager
+def running_broker(workdir: Path) -> Iterator[Provider]:
+    """``python -m sandbox`` with the benchmark's client registered, Azurite in memory, telemetry off."""
+    from sandbox import azurite
+    from sandbox.run import RegisteredClient
+    from sandbox.servers import free_port
+
+    client = RegisteredClient(client_id=CLIENT_ID, redirect_uris=(REDIRECT_URI,), secret=CLIENT_SECRET)
+    clients_file = workdir / "clients.json"
+    clients_file.write_text(json.dumps([client.metadata()]), encoding="utf-8")
+    store = azurite.start(free_port())
+    ports = {name: free_port() for name in ("DEMO", "BROKER", "ENTRA", "PSC")}
+    env = {**os.environ, "SANDBOX_DATA_DIR": str(workdir / "sandbox"), "SANDBOX_CLIENTS": str(clients_file),
+           "SANDBOX_AZURITE_CONNECTION": store.connection_string, "SANDBOX_TELEMETRY": "0",
+           "PYTHONUNBUFFERED": "1",
+           # One benchmarking source signs in far faster than a person: the per-source limits would answer 429.
+           "BROKER_LIMIT_JOURNEYS_PER_MINUTE": "1000000", "BROKER_LIMIT_FAILED_CLIENT_AUTH_PER_MINUTE": "1000000",
+           **{f"SANDBOX_{name}_PORT": str(port) for name, port in ports.items()}}
+    log_path = workdir / "sandbox.log"
+    log = log_path.open("w", encoding="utf-8")
+    process = subprocess.Popen([sys.executable, "-m", "sandbox"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    try:
+        issuer = f"https://127.0.0.1:{ports['BROKER']}"
+        ca = workdir / "sandbox" / "tls" / "bundle.pem"
+        _wait_for(f"{issuer}/.well-known/openid-configuration", process, log_path, verify=ca)
+        while "Press Ctrl-C to stop." not in log_path.read_text(encoding="utf-8"):  # every server is up
+            if process.poll() is not None:
+                raise RuntimeError(f"the sandbox exited ({process.returncode})")
+            time.sleep(0.1)
+        # requests takes REQUESTS_CA_BUNDLE over a session's own ``verify``: the sandbox CA is named there.
+        os.environ["REQUESTS_CA_BUNDLE"] = str(ca)
+        yield Provider("broker (sandbox)", process.pid, load.Settings(
+            issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI,
+            scope="openid scope_all", verify=str(ca), timeout_s=30.0,
+            extra_params=(("login_hint", ENTRA_PERSONA),),  # Entra SSO: the persona without a page
+            press=("pair", "confirm"),  # "Appairer" on the first sign-in only, then "Confirmer"
+            hints=((f"127.0.0.1:{ports['PSC']}", PSC_PERSONA),),
+        ))
+    finally:
+        _stop(process)
+        log.close()
+        store.stop()
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path, verify: bool | Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        if not isinstance(verify, Path) or verify.exists():
+            try:
+                if requests.get(url, timeout=2, verify=str(verify) if isinstance(verify, Path) else verify).ok:
+                    return
+            except requests.RequestException:
+                pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url}: not answering after {START_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def measure(provider: Provider, flows: int, warmup: int, levels: tuple[int, ...]) -> list[Figures]:
+    """Warm-up flows, then each operation at each concurrency level."""
+    probe = load.ProcessProbe(provider.pid)
+    metadata = load.discover(provider.settings)
+    keys = load.SigningKeys(metadata["jwks_uri"], provider.settings)
+
+    def new_party() -> load.RelyingParty:
+        return load.RelyingParty(provider.settings, metadata, keys)
+
+    warm, _ = load.run_phase("warm-up", max(levels), range(warmup), load.RelyingParty.full_flow, new_party, probe)
+    if warm.errors:
+        raise RuntimeError(f"{provider.name}: warm-up failed: {warm.error_samples[0]}")
+    figures: list[Figures] = []
+    for level in levels:
+        _, redeemed = load.token_phase(level, flows, new_party, probe)
+        figures.append(Figures("POST /token", level, redeemed))
+    for level in levels:
+        signed_in, _ = load.run_phase("full sign-in", level, range(flows), load.RelyingParty.full_flow, new_party,
+                                      probe)
+        figures.append(Figures("full sign-in", level, signed_in))
+    for level in levels:
+        figures.append(Figures("prompt=none", level, load.silent_phase(level, flows, new_party, probe)))
+    for figure in figures:
+        if figure.result.errors:
+            raise RuntimeError(f"{provider.name} {figure.operation} C={figure.concurrency}: "
+                               f"{figure.result.errors} errors, e.g. {figure.result.error_samples[:2]}")
+    return figures
+
+
+def report(broker: list[Figures], peer: list[Figures], peer_name: str, out: Callable[[str], None] = print) -> None:
+    """One line per operation and concurrency; ratios are broker / peer (requests/s and CPU ms per op)."""
+    out(f"\nThroughput: the broker in the sandbox (B) beside {peer_name} (P), same client, same machine")
+    out("  (req/s and latency seen by the client; CPU: the provider process's ms per operation)")
+    header = (f"  {'operation':<14} {'C':>2} | {'B req/s':>8} {'med ms':>7} {'p95 ms':>7} {'CPU ms':>7} | "
+              f"{'P req/s':>8} {'med ms':>7} {'p95 ms':>7} {'CPU ms':>7} | {'ratio req/s':>11} {'ratio CPU':>9}")
+    out(header)
+    out("  " + "-" * (len(header) - 2))
+    for ours, theirs in zip(broker, peer, strict=True):
+        b, p = ours.result, theirs.result
+        rate_ratio = b.rate_per_s / p.rate_per_s if p.rate_per_s else float("nan")
+        cpu_ratio = (b.op_cpu_ms_per_op / p.op_cpu_ms_per_op
+                     if b.op_cpu_ms_per_op is not None and p.op_cpu_ms_per_op else float("nan"))
+        out(f"  {ours.operation:<14} {ours.concurrency:>2} | {b.rate_per_s:>8.1f} {b.median_ms:>7.2f} {b.p95_ms:>7.2f} "
+            f"{_cpu(b):>7} | {p.rate_per_s:>8.1f} {p.median_ms:>7.2f} {p.p95_ms:>7.2f} {_cpu(p):>7} | "
+            f"{rate_ratio:>10.3f}× {cpu_ratio:>8.2f}×")
+
+
+def _cpu(result: load.PhaseResult) -> str:
+    return f"{result.op_cpu_ms_per_op:.2f}" if result.op_cpu_ms_per_op is not None else "-"
+
+
+def throughput(flows: int = 100, warmup: int = 30, levels: tuple[int, ...] = (1, 4)) -> None:
+    """Measure the broker, then the peer (one at a time: they share the machine's CPUs), and print both."""
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as folder:
+        workdir = Path(folder)
+        try:
+            with running_broker(workdir) as broker:
+                ours = measure(broker, flows, warmup, levels)
+            with running_peer(workdir) as peer:
+                theirs = measure(peer, flows, warmup, levels)
+        except Exception:
+            for log in ("sandbox.log", "peer.log"):
+                if (workdir / log).exists():
+                    print(f"--- {log} (last lines) ---\n" + "\n".join(
+                        (workdir / log).read_text(encoding="utf-8").splitlines()[-40:]), file=sys.stderr)
+            raise
+    report(ours, theirs, peer.name)
+    print(f"  {flows} operations per line after {warmup} warm-up sign-ins; the peer over http, the broker over "
+          "https (keep-alive for both)")
