@@ -140,10 +140,12 @@ HOSTILE_NAMES = st.one_of(
 )
 
 
-def params(plausible: Mapping[str, Sequence[str]], *, max_value: int = 12_000) -> st.SearchStrategy[list[Param]]:
-    """Parameters of one request: a subset of the endpoint's parameters with plausible or hostile values,
-    some repeated, plus hostile extra names, in any order, each encoded one way or another. (Every
-    strategy is built once here: building them per example costs more than drawing from them.)"""
+def params(plausible: Mapping[str, Sequence[str]], *, max_value: int = 12_000,
+           rare: frozenset[str] = frozenset()) -> st.SearchStrategy[list[Param]]:
+    """Parameters of one request: a subset of the endpoint's parameters with plausible or hostile values
+    (the ``rare`` ones seldom: they switch the endpoint to another branch), some repeated, plus hostile
+    extra names, once or twice, in any order, each encoded one way or another. (Every strategy is built
+    once here: building them per example costs more than drawing from them.)"""
     hostile = hostile_text(max_value)
     values = {name: st.one_of(st.sampled_from(list(known)), st.sampled_from(list(known)), hostile) if known
               else hostile for name, known in plausible.items()}
@@ -153,14 +155,15 @@ def params(plausible: Mapping[str, Sequence[str]], *, max_value: int = 12_000) -
     def build(draw: st.DrawFn) -> list[Param]:
         chosen: list[Param] = []
         for name in names:
-            if draw(st.integers(0, 9)) < 7:  # most of the parameters, mostly plausible
+            if draw(st.integers(0, 9)) < (1 if name in rare else 7):  # most of them, mostly plausible
                 chosen.append(_param(draw, name, values[name]))
         for _ in range(draw(st.integers(0, 3))):  # repeated names (RFC 6749 3.1 forbids them)
             if names:
                 name = draw(st.sampled_from(names))
                 chosen.append(_param(draw, name, values[name]))
-        for _ in range(draw(st.integers(0, 3))):  # names the endpoint does not know
-            chosen.append(_param(draw, draw(HOSTILE_NAMES), hostile))
+        for _ in range(draw(st.integers(0, 3))):  # names the endpoint does not know, sometimes twice
+            extra = _param(draw, draw(HOSTILE_NAMES), hostile)
+            chosen.extend([extra, extra] if draw(st.integers(0, 3)) == 0 else [extra])
         if draw(st.integers(0, 19)) == 0:  # more fields than the broker takes (413)
             chosen.extend(Param(f"f{i}", "x") for i in range(draw(st.integers(60, 120))))
         return draw(st.permutations(chosen))
@@ -319,9 +322,9 @@ class HostileRequest:
         printer.text(repr(self))
 
 
-def body_of(plausible: Mapping[str, Sequence[str]]) -> st.SearchStrategy[bytes]:
+def body_of(plausible: Mapping[str, Sequence[str]], rare: frozenset[str]) -> st.SearchStrategy[bytes]:
     """A POST body: form fields (mostly), or junk bytes, JSON, or more than 64 KiB."""
-    form = params(plausible).map(lambda fields: encode_params(fields, in_url=False))
+    form = params(plausible, rare=rare).map(lambda fields: encode_params(fields, in_url=False))
     return st.one_of(
         form, form, form, form, form, form,
         st.binary(max_size=2000),
@@ -338,11 +341,13 @@ def hostile_request(
     authorizations: Sequence[str] = (),
     cookies: Sequence[str] = (),
     valid_token: str | None = None,
+    rare: frozenset[str] = frozenset(),
 ) -> st.SearchStrategy[HostileRequest]:
     """Requests to ``path``: hostile query (and body for POST), headers and cookies."""
     methods = st.just(method) if isinstance(method, str) else st.sampled_from(list(method))
-    query_of = params(plausible).map(lambda fields: encode_params(fields, in_url=True)[:MAX_QUERY_BYTES])
-    bodies = body_of(plausible)
+    query_of = params(plausible, rare=rare).map(
+        lambda fields: encode_params(fields, in_url=True)[:MAX_QUERY_BYTES])
+    bodies = body_of(plausible, rare)
     authorization_of = authorization_header(authorizations)
     cookie_of = cookie_header(cookies)
     token = valid_token.encode() if valid_token else None
