@@ -26,7 +26,7 @@ from tests.unit.oidc.fakes import make_settings
 
 NOW = 1_800_000_000
 AUTHORITY = "https://login.example.com/organizations"
-TENANT = "11111111-2222-3333-4444-555555555555"
+TENANT = "1111aaaa-2222-3333-4444-555555555555"  # hex letters: the case of tid matters
 ENTRA_KEY = generate_private_jwk()
 METADATA = {
     "issuer": "https://login.example.com/{tenantid}/v2.0",
@@ -35,6 +35,7 @@ METADATA = {
     "jwks_uri": "https://login.example.com/organizations/discovery/v2.0/keys",
 }
 REDIRECT = "https://broker.example.fr/callback"
+MSI_ENDPOINT = "http://127.0.0.1:41000/msi/token"
 
 
 class Answer:
@@ -57,12 +58,21 @@ class RecordedEntra:
     def __init__(self) -> None:
         self.token: Answer | Exception | None = None
         self.posts: list[Mapping[str, Any]] = []
+        self.discovery: Answer | Exception = Answer(200, METADATA)
+        self.jwks = Answer(200, {"keys": [public_jwk(ENTRA_KEY)]})
+        self.msi = Answer(200, {"access_token": "mi-token", "expires_on": "4000000000", "resource": "x"})
+        self.msi_calls: list[Mapping[str, Any]] = []
 
     def get(self, url: str, **kwargs: Any) -> Answer:
         if url == f"{AUTHORITY}/v2.0/.well-known/openid-configuration":
-            return Answer(200, METADATA)
+            if isinstance(self.discovery, Exception):
+                raise self.discovery
+            return self.discovery
         if url == METADATA["jwks_uri"]:
-            return Answer(200, {"keys": [public_jwk(ENTRA_KEY)]})
+            return self.jwks
+        if url == MSI_ENDPOINT:
+            self.msi_calls.append(kwargs)
+            return self.msi
         return Answer(404, {})
 
     def post(self, url: str, **kwargs: Any) -> Answer:
@@ -80,16 +90,16 @@ def id_token(flow_nonce: str, *, key: Mapping[str, Any] = ENTRA_KEY, **claims: A
                "preferred_username": "claire.martin@chu-exemple.fr",
                "nonce": hashlib.sha256(flow_nonce.encode()).hexdigest(), **claims}
     payload = {name: value for name, value in payload.items() if value is not None}
-    if payload.get("tid") != TENANT.upper() and "iss" not in claims:  # the issuer names the token's tenant
+    if "iss" not in claims:  # the issuer names the token's tenant, as the token writes it
         payload["iss"] = f"https://login.example.com/{payload.get('tid', '')}/v2.0"
     return jwt.encode(payload, jwt.PyJWK(dict(key)).key, algorithm="RS256", headers={"kid": ENTRA_KEY["kid"]})
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, **settings: Any) -> None:
         self.entra = RecordedEntra()
         self.settings = make_settings(entra_authority=AUTHORITY, entra_client_id="broker",
-                                      entra_required_acrs=("c1", "c7"))
+                                      entra_required_acrs=("c1", "c7"), **settings)
         self.adapter = EntraAdapter(self.settings, self.entra, clock=FakeClock(NOW))  # type: ignore[arg-type]
 
     def begin(self, **kwargs: Any) -> tuple[dict[str, str], dict[str, Any]]:
@@ -120,6 +130,7 @@ def test_the_request_asks_for_the_id_token_only_with_the_required_contexts() -> 
         "login", "claire.martin@chu-exemple.fr", "0", "st-1")
     assert query["nonce"] == hashlib.sha256(flow["nonce"].encode()).hexdigest()
     assert "auth_uri" not in flow and flow["state"] == "st-1"
+    assert query["redirect_uri"] == REDIRECT and query["client_id"] == "broker"
 
 
 def test_a_verified_sign_in_gives_the_account_in_lower_case() -> None:
@@ -130,6 +141,7 @@ def test_a_verified_sign_in_gives_the_account_in_lower_case() -> None:
     assert (account.name, account.preferred_username) == ("Dr Claire Martin", "claire.martin@chu-exemple.fr")
     [post] = world.entra.posts
     assert post["data"]["client_secret"] == "entra-secret" and post["data"]["code"] == "c"
+    assert post["data"]["client_id"] == "broker" and post["data"]["redirect_uri"] == REDIRECT
     assert world.adapter._msal().get_accounts() == []  # MSAL's cache keeps no Entra token
 
 
@@ -215,3 +227,65 @@ def test_the_cache_keeps_nothing() -> None:
 
 def test_the_probe_reads_the_discovery_document() -> None:
     World().adapter.probe()
+
+
+def test_the_claims_parameter_is_compact_json() -> None:
+    from sanscouture.adapters.entra import claims_request
+
+    assert claims_request(("c1",)) == '{"id_token":{"acrs":{"essential":true,"value":"c1"}}}'
+
+
+def test_a_long_token_error_is_cut_in_the_log() -> None:
+    refusal = World().refused(Answer(400, {"error": "x" * 100}))
+    assert refusal.detail == f"entra token error {'x' * 64!r}"
+
+
+def test_one_adapter_serves_successive_sign_ins_with_its_cached_keys() -> None:
+    world = World()
+    assert world.finish().tid == TENANT
+    assert world.finish().tid == TENANT
+
+
+def test_unreachable_documents_are_outages_naming_them() -> None:
+    world = World()
+    world.entra.discovery = requests.ConnectionError("down")
+    with pytest.raises(UpstreamUnavailableError) as raised:
+        world.adapter.probe()
+    assert raised.value.detail == "entra discovery: ConnectionError"
+    with pytest.raises(UpstreamUnavailableError) as raised:
+        world.begin()
+    assert raised.value.detail == "entra metadata: ConnectionError"
+    world = World()
+    world.entra.jwks = Answer(500, {})
+    with pytest.raises(UpstreamUnavailableError) as raised:
+        world.finish()
+    assert raised.value.detail == "entra jwks: HTTP 500"
+
+
+@pytest.fixture
+def managed_identity(monkeypatch: pytest.MonkeyPatch) -> World:
+    """In Azure: no secret, a managed identity token presented as the client assertion (App Service's
+    identity endpoint, as the Functions host sets it)."""
+    for name in ("IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", MSI_ENDPOINT)
+    monkeypatch.setenv("IDENTITY_HEADER", "header-secret")
+    return World(entra_client_secret=None, entra_managed_identity_client_id="mi-client-id")
+
+
+def test_with_a_managed_identity_its_token_for_the_exchange_audience_is_the_assertion(managed_identity: World) -> None:
+    assert managed_identity.finish().tid == TENANT
+    [call] = managed_identity.entra.msi_calls
+    assert call["params"]["resource"] == "api://AzureADTokenExchange"
+    assert call["params"]["client_id"] == "mi-client-id"
+    assert call["headers"]["X-IDENTITY-HEADER"] == "header-secret"
+    [post] = managed_identity.entra.posts
+    assert post["data"]["client_assertion"] == "mi-token" and "client_secret" not in post["data"]
+    assert post["data"]["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def test_a_managed_identity_without_a_token_is_an_outage(managed_identity: World) -> None:
+    managed_identity.entra.msi = Answer(200, {"statusCode": 500, "message": "no identity"})
+    with pytest.raises(UpstreamUnavailableError) as raised:
+        managed_identity.finish()
+    assert raised.value.detail == "managed identity: invalid_scope"

@@ -68,6 +68,7 @@ class FakePsc:
         self.token: Answer | Exception | None = None  # None: a valid answer for the flow
         self.userinfo: Answer | Exception = Answer(200, dict(PSC_USERINFO))
         self.posts: list[dict[str, Any]] = []
+        self.jwks: Answer = Answer(200, {"keys": [public_jwk(PSC_KEY)]})
         self.gets: list[tuple[str, Mapping[str, str]]] = []
 
     def get(self, url: str, headers: Mapping[str, str]) -> Answer:
@@ -77,7 +78,7 @@ class FakePsc:
                 raise self.metadata
             return Answer(200, self.metadata)
         if url == f"{PSC}/jwks":
-            return Answer(200, {"keys": [public_jwk(PSC_KEY)]})
+            return self.jwks
         if url == f"{PSC}/userinfo":
             if isinstance(self.userinfo, Exception):
                 raise self.userinfo
@@ -175,8 +176,10 @@ def test_private_key_jwt_sends_a_one_minute_assertion_for_psc_issuer() -> None:
     assert claims == {"iss": "broker", "sub": "broker", "aud": ISSUER, "jti": claims["jti"], "iat": NOW,
                       "exp": NOW + 60}
     assert jwt.get_unverified_header(assertion)["kid"] == SHARED_BROKER_KEY["kid"]
-    with pytest.raises(ValueError):
+    assert jwt.get_unverified_header(assertion)["typ"] == "JWT"
+    with pytest.raises(ValueError, match=r"^private_key_jwt towards PSC needs the broker's signing key ring$"):
         PscAdapter(world.settings, world.psc)  # type: ignore[arg-type]
+    PscAdapter(make_settings(), world.psc)  # type: ignore[arg-type]  # a secret needs no key ring
 
 
 def test_psc_errors_state_and_code_are_checked_first() -> None:
@@ -248,12 +251,14 @@ def test_an_id_token_without_an_integer_auth_time_is_refused(auth_time: Any) -> 
 def test_userinfo_must_be_about_the_id_tokens_subject_and_name_someone() -> None:
     world = World()
     world.psc.userinfo = Answer(200, {**PSC_USERINFO, "sub": "f:other:810000000002"})
-    assert world.refused().detail == "psc: userinfo sub differs from the ID token's"
+    refusal = world.refused()
+    assert (refusal.reason, refusal.detail) == ("psc_refused", "psc: userinfo sub differs from the ID token's")
     world = World()
     anonymous = {name: value for name, value in PSC_USERINFO.items()
                  if name not in ("SubjectNameID", "preferred_username")}
     world.psc.userinfo = Answer(200, anonymous)
-    assert world.refused().detail == "psc: userinfo has no SubjectNameID"
+    refusal = world.refused()
+    assert (refusal.reason, refusal.detail) == ("psc_refused", "psc: userinfo has no SubjectNameID")
 
 
 @pytest.mark.parametrize(
@@ -274,6 +279,8 @@ def test_userinfo_failures(answer: Any, outage: bool, detail: str) -> None:
     with pytest.raises(UpstreamUnavailableError if outage else SignInRefused) as raised:
         world.finish()
     assert raised.value.detail == detail
+    if not outage:
+        assert raised.value.reason == "psc_refused"  # type: ignore[union-attr]
 
 
 def signed_userinfo(key: Mapping[str, Any] = PSC_KEY, **claims: Any) -> Answer:
@@ -329,8 +336,9 @@ def test_the_end_session_url_comes_from_discovery_and_must_be_https() -> None:
     world = World()
     world.psc.metadata = requests.ConnectionError("down")
     assert world.adapter.end_session_url() is None
-    with pytest.raises(UpstreamUnavailableError):
+    with pytest.raises(UpstreamUnavailableError) as raised:
         world.adapter.probe()
+    assert raised.value.detail == "psc discovery: ConnectionError"
 
 
 def test_the_probe_reads_the_discovery_document() -> None:
@@ -338,3 +346,61 @@ def test_the_probe_reads_the_discovery_document() -> None:
     world.adapter.probe()
     assert world.psc.gets == [("https://psc.example.fr/.well-known/wallet-openid-configuration",
                                {"Accept": "application/json"})]
+
+
+def test_every_challenge_is_the_s256_of_its_verifier() -> None:
+    world = World()
+    for _ in range(400):  # base64url without padding, whatever its last character
+        query, flow = world.begin()
+        digest = hashlib.sha256(flow["code_verifier"].encode()).digest()
+        assert query["code_challenge"] == base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def test_each_assertion_has_its_own_jti() -> None:
+    jtis = []
+    for _ in range(2):
+        world = World(psc_token_auth_method=PSC_PRIVATE_KEY_JWT, psc_client_secret=None)
+        world.finish()
+        jtis.append(jwt.decode(world.psc.posts[0]["data"]["client_assertion"], options={"verify_signature": False})
+                    ["jti"])
+    assert jtis[0] != jtis[1] and all(len(jti) == 36 for jti in jtis)  # UUIDs
+
+
+def test_a_token_response_without_access_token_sends_an_empty_bearer() -> None:
+    world = World()
+    _, flow = world.begin()
+    world.psc.token = Answer(200, {"id_token": id_token(flow["nonce"])})
+    world.psc.userinfo = Answer(401, {})
+    with pytest.raises(SignInRefused):
+        world.adapter.finish(flow, {"state": "st-1", "code": "c-1"})
+    assert [h["Authorization"] for url, h in world.psc.gets if url == f"{PSC}/userinfo"] == ["Bearer "]
+
+
+def test_a_userinfo_without_content_type_is_read_as_json() -> None:
+    world = World()
+    world.psc.userinfo = Answer(200, dict(PSC_USERINFO))
+    world.psc.userinfo.headers = {}
+    assert world.finish().identity.sub == PSC_USERINFO["sub"]
+
+
+def test_a_signed_userinfo_is_checked_with_the_key_its_kid_names_and_psc_leeway() -> None:
+    import time
+
+    world = World()
+    world.psc.jwks = Answer(200, {"keys": [public_jwk(SHARED_BROKER_KEY), public_jwk(PSC_KEY)]})
+    world.psc.userinfo = signed_userinfo(iat=None, exp=int(time.time()) - 60, nbf=None)  # within PSC's leeway
+    assert world.finish().identity.claims == PSC_USERINFO
+
+
+def test_a_signed_userinfo_audience_is_compared_whole_not_as_a_substring() -> None:
+    world = World()
+    world.psc.userinfo = signed_userinfo(aud="not-the-broker-client", iat=None, exp=None, nbf=None)
+    assert world.refused().detail == "psc userinfo JWT: not for this client"
+
+
+def test_an_unreachable_jwks_names_psc_jwks() -> None:
+    world = World()
+    world.psc.jwks = Answer(500, {})
+    with pytest.raises(UpstreamUnavailableError) as raised:
+        world.finish()
+    assert raised.value.detail == "psc jwks: HTTP 500"

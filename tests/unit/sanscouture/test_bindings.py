@@ -193,3 +193,40 @@ def test_only_pairings_made_since_the_date_with_an_audit_entry_are_swept() -> No
     bindings.create(EntraAccount(tid="t", oid="new", auth_time=0), make_identity(), audit=entry)
     bindings.create(EntraAccount(tid="t", oid="bare", auth_time=0), make_identity())
     assert bindings.audits_since(clock() - 50) == [entry]
+
+
+def test_a_row_from_before_the_times_were_kept_reads_them_as_zero() -> None:
+    bindings, rows, _ = store()
+    rows.save("t", "o", {"identity": make_identity().to_dict()}, expires_in=None)
+    binding = bindings.find("t", "o")
+    assert binding is not None
+    assert (binding.paired_at, binding.last_used_at, binding.verified_at) == (0, 0, 0)
+
+
+def test_a_renewal_gives_up_after_three_concurrent_changes() -> None:
+    bindings, rows, _ = store()
+    bindings.create(ACCOUNT, make_identity())
+    merges: list[int] = []
+    rows.merge_if_unchanged = lambda *args: merges.append(1)  # type: ignore[method-assign,func-returns-value]
+    assert bindings.renew("t", "o", "stale-etag", make_identity()) is False
+    assert len(merges) == 3
+
+
+def test_ending_a_session_keeps_the_others_still_ended() -> None:
+    bindings, _, clock = store()
+    bindings.create(ACCOUNT, make_identity())
+    bindings.revoke_session("t", "o", "sid-a", until=int(clock()) + 600)
+    bindings.revoke_session("t", "o", "sid-b", until=int(clock()) + 900)
+    binding = bindings.find("t", "o")
+    assert binding is not None and binding.revoked_sessions == {"sid-a": int(clock()) + 600,
+                                                                "sid-b": int(clock()) + 900}
+
+
+def test_the_sweep_counts_every_audit_row_it_restores() -> None:
+    clock = FakeClock()
+    bindings, audit_rows = BindingStore(FakeRowStore("bindings", clock), clock), FakeRowStore("audit", clock)
+    audit = AuditLog(audit_rows, clock)
+    for oid in ("o1", "o2"):
+        bindings.create(EntraAccount(tid="t", oid=oid, auth_time=0), make_identity(),
+                        audit=audit.entry("pairing_created", {"tid": "t", "oid": oid}))
+    assert restore_missing_audit(bindings, audit, since=clock() - 60) == 2

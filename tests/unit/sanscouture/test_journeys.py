@@ -180,3 +180,8 @@ def test_a_post_that_carries_the_brokers_cookies_or_no_form_is_handled_as_is() -
     assert cookieless_post_as_get(post(form={}), ISSUER, "/logout") is None
     assert cookieless_post_as_get(post(cookie=f"{SESSION_COOKIE}=s"), ISSUER, "/logout") is None
     assert cookieless_post_as_get(post(cookie="__Host-sc-j-abcdefghijklmnop=j"), ISSUER, "/logout") is None
+
+
+def test_a_cross_site_post_that_is_not_utf8_is_redirected_with_replacement_characters() -> None:
+    response = cookieless_post_as_get(post(body=b"client_id=s\xffn"), ISSUER, "/logout")
+    assert response is not None and response.header("Location") == f"{ISSUER}/logout?client_id=s\ufffdn"
