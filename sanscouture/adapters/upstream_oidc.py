@@ -101,9 +101,13 @@ class JwksCache:
             return None  # without kid, only an unambiguous single key may be used
         for candidate in keys:
             try:
-                return jwt.PyJWK(candidate)
-            except jwt.PyJWKError:
+                key = jwt.PyJWK(candidate)
+            except (jwt.PyJWKError, jwt.InvalidKeyError, NotImplementedError):
+                # One unusable entry (unknown kty or crv, missing or malformed n/e, alg "none") is skipped,
+                # as any other unusable key: it must not turn every sign-in into an error page.
                 continue
+            if candidate.get("kty") != "oct":  # a provider signs ID tokens with its private key, never a secret
+                return key
         return None
 
 

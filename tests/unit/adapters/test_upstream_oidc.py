@@ -173,6 +173,25 @@ def test_encryption_keys_and_unusable_entries_are_skipped() -> None:
         empty.key(None)
 
 
+@pytest.mark.parametrize("unusable", [
+    {"kty": "XYZ"},  # an unknown key type: InvalidKeyError, not PyJWKError
+    {"kty": "RSA"},  # no n, no e
+    {"kty": "RSA", "n": 5, "e": "AQAB"},  # n not a string
+    {"kty": "EC", "crv": "P-999", "x": "AA", "y": "AA"},  # an unknown curve
+    {"kty": "RSA", "alg": "none", "n": "AQAB", "e": "AQAB"},  # PyJWT: NotImplementedError
+    {"kty": "oct", "k": "c2VjcmV0"},  # a shared secret: never a provider's signing key
+])
+def test_an_unusable_key_under_the_tokens_kid_is_skipped_not_a_crash(unusable: dict[str, Any]) -> None:
+    """A provider key set with one entry PyJWT cannot load (or a symmetric one) under the same kid as the
+    real key: the real key is still found; alone, the entry gives a refusal, never an exception."""
+    bad = {**unusable, "kid": KEY["kid"]}
+    jwks, _ = cache(FakeResponse(200, {"keys": [bad, public_jwk(KEY)]}))
+    assert jwks.key(KEY["kid"]).key_id == KEY["kid"]
+    alone, _ = cache(FakeResponse(200, {"keys": [bad]}))
+    with pytest.raises(SignInRefused):
+        alone.key(KEY["kid"])
+
+
 # -- the ID token ----------------------------------------------------------------------------------------
 
 
