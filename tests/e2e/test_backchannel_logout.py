@@ -63,6 +63,16 @@ def logout_url(sandbox: Sandbox, id_token: str) -> str:
             f"&post_logout_redirect_uri=https://rp-bcl.example.fr/logged-out")
 
 
+def remove_as_administrator(sandbox: Sandbox) -> str:
+    """``python -m tools.pairings remove`` of ENTRA's pairing, with the queue configured: what it printed."""
+    out = io.StringIO()
+    env = {"BROKER_TABLES_CONNECTION_STRING": sandbox.azurite_connection or "",
+           "BROKER_QUEUES": sandbox.queues_connection or ""}
+    command = ["remove", "--tenant", HOSPITAL_TENANT_ID, "--oid", persona_oid(sandbox, ENTRA)]
+    assert pairings_tool(command, env, out) == 0
+    return out.getvalue()
+
+
 def audit_rows(sandbox: Sandbox, sid: str) -> list[tuple[str, str]]:
     rows = Tables.from_connection_string(sandbox.azurite_connection or "")["audit"].all_rows()
     return sorted((str(r.data["event"]), str(r.data["client_id"])) for r in rows
@@ -161,12 +171,7 @@ def test_a_pairing_removed_by_the_administrator_tool_is_announced(
 ) -> None:
     unpair(sandbox, ENTRA)
     _, claims, _ = signed_in(sandbox)
-    out = io.StringIO()
-    env = {"BROKER_TABLES_CONNECTION_STRING": sandbox.azurite_connection or "",
-           "BROKER_QUEUES": sandbox.queues_connection or ""}
-    command = ["remove", "--tenant", HOSPITAL_TENANT_ID, "--oid", persona_oid(sandbox, ENTRA)]
-    assert pairings_tool(command, env, out) == 0
-    assert "1 back-channel logout(s) queued" in out.getvalue()
+    assert "1 back-channel logout(s) queued" in remove_as_administrator(sandbox)
     assert receiver.wait_for(lambda: bool(receiver.tokens_for(claims["sid"])))
     (token,) = receiver.tokens_for(claims["sid"])
     assert token["sub"] == claims["sub"]
@@ -220,11 +225,8 @@ def end_by_another_persons_sign_in(sandbox: Sandbox, user: Browser) -> None:
 
 
 def end_by_pairing_removal(sandbox: Sandbox, user: Browser) -> None:
-    """An administrator removes the pairing (python -m tools.pairings remove)."""
-    env = {"BROKER_TABLES_CONNECTION_STRING": sandbox.azurite_connection or "",
-           "BROKER_QUEUES": sandbox.queues_connection or ""}
-    command = ["remove", "--tenant", HOSPITAL_TENANT_ID, "--oid", persona_oid(sandbox, ENTRA)]
-    assert pairings_tool(command, env, io.StringIO()) == 0
+    """An administrator removes the pairing."""
+    remove_as_administrator(sandbox)
 
 
 @pytest.mark.parametrize("end_session", [end_by_rp_initiated_logout, end_by_another_persons_sign_in,

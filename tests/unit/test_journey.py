@@ -25,6 +25,7 @@ from sanscouture.web import Response
 from tests.unit.oidc.fakes import CHALLENGE
 from tests.unit.oidc.fakes import ISSUER
 from tests.unit.oidc.fakes import FakeClock
+from tests.unit.oidc.fakes import FakeOutbox
 from tests.unit.oidc.fakes import FakeRowStore
 from tests.unit.oidc.fakes import make_settings
 from tests.unit.oidc.fakes import shared_key_source
@@ -77,18 +78,6 @@ class AllTables:
 
     def __getitem__(self, name: str) -> FakeRowStore:
         return self.stores.setdefault(name, FakeRowStore(name, self.clock))
-
-
-class FakeOutbox:
-    """The back-channel logout queue: the messages sent."""
-
-    name = "backchannel-logout"
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def send(self, body: str, *, delay: int = 0) -> None:
-        self.sent.append(body)
 
 
 class World:

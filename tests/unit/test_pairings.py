@@ -13,6 +13,7 @@ from sanscouture.oidc.codes import GRANT_ROW
 from sanscouture.pairings import remove_pairing
 from tests.unit.oidc.fakes import CHALLENGE
 from tests.unit.oidc.fakes import FakeClock
+from tests.unit.oidc.fakes import FakeOutbox
 from tests.unit.oidc.fakes import FakeRowStore
 from tests.unit.oidc.fakes import make_identity
 
@@ -122,16 +123,6 @@ def test_a_session_opened_before_the_pairing_was_made_is_not_admitted(tables: Ta
     now = clock()
     assert binding.admits_session("sid", int(now), now)  # opened by the Confirmer after the pairing
     assert not binding.admits_session("sid", int(now) - 1, now)  # a session of a pairing removed before
-
-
-class FakeOutbox:
-    name = "backchannel-logout"
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def send(self, body: str, *, delay: int = 0) -> None:
-        self.sent.append(body)
 
 
 def test_a_removal_announces_the_live_sessions_relying_parties_once_each(tables: Tables, clock: FakeClock) -> None:

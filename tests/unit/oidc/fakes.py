@@ -149,6 +149,18 @@ class FakeRowStore:
         return row.expires_at is not None and row.expires_at <= self.clock()
 
 
+class FakeOutbox:
+    """The back-channel logout queue (sanscouture.ports.MessageQueue): the messages sent, in order."""
+
+    name = "backchannel-logout"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, body: str, *, delay: int = 0) -> None:
+        self.sent.append(body)
+
+
 class FakeTables:
     def __init__(self, clock: FakeClock) -> None:
         self.stores = {name: FakeRowStore(name, clock) for name in ("codes", "jti", "bindings", "par")}
