@@ -12,6 +12,7 @@ dicts and lists are JSON-encoded in a property whose name ends with ``__json``.
 
 from __future__ import annotations
 
+import email.parser
 import http.client
 import json
 import re
@@ -537,6 +538,7 @@ class LeanSession(Session):
         scheme, host, port = key
         connection = (http.client.HTTPSConnection(host, port, timeout=connect_s, context=self._tls)
                       if scheme == "https" else http.client.HTTPConnection(host, port, timeout=connect_s))
+        connection.response_class = _LeanResponse
         try:
             connection.connect()
         except TimeoutError as error:
@@ -547,6 +549,72 @@ class LeanSession(Session):
             raise requests.ConnectionError(error) from error
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
         return connection
+
+
+class _LeanResponse(http.client.HTTPResponse):
+    """``http.client``'s response, its header block parsed without the ``email`` package.
+
+    ``http.client.parse_headers`` hands the block to ``email.parser``: about 30 µs per storage answer, for
+    a dozen plain ``Name: value`` lines that :func:`_parse_headers` reads in 9 (with http.client's own
+    limits on line length and number of headers) into the same :class:`http.client.HTTPMessage`. The rest
+    of :meth:`begin` is http.client's (Python 3.11), unchanged.
+    """
+
+    def begin(self) -> None:
+        if self.headers is not None:
+            return
+        while True:
+            version, status, reason = self._read_status()  # type: ignore[attr-defined]
+            if status != http.client.CONTINUE:
+                break
+            http.client._read_headers(self.fp)  # type: ignore[attr-defined]  # the 100's headers, skipped
+        self.code = self.status = status
+        self.reason = reason.strip()
+        if version in ("HTTP/1.0", "HTTP/0.9"):
+            self.version = 10
+        elif version.startswith("HTTP/1."):
+            self.version = 11
+        else:
+            raise http.client.UnknownProtocol(version)
+        self.headers = self.msg = _parse_headers(http.client._read_headers(self.fp))  # type: ignore[attr-defined]
+        transfer_encoding = self.headers.get("transfer-encoding")
+        self.chunked = bool(transfer_encoding and transfer_encoding.lower() == "chunked")
+        self.chunk_left = None
+        self.will_close = self._check_close()  # type: ignore[attr-defined]
+        self.length = None
+        length = self.headers.get("content-length")
+        if length and not self.chunked:
+            try:
+                self.length = int(length)
+            except ValueError:
+                self.length = None
+            else:
+                if self.length < 0:
+                    self.length = None
+        if (status in (http.client.NO_CONTENT, http.client.NOT_MODIFIED) or 100 <= status < 200
+                or self._method == "HEAD"):  # type: ignore[attr-defined]
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True
+
+
+_HEADER_NAME = re.compile(r"[\041-\071\073-\176]+")  # the email parser's header name characters
+
+
+def _parse_headers(lines: list[bytes]) -> http.client.HTTPMessage:
+    """The header block's ``Name: value`` lines as ``http.client.parse_headers`` gives them; a block with
+    anything else (a folded line, a name the email parser would refuse) is read by the email parser."""
+    message = http.client.HTTPMessage()
+    message.set_payload("")  # as the email parser leaves it: the block has no body
+    for line in lines:
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, colon, value = line.decode("iso-8859-1").partition(":")
+        if not colon or not _HEADER_NAME.fullmatch(name):
+            text = b"".join(lines).decode("iso-8859-1")
+            return email.parser.Parser(_class=http.client.HTTPMessage).parsestr(text)  # type: ignore[return-value]
+        message[name] = value.lstrip(" \t").rstrip("\r\n")
+    return message
 
 
 class _ReadBody:

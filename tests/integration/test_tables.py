@@ -13,6 +13,7 @@ from sandbox.servers import free_port
 from sanscouture.adapters.tables import TABLE_NAMES
 from sanscouture.adapters.tables import TRANSIENT_TABLES
 from sanscouture.adapters.tables import Tables
+from sanscouture.adapters.tables import _LeanResponse
 from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import StorageUnavailableError
 from tests.integration.conftest import Clock
@@ -268,3 +269,14 @@ def test_find_and_replace_on_unreachable_storage_raise_storage_unavailable(table
         dead["codes"].find(pk, "g")
     with pytest.raises(StorageUnavailableError):
         dead["codes"].replace(read, {"state": "redeemed"}, expires_in=60)
+
+
+def test_storage_answers_are_read_by_the_lean_response(azurite_server: azurite.Azurite) -> None:
+    """Every storage connection reads its answers' headers without the email package (_LeanResponse)."""
+    tables = Tables.from_connection_string(azurite_server.connection_string)
+    pk = key()
+    tables["codes"].save(pk, "r", {"n": 1}, expires_in=60)
+    assert tables["codes"].find(pk, "r") is not None
+    session = tables._service._client._client._pipeline._transport.session
+    (idle,) = [connection for connections in session._idle.values() for connection in connections]
+    assert idle.response_class is _LeanResponse
