@@ -13,6 +13,7 @@ from sandbox.servers import free_port
 from sanscouture.adapters.tables import TABLE_NAMES
 from sanscouture.adapters.tables import TRANSIENT_TABLES
 from sanscouture.adapters.tables import Tables
+from sanscouture.adapters.tables import _LeanResponse
 from sanscouture.errors import InvalidRequestError
 from sanscouture.errors import StorageUnavailableError
 from tests.integration.conftest import Clock
@@ -219,3 +220,63 @@ def test_storage_calls_reuse_one_kept_alive_connection_and_replace_one_the_serve
     assert store.find(pk, "r") is not None
     (fresh,) = [connection for connections in session._idle.values() for connection in connections]
     assert fresh is not idle
+
+
+def test_find_and_replace_round_trip_every_kind_of_value_and_key_like_the_sdk(tables: Tables) -> None:
+    """find and replace send their REST requests themselves (not through the SDK's operations): keys with
+    quotes and URL characters, Int64, doubles, booleans, JSON and text read back as the SDK reads them."""
+    pk, row = f"{key()} it's 100% ok&=+", "r'ow é"
+    data = {"text": "Médecin", "count": 2**40, "flag": True, "ratio": 0.5, "nested": {"a": [1, "b"]}}
+    tables["codes"].save(pk, row, data, expires_in=60)
+    found = tables["codes"].find(pk, row)
+    assert found is not None and dict(found.data) == data and found.etag
+    assert found.etag == tables["codes"]._client.get_entity(pk, row).metadata["etag"]  # the SDK's own read
+    replaced = tables["codes"].replace(found, {**data, "count": -(2**40), "flag": False}, expires_in=120)
+    assert replaced is not None and replaced.etag != found.etag
+    again = tables["codes"].find(pk, row)
+    assert again is not None and again.etag == replaced.etag
+    assert dict(again.data) == {**data, "count": -(2**40), "flag": False}
+    assert again.expires_at == pytest.approx(1_800_000_120.0)
+
+
+def test_replace_of_a_row_deleted_since_it_was_read_is_refused(tables: Tables) -> None:
+    pk = key()
+    tables["codes"].save(pk, "g", {"state": "code"}, expires_in=60)
+    read = tables["codes"].find(pk, "g")
+    assert read is not None
+    assert tables["codes"].delete(pk, "g")
+    assert tables["codes"].replace(read, {"state": "redeemed"}, expires_in=60) is None
+    assert tables["codes"].find(pk, "g") is None
+
+
+def test_a_replace_the_service_refuses_is_the_request_s_fault(tables: Tables) -> None:
+    pk = key()
+    tables["codes"].save(pk, "g", {"state": "code"}, expires_in=60)
+    read = tables["codes"].find(pk, "g")
+    assert read is not None
+    with pytest.raises(InvalidRequestError):
+        tables["codes"].replace(read, {"big": "x" * 70_000}, expires_in=60)
+    assert tables["codes"].find(pk, "g") == read
+
+
+def test_find_and_replace_on_unreachable_storage_raise_storage_unavailable(tables: Tables) -> None:
+    pk = key()
+    tables["codes"].save(pk, "g", {"state": "code"}, expires_in=60)
+    read = tables["codes"].find(pk, "g")
+    assert read is not None
+    dead = Tables.from_connection_string(azurite.connection_string(free_port()))
+    with pytest.raises(StorageUnavailableError):
+        dead["codes"].find(pk, "g")
+    with pytest.raises(StorageUnavailableError):
+        dead["codes"].replace(read, {"state": "redeemed"}, expires_in=60)
+
+
+def test_storage_answers_are_read_by_the_lean_response(azurite_server: azurite.Azurite) -> None:
+    """Every storage connection reads its answers' headers without the email package (_LeanResponse)."""
+    tables = Tables.from_connection_string(azurite_server.connection_string)
+    pk = key()
+    tables["codes"].save(pk, "r", {"n": 1}, expires_in=60)
+    assert tables["codes"].find(pk, "r") is not None
+    session = tables._service._client._client._pipeline._transport.session
+    (idle,) = [connection for connections in session._idle.values() for connection in connections]
+    assert idle.response_class is _LeanResponse

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
+import io
+
+import pytest
 from azure.core.pipeline.policies import DistributedTracingPolicy
 from azure.core.pipeline.policies import HttpLoggingPolicy
 from azure.core.pipeline.policies import NetworkTraceLoggingPolicy
@@ -11,6 +15,7 @@ from azure.data.tables._policies import TablesRetryPolicy
 
 from sanscouture.adapters.tables import LeanSession
 from sanscouture.adapters.tables import Tables
+from sanscouture.adapters.tables import _parse_headers
 
 AZURITE = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
            "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
@@ -36,3 +41,27 @@ def test_the_transport_sends_through_the_lean_session() -> None:
     tables = Tables.from_connection_string(AZURITE)
     transport = tables._service._client._client._pipeline._transport
     assert type(transport.session) is LeanSession
+
+
+@pytest.mark.parametrize("block", [
+    b"Server: Azurite\r\n\r\n",
+    b"Content-Type: application/json;odata=minimalmetadata;streaming=true;charset=utf-8\r\n"
+    b"ETag: W/\"datetime'2026-12-02T01%3A00%3A00.1234567Z'\"\r\nx-ms-version: 2019-02-02\r\n"
+    b"Date: Wed, 02 Dec 2026 01:00:00 GMT\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\n",
+    b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Empty:\r\nX-Spaces: \t padded value  \r\n\n",
+    b"X-Folded: first\r\n second line\r\nContent-Length: 0\r\n\r\n",  # folded: the email parser's reading
+    b"Bad Header: x\r\nContent-Length: 3\r\n\r\n",  # a name with a space: the email parser's reading
+    b"Caf\xe9: latin-1 \xe9\r\nNo colon here\r\n\r\n",
+    b"\r\n",
+])
+def test_the_transport_reads_a_header_block_as_http_client_does(block: bytes) -> None:
+    """_parse_headers (the storage transport's header reading) gives what http.client.parse_headers gives."""
+    lines = http.client._read_headers(io.BytesIO(block))  # type: ignore[attr-defined]
+    ours = _parse_headers(lines)
+    theirs = http.client.parse_headers(io.BytesIO(block))
+    assert isinstance(ours, http.client.HTTPMessage)
+    assert ours.items() == theirs.items()
+    assert ours.get_all("set-cookie") == theirs.get_all("set-cookie")
+    assert ours.get("content-length") == theirs.get("content-length")
+    assert ours.get_payload() == theirs.get_payload()
+
