@@ -6,6 +6,8 @@ import pytest
 
 from sanscouture.models import Client
 from sanscouture.oidc.backchannel import LOGOUT_EVENT
+from sanscouture.oidc.backchannel import LOGOUT_TOKEN_TTL
+from sanscouture.oidc.backchannel import LOGOUT_TOKEN_TYPE
 from sanscouture.oidc.backchannel import LogoutNotice
 from sanscouture.oidc.backchannel import logout_token_claims
 from sanscouture.oidc.backchannel import notices_for
@@ -36,20 +38,33 @@ def test_the_logout_token_has_exactly_the_claims_of_section_2_4() -> None:
     assert LOGOUT_EVENT == "http://schemas.openid.net/event/backchannel-logout"
 
 
+def test_the_token_is_explicitly_typed_and_short_lived() -> None:
+    """§2.3 / RFC 8725 3.11: the header's typ is logout+jwt; the 2-minute lifetime is the OP's choice."""
+    assert LOGOUT_TOKEN_TYPE == "logout+jwt"
+    assert LOGOUT_TOKEN_TTL == 120
+
+
 def test_without_a_known_session_the_token_names_the_subject_only() -> None:
     claims = logout_token_claims(RP, LogoutNotice("rp", SUB, None), issuer=ISSUER, now=10, jti="j")
     assert "sid" not in claims and claims["sub"] == SUB
 
 
-def test_a_client_that_requires_sid_gets_no_token_without_one() -> None:
+def test_an_empty_sid_is_no_session_either() -> None:
+    claims = logout_token_claims(RP, LogoutNotice("rp", SUB, ""), issuer=ISSUER, now=10, jti="j")
+    assert "sid" not in claims and claims["sub"] == SUB
+
+
+@pytest.mark.parametrize("sid", [None, ""])
+def test_a_client_that_requires_sid_gets_no_token_without_one(sid: str | None) -> None:
     """§2.2 backchannel_logout_session_required."""
-    with pytest.raises(ValueError, match="requires sid"):
-        logout_token_claims(STRICT, LogoutNotice("strict", SUB, None), issuer=ISSUER, now=10, jti="j")
+    # The message is what deliver() logs as error_detail: pinned whole.
+    with pytest.raises(ValueError, match=r"^the client requires sid and the session is not known$"):
+        logout_token_claims(STRICT, LogoutNotice("strict", SUB, sid), issuer=ISSUER, now=10, jti="j")
     assert logout_token_claims(STRICT, LogoutNotice("strict", SUB, "s1"), issuer=ISSUER, now=10, jti="j")["sid"] == "s1"
 
 
 def test_a_notice_is_for_its_own_client_only() -> None:
-    with pytest.raises(ValueError, match="another client"):
+    with pytest.raises(ValueError, match=r"^the notice is for another client$"):
         logout_token_claims(RP, LogoutNotice("strict", SUB, "s1"), issuer=ISSUER, now=10, jti="j")
 
 
@@ -60,8 +75,35 @@ def test_the_message_round_trips_and_a_foreign_one_is_refused() -> None:
     assert notice.retried() == LogoutNotice("rp", SUB, "s1", attempt=4)
     for body in ("", "[]", '{"client_id":"rp"}', '{"client_id":"rp","sub":"x","sid":1,"attempt":1}',
                  '{"client_id":"rp","sub":"x","sid":null,"attempt":0}'):
-        with pytest.raises(ValueError, match="not a back-channel logout message"):
+        with pytest.raises(ValueError, match=r"^not a back-channel logout message$"):
             LogoutNotice.from_message(body)
+
+
+@pytest.mark.parametrize("body", [
+    "not json",
+    "null",
+    '"rp"',
+    '{"client_id":"","sub":"x","sid":null,"attempt":1}',
+    '{"client_id":7,"sub":"x","sid":null,"attempt":1}',
+    '{"client_id":null,"sub":"x","sid":null,"attempt":1}',
+    '{"client_id":"rp","sub":"","sid":null,"attempt":1}',
+    '{"client_id":"rp","sub":7,"sid":null,"attempt":1}',
+    '{"client_id":"rp","sid":null,"attempt":1}',
+    '{"client_id":"rp","sub":"x","sid":["s"],"attempt":1}',
+    '{"client_id":"rp","sub":"x","sid":null,"attempt":"1"}',
+    '{"client_id":"rp","sub":"x","sid":null}',
+    '{"client_id":"rp","sub":"x","sid":null,"attempt":-1}',
+])
+def test_each_field_of_the_message_is_checked_on_its_own(body: str) -> None:
+    """Every other field valid: the one wrong field alone refuses the message."""
+    with pytest.raises(ValueError, match=r"^not a back-channel logout message$"):
+        LogoutNotice.from_message(body)
+
+
+def test_a_message_without_sid_or_with_a_later_attempt_is_read_as_written() -> None:
+    assert LogoutNotice.from_message('{"client_id":"rp","sub":"x","sid":null,"attempt":1}') == LogoutNotice(
+        "rp", "x", None, 1)
+    assert LogoutNotice.from_message('{"client_id":"rp","sub":"x","attempt":2}') == LogoutNotice("rp", "x", None, 2)
 
 
 def test_notices_go_once_to_each_client_with_a_back_channel_uri() -> None:
