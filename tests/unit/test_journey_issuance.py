@@ -1,0 +1,246 @@
+"""What the journey issues and records, on the fakes of test_journey: the code's grant, the audit
+events and their fields, the forms' refusal pages, and the detail every refusal logs."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import logging
+from typing import Any
+
+import pytest
+
+from sanscouture import journey
+from sanscouture.bindings import BindingStore
+from sanscouture.cookies import SESSION_COOKIE
+from sanscouture.journeys import JOURNEY_COOKIE_PREFIX
+from sanscouture.journeys import JOURNEY_TTL
+from sanscouture.models import EntraAccount
+from tests.unit.oidc.fakes import CHALLENGE
+from tests.unit.oidc.fakes import ISSUER
+from tests.unit.test_journey import DOCTOR
+from tests.unit.test_journey import OTHER
+from tests.unit.test_journey import REDIRECT
+from tests.unit.test_journey import TENANT
+from tests.unit.test_journey import World
+from tests.unit.test_journey import landing
+
+EXPIRED_FORM = "Formulaire expiré"
+STALE = "Page déjà utilisée"
+
+
+def events(world: World, event: str) -> list[dict[str, Any]]:
+    return [r.data for r in world.tables["audit"].rows.values() if r.data.get("event") == event]
+
+
+def all_events(world: World) -> list[dict[str, Any]]:
+    return [r.data for r in world.tables["audit"].rows.values()]
+
+
+def grant(world: World, code: str) -> dict[str, Any]:
+    row = world.tables["codes"].find(code.split(".", 1)[0], "grant")
+    assert row is not None
+    return dict(row.data)
+
+
+def refusal(caplog: pytest.LogCaptureFixture) -> tuple[str, str]:
+    [record] = [r for r in caplog.records if r.getMessage() == "sign-in refused"]
+    return record.reason, record.error_detail  # type: ignore[attr-defined]
+
+
+def heading(page: Any) -> str:
+    return page.body.decode().split("<h1", 1)[1].split(">", 1)[1].split("</h1>", 1)[0].strip()
+
+
+def signed_in() -> World:
+    world = World()
+    assert "code" in landing(world.first_sign_in())
+    return world
+
+
+# -- the code and its audit ----------------------------------------------------------------------------
+
+
+def test_a_paired_sign_in_s_code_holds_the_request_the_account_and_the_session() -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize(nonce="n-1"))
+    page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
+    answer = landing(world.post(journey.confirm, page, action="confirm"))
+    assert (answer["state"], answer["iss"]) == ("st", ISSUER)
+    stored = grant(world, answer["code"])
+    session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert session is not None
+    assert {k: stored[k] for k in ("client_id", "redirect_uri", "code_challenge", "nonce", "acr", "sid", "tid",
+                                   "oid", "auth_time")} == {
+        "client_id": "sn", "redirect_uri": REDIRECT, "code_challenge": CHALLENGE, "nonce": "n-1", "acr": "eidas1",
+        "sid": session.public_sid, "tid": TENANT, "oid": "oid-1", "auth_time": int(world.clock())}
+    assert stored["identity"]["sub"] == DOCTOR.sub
+    who = {"national_id": "********0001", "auth_mode": "CARD"}
+    assert [{k: v for k, v in e.items() if k != "at"} for e in all_events(world)] == [
+        {"event": "pairing_created", "tid": TENANT, "oid": "oid-1", **who},
+        {"event": "pairing_confirmed", "tid": TENANT, "oid": "oid-1"},
+        {"event": "login_succeeded", "client_id": "sn", "mode": "paired", **who},
+    ]
+
+
+def test_without_enforced_authentication_contexts_a_paired_code_carries_no_acr() -> None:
+    world = World()
+    world.broker = journey.Broker(dataclasses.replace(world.broker.settings, entra_required_acrs=()), world.tables,
+                                  world.entra, world.psc, keys=world.keys, clock=world.clock, outbox=world.outbox)
+    assert grant(world, landing(world.first_sign_in())["code"])["acr"] is None
+
+
+def test_another_identity_s_code_is_one_off_and_ends_the_browser_s_session() -> None:
+    world = signed_in()
+    old = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert old is not None
+    page = world.authorize()  # the confirmation page, from the session
+    world.psc.identity = OTHER
+    answer = landing(world.callback(journey.psc_callback, world.post(journey.confirm, page, action="other")))
+    stored = grant(world, answer["code"])
+    assert (stored["tid"], stored["oid"], stored["acr"], stored["identity"]["sub"]) == (None, None, "eidas1", OTHER.sub)
+    assert len(stored["sid"]) == 22 and stored["sid"] != old.public_sid  # token_urlsafe(16), no session's
+    assert SESSION_COOKIE not in world.cookies  # the previous person's session cookie is cleared
+    assert len(events(world, "pairing_confirmed")) == 1  # the first sign-in's only
+    assert {k: v for k, v in events(world, "login_succeeded")[-1].items() if k != "at"} == {
+        "event": "login_succeeded", "client_id": "sn", "mode": "other", "national_id": "********0004",
+        "auth_mode": "CARD"}
+
+
+def test_a_pairing_made_meanwhile_is_kept_shown_and_signed_in_as() -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    to_psc = world.post(journey.pair, pairing, action="pair")
+    account = EntraAccount(tid=TENANT, oid="oid-1", auth_time=int(world.clock()))
+    world.broker.bindings.create(account, OTHER)  # another browser paired the account first
+    page = world.callback(journey.psc_callback, to_psc)
+    body = page.body.decode()
+    assert page.status == 200 and html.escape(journey.ALREADY_PAIRED_NOTICE) in body
+    assert "Nicolas MOREAU" in body and "0004" in body
+    assert {k: v for k, v in events(world, "pairing_existing")[0].items() if k != "at"} == {
+        "event": "pairing_existing", "tid": TENANT, "oid": "oid-1", "national_id": "********0004",
+        "auth_mode": "CARD"}
+    assert not events(world, "pairing_created")
+    answer = landing(world.post(journey.confirm, page, action="confirm"))
+    assert grant(world, answer["code"])["identity"]["sub"] == OTHER.sub
+
+
+def test_a_new_pairing_s_page_has_no_already_paired_notice_and_its_row_keeps_the_audit_entry() -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
+    assert page.status == 200 and "déjà appairé" not in page.body.decode()
+    row = world.tables["bindings"].find(TENANT, "oid-1")
+    assert row is not None and "pairing_created" in repr(row.data)
+
+
+def test_a_pairing_removed_while_being_created_is_refused(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    to_psc = world.post(journey.pair, pairing, action="pair")
+
+    def removed(*args: Any, **kwargs: Any) -> Any:
+        raise LookupError("removed")
+
+    monkeypatch.setattr(BindingStore, "create", removed)
+    with caplog.at_level(logging.WARNING, logger="sanscouture.journey"):
+        page = world.callback(journey.psc_callback, to_psc)
+    assert (page.status, heading(page)) == (403, "Appairage impossible")
+    assert refusal(caplog) == ("pairing_failed", "pairing removed while being created")
+
+
+# -- the forms -----------------------------------------------------------------------------------------
+
+
+def test_a_form_without_its_journey_or_with_a_wrong_token_is_an_expired_form() -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    journey_id, csrf = world.form_of(pairing)
+    wrong = world.request("POST", "/pair", {"j": journey_id}, {"csrf_token": csrf + "x", "action": "pair"})
+    page = journey.pair(world.broker, wrong)
+    assert (page.status, heading(page)) == (403, EXPIRED_FORM)
+    for name in [n for n in world.cookies if n.startswith(JOURNEY_COOKIE_PREFIX)]:
+        world.cookies.pop(name)
+    page = world.post(journey.pair, pairing, action="pair")
+    assert (page.status, heading(page)) == (403, EXPIRED_FORM)
+
+
+def test_an_expired_journey_s_form_says_so() -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    world.clock.now += JOURNEY_TTL
+    page = world.post(journey.pair, pairing, action="pair")
+    assert (page.status, heading(page)) == (400, "Délai dépassé")
+
+
+def test_a_form_of_another_step_or_an_unknown_action_is_a_used_page() -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    page = world.post(journey.confirm, pairing, action="confirm")  # the pairing page is not the confirmation
+    assert (page.status, heading(page)) == (409, STALE)
+    page = world.post(journey.pair, pairing, action="verify")  # not the re-verification page either
+    assert (page.status, heading(page)) == (400, STALE)
+
+
+def test_a_double_submitted_confirmation_shows_the_used_page() -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
+    jar = dict(world.cookies)
+    assert "code" in landing(world.post(journey.confirm, page, action="confirm"))
+    world.cookies = jar
+    again = world.post(journey.confirm, page, action="confirm")
+    assert (again.status, heading(again)) == (409, STALE)
+
+
+# -- what refusals log ---------------------------------------------------------------------------------
+
+
+def test_a_hint_mismatch_logs_its_detail(caplog: pytest.LogCaptureFixture) -> None:
+    world = World()
+    hint = world.keys.sign({"iss": ISSUER, "sub": OTHER.sub, "aud": "sn", "iat": 1, "exp": 2})
+    with caplog.at_level(logging.WARNING, logger="sanscouture.journey"):
+        pairing = world.callback(journey.entra_callback, world.authorize(id_token_hint=hint))
+        page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
+        world.post(journey.confirm, page, action="confirm")
+    assert refusal(caplog) == ("hint_mismatch", "id_token_hint names another subject")
+
+
+def test_a_pairing_changed_while_the_confirmation_was_open_logs_its_detail(caplog: pytest.LogCaptureFixture) -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
+    world.broker.bindings.remove(TENANT, "oid-1")
+    with caplog.at_level(logging.WARNING, logger="sanscouture.journey"):
+        refused = world.post(journey.confirm, page, action="confirm")
+    assert (refused.status, heading(refused)) == (403, "Appairage impossible")
+    assert refusal(caplog) == ("pairing_failed", "pairing changed during the journey")
+    assert [e["reason"] for e in events(world, "login_refused")] == ["pairing_failed"]
+
+
+def test_a_psc_authentication_older_than_the_psc_request_is_stale_even_if_newer_than_the_journey(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    world.clock.now += 300  # the pairing page stayed open five minutes: PSC is asked now
+    to_psc = world.post(journey.pair, pairing, action="pair")
+    world.psc.auth_time = int(world.clock()) - journey.PSC_CLOCK_SKEW - 1
+    with caplog.at_level(logging.WARNING, logger="sanscouture.journey"):
+        page = world.callback(journey.psc_callback, to_psc)
+    assert (page.status, heading(page)) == (403, "Session Pro Santé Connect déjà ouverte")
+    assert refusal(caplog) == ("psc_session_stale", f"PSC returned an authentication {journey.PSC_CLOCK_SKEW + 1}s "
+                                                    "older than asked")
+
+
+def test_the_mire_s_psc_sign_in_follows_the_request_s_max_age(caplog: pytest.LogCaptureFixture) -> None:
+    world = World()
+    mire = world.authorize(prompt="select_account", max_age="60")
+    to_psc = world.post(journey.choose, mire, choice="psc")
+    world.psc.auth_time = int(world.clock()) - 100
+    with caplog.at_level(logging.WARNING, logger="sanscouture.journey"):
+        page = world.callback(journey.psc_callback, to_psc)
+    assert page.status == 403
+    assert refusal(caplog) == ("auth_too_old", "upstream authentication older than the RP's max_age")
