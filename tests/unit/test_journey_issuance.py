@@ -4,8 +4,12 @@ events and their fields, the forms' refusal pages, and the detail every refusal 
 from __future__ import annotations
 
 import dataclasses
+import html
 import logging
 from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -15,6 +19,8 @@ from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.journeys import JOURNEY_COOKIE_PREFIX
 from sanscouture.journeys import JOURNEY_TTL
 from sanscouture.models import EntraAccount
+from sanscouture.oidc.authorize import MAX_BYTES
+from sanscouture.web import Request
 from tests.unit.oidc.fakes import CHALLENGE
 from tests.unit.oidc.fakes import ISSUER
 from tests.unit.test_journey import DOCTOR
@@ -243,3 +249,134 @@ def test_the_mire_s_psc_sign_in_follows_the_request_s_max_age(caplog: pytest.Log
         page = world.callback(journey.psc_callback, to_psc)
     assert page.status == 403
     assert refusal(caplog) == ("auth_too_old", "upstream authentication older than the RP's max_age")
+
+
+# -- /authorize's own refusals -------------------------------------------------------------------------
+
+
+def test_an_unknown_client_or_redirect_uri_is_a_400_page_logged_with_its_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World()
+    with caplog.at_level(logging.INFO, logger="sanscouture.journey"):
+        unknown = world.authorize(client_id="nobody")
+        foreign = world.authorize(redirect_uri="https://evil.example/cb")
+    assert (unknown.status, heading(unknown)) == (400, "Service inconnu")
+    assert (foreign.status, heading(foreign)) == (400, "Adresse de retour non autorisée")
+    logged = [(r.getMessage(), r.error) for r in caplog.records]  # type: ignore[attr-defined]
+    assert logged == [("authorization request refused", "invalid_client"),
+                      ("authorization request refused", "invalid_request")]
+    assert all(r.error_detail for r in caplog.records)  # type: ignore[attr-defined]
+
+
+def test_a_refused_request_to_a_known_redirect_uri_is_logged_and_redirected(caplog: pytest.LogCaptureFixture) -> None:
+    world = World()
+    with caplog.at_level(logging.INFO, logger="sanscouture.journey"):
+        answer = landing(world.authorize(scope="profile"))
+    assert (answer["error"], answer["state"], answer["iss"]) == ("invalid_scope", "st", ISSUER)
+    [record] = caplog.records
+    assert (record.getMessage(), record.error, record.client_id) == (  # type: ignore[attr-defined]
+        "authorization request rejected", "invalid_scope", "sn")
+
+
+def test_a_state_is_echoed_up_to_its_limit_and_left_out_beyond(caplog: pytest.LogCaptureFixture) -> None:
+    world = World()
+    longest = "s" * MAX_BYTES["state"]
+    assert landing(world.authorize(scope="profile", state=longest))["state"] == longest
+    assert "state" not in landing(world.authorize(scope="profile", state=longest + "s"))
+
+
+def test_an_unknown_request_uri_is_logged_and_shows_its_page(caplog: pytest.LogCaptureFixture) -> None:
+    world = World()
+    with caplog.at_level(logging.INFO, logger="sanscouture.journey"):
+        page = world.authorize(request_uri="urn:ietf:params:oauth:request_uri:nothing")
+    assert (page.status, heading(page)) == (400, "Demande de connexion expirée")
+    [record] = caplog.records
+    assert (record.getMessage(), record.error) == (  # type: ignore[attr-defined]
+        "pushed authorization request refused", "invalid_request_uri")
+    assert record.error_detail  # type: ignore[attr-defined]
+
+
+def test_a_cross_site_post_is_answered_with_the_same_parameters_as_a_get() -> None:
+    world = World()
+    form = {"client_id": "sn", "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid", "state": "st",
+            "code_challenge": CHALLENGE, "code_challenge_method": "S256"}
+    body = urlencode(form)
+    post = Request(method="POST", url=ISSUER + "/authorize", form=form, body=body.encode())
+    answer = journey.authorize(world.broker, post)
+    assert (answer.status, answer.header("Location")) == (303, f"{ISSUER}/authorize?{body}")
+
+
+# -- the upstream returns and the PSC leg ----------------------------------------------------------------
+
+
+def test_psc_is_asked_to_return_to_the_broker_s_pairing_callback() -> None:
+    world = World()
+    world.post(journey.pair, world.callback(journey.entra_callback, world.authorize()), action="pair")
+    assert world.psc.begun[-1]["redirect_uri"] == ISSUER + "/pair/callback"
+
+
+def test_the_mire_s_psc_sign_in_passes_on_the_request_s_prompt_and_max_age() -> None:
+    world = World()
+    world.post(journey.choose, world.authorize(prompt="select_account"), choice="psc")
+    assert (world.psc.begun[-1]["prompt"], world.psc.begun[-1]["max_age"]) == (None, None)
+    world.post(journey.choose, world.authorize(prompt="select_account login", max_age="60"), choice="psc")
+    assert (world.psc.begun[-1]["prompt"], world.psc.begun[-1]["max_age"]) == ("login", 60)
+
+
+def test_the_mire_s_psc_sign_in_issues_a_one_off_code_at_psc_s_auth_time() -> None:
+    world = World()
+    to_psc = world.post(journey.choose, world.authorize(prompt="select_account"), choice="psc")
+    world.psc.auth_time = int(world.clock()) - 5
+    answer = landing(world.callback(journey.psc_callback, to_psc))
+    stored = grant(world, answer["code"])
+    assert (stored["auth_time"], stored["tid"]) == (int(world.clock()) - 5, None)
+    assert events(world, "login_succeeded")[-1]["mode"] == "direct"
+
+
+def test_a_psc_return_without_its_journey_or_after_it_expired_says_the_delay_passed() -> None:
+    world = World()
+    to_psc = world.post(journey.pair, world.callback(journey.entra_callback, world.authorize()), action="pair")
+    world.clock.now += JOURNEY_TTL
+    page = world.callback(journey.psc_callback, to_psc)
+    assert (page.status, heading(page)) == (400, "Délai dépassé")
+    page = journey.psc_callback(world.broker, world.request("GET", "/pair/callback", {"state": "nope", "code": "c"}))
+    assert (page.status, heading(page)) == (400, "Délai dépassé")
+
+
+def test_an_entra_return_without_its_journey_says_the_delay_passed() -> None:
+    world = World()
+    page = journey.entra_callback(world.broker, world.request("GET", "/callback", {"state": "nope", "code": "c"}))
+    assert (page.status, heading(page)) == (400, "Délai dépassé")
+
+
+def test_an_entra_form_post_return_is_read_from_the_form() -> None:
+    world = World()
+    redirect = world.authorize()
+    state = parse_qs(urlsplit(redirect.header("Location") or "").query)["state"][0]
+    post = world.request("POST", "/callback", {}, {"state": state, "code": "c"})
+    page = world.keep_cookies(journey.entra_callback(world.broker, post))
+    assert page.status == 200 and "Appairer un compte" in page.body.decode()
+
+
+def test_a_refusal_after_entra_records_the_account_and_hands_the_service_a_generic_description() -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
+    world.broker.bindings.remove(TENANT, "oid-1")
+    refused = world.post(journey.confirm, page, action="confirm")
+    [audited] = events(world, "login_refused")
+    assert (audited["tid"], audited["oid"], audited["reason"]) == (TENANT, "oid-1", "pairing_failed")
+    body = html.unescape(refused.body.decode())
+    assert "error_description=the+authentication+was+refused" in body or \
+        "error_description=the%20authentication%20was%20refused" in body
+    assert "psc.test/logout" not in body
+
+
+def test_a_stale_psc_session_without_an_end_session_endpoint_shows_no_closing_link() -> None:
+    world = World()
+    world.psc.end_session_url = lambda: None  # type: ignore[method-assign]
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    world.psc.auth_time = int(world.clock()) - journey.PSC_CLOCK_SKEW - 1
+    page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
+    assert page.status == 403 and "Fermer la session Pro Santé Connect</a>" not in page.body.decode()
