@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import logging
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import urlencode
@@ -19,14 +20,19 @@ from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.journeys import JOURNEY_COOKIE_PREFIX
 from sanscouture.journeys import JOURNEY_TTL
 from sanscouture.models import EntraAccount
+from sanscouture.models import PscAuthentication
 from sanscouture.oidc.authorize import MAX_BYTES
+from sanscouture.pages import render as pages
 from sanscouture.web import Request
 from tests.unit.oidc.fakes import CHALLENGE
 from tests.unit.oidc.fakes import ISSUER
+from tests.unit.oidc.fakes import FakeClock
 from tests.unit.test_journey import DOCTOR
 from tests.unit.test_journey import OTHER
 from tests.unit.test_journey import REDIRECT
 from tests.unit.test_journey import TENANT
+from tests.unit.test_journey import FakeEntra
+from tests.unit.test_journey import FakePsc
 from tests.unit.test_journey import World
 from tests.unit.test_journey import landing
 
@@ -54,7 +60,7 @@ def refusal(caplog: pytest.LogCaptureFixture) -> tuple[str, str]:
 
 
 def heading(page: Any) -> str:
-    return page.body.decode().split("<h1", 1)[1].split(">", 1)[1].split("</h1>", 1)[0].strip()
+    return html.unescape(page.body.decode().split("<h1", 1)[1].split(">", 1)[1].split("</h1>", 1)[0].strip())
 
 
 def signed_in() -> World:
@@ -380,3 +386,148 @@ def test_a_stale_psc_session_without_an_end_session_endpoint_shows_no_closing_li
     world.psc.auth_time = int(world.clock()) - journey.PSC_CLOCK_SKEW - 1
     page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
     assert page.status == 403 and "Fermer la session Pro Santé Connect</a>" not in page.body.decode()
+
+
+# -- what the upstream adapters are given, and the pages built from their answers ------------------------
+
+USERNAME = "claire.martin@chu.example.fr"
+
+
+class RecordingEntra(FakeEntra):
+    """FakeEntra that records what it is asked to finish and names the account's user."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.finished: list[tuple[Any, Any]] = []
+
+    def finish(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> EntraAccount:
+        self.finished.append((flow, response))
+        return dataclasses.replace(super().finish(flow, response), preferred_username=USERNAME)
+
+
+class RecordingPsc(FakePsc):
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.finished: list[tuple[Any, Any]] = []
+
+    def finish(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> PscAuthentication:
+        self.finished.append((dict(flow), dict(response)))
+        return super().finish(flow, response)
+
+
+def recording_world() -> tuple[World, RecordingEntra, RecordingPsc]:
+    world = World()
+    entra, psc = RecordingEntra(world.clock), RecordingPsc(world.clock)
+    world.entra, world.psc = entra, psc
+    world.broker = journey.Broker(world.broker.settings, world.tables, entra, psc, keys=world.keys,
+                                  clock=world.clock, outbox=world.outbox)
+    return world, entra, psc
+
+
+def test_the_upstreams_finish_the_journey_s_own_flow_with_the_callback_s_parameters() -> None:
+    world, entra, psc = recording_world()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    [(flow, response)] = entra.finished
+    assert flow == {"state": response["state"]} and response["code"] == "c"
+    to_psc = world.post(journey.pair, pairing, action="pair")
+    world.callback(journey.psc_callback, to_psc)
+    [(flow, response)] = psc.finished
+    assert flow == {"state": response["state"], "asked_at": int(world.clock())} and response["code"] == "c"
+
+
+def test_the_pairing_and_confirmation_pages_show_the_service_the_account_and_the_identity() -> None:
+    world, _, _ = recording_world()
+    pairing = world.callback(journey.entra_callback, world.authorize())
+    body = pairing.body.decode()
+    assert "Service" in body and "Dr Claire Martin" in body and USERNAME in body
+    body = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair")).body.decode()
+    assert '<strong class="name">Service</strong>' in body and '<p class="card-title name">Claire MARTIN</p>' in body
+    assert '<span class="nowrap">…0001</span>' in body and "<dd>carte CPS</dd>" in body
+    assert f'<dd class="name">{USERNAME}</dd>' in body
+
+
+def test_the_re_verification_page_shows_the_service_the_identity_and_when_it_was_proven() -> None:
+    world, _, _ = recording_world()
+    assert "code" in landing(world.first_sign_in())
+    proven = int(world.clock())
+    world.clock.now += 365 * 86400
+    world.cookies.pop(SESSION_COOKIE)
+    body = world.callback(journey.entra_callback, world.authorize()).body.decode()
+    assert "Vérification périodique" in body and '<strong class="name">Service</strong>' in body
+    assert f"vérifié pour la dernière fois le {pages.french_date(proven)}." in body
+    assert "tous les 365&nbsp;jours" in body
+    assert '<p class="card-title name">Claire MARTIN</p>' in body and '<span class="nowrap">…0001</span>' in body
+    assert f'<dd class="name">{USERNAME}</dd>' in body
+
+
+# -- the periodic re-verification's refusals -----------------------------------------------------------
+
+
+def due_page(world: World) -> Any:
+    assert "code" in landing(world.first_sign_in())
+    world.clock.now += 365 * 86400
+    world.cookies.pop(SESSION_COOKIE)
+    return world.callback(journey.entra_callback, world.authorize())
+
+
+def test_a_re_verification_by_another_identity_is_audited_with_both_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World()
+    page = due_page(world)
+    world.psc.identity = OTHER
+    with caplog.at_level(logging.WARNING, logger="sanscouture.journey"):
+        refused = world.callback(journey.psc_callback, world.post(journey.pair, page, action="verify"))
+    assert (refused.status, heading(refused)) == (403, "Identité différente de celle de l'appairage")
+    assert refusal(caplog) == ("reverification_refused", "PSC proved another identity than the pairing's")
+    assert {k: v for k, v in events(world, "pairing_reverification_refused")[0].items() if k != "at"} == {
+        "event": "pairing_reverification_refused", "tid": TENANT, "oid": "oid-1", "national_id": "********0004",
+        "auth_mode": "CARD", "paired_national_id": "********0001"}
+
+
+def test_a_pairing_replaced_during_its_re_verification_is_refused_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World()
+    page = due_page(world)
+    to_psc = world.post(journey.pair, page, action="verify")
+    world.broker.bindings.remove(TENANT, "oid-1")
+    with caplog.at_level(logging.WARNING, logger="sanscouture.journey"):
+        refused = world.callback(journey.psc_callback, to_psc)
+    assert (refused.status, heading(refused)) == (403, "Appairage impossible")
+    assert refusal(caplog) == ("pairing_failed", "pairing removed or replaced during its re-verification")
+
+
+def test_a_pairing_changed_when_it_fell_due_on_an_open_page_is_refused_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World()
+    assert "code" in landing(world.first_sign_in())
+    world.cookies.pop(SESSION_COOKIE)
+    world.clock.now += 365 * 86400 - 60  # due in a minute
+    page = world.callback(journey.entra_callback, world.authorize())
+    assert "Connexion" in page.body.decode()
+    world.clock.now += 120
+    world.broker.bindings.remove(TENANT, "oid-1")
+    with caplog.at_level(logging.WARNING, logger="sanscouture.journey"):
+        refused = world.post(journey.confirm, page, action="confirm")
+    assert (refused.status, heading(refused)) == (403, "Appairage impossible")
+    assert refusal(caplog) == ("pairing_failed", "pairing changed during the journey")
+
+
+def test_a_client_removed_when_the_pairing_fell_due_on_an_open_page_is_refused_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World()
+    assert "code" in landing(world.first_sign_in())
+    world.cookies.pop(SESSION_COOKIE)
+    world.clock.now += 365 * 86400 - 60
+    page = world.callback(journey.entra_callback, world.authorize())
+    world.clock.now += 120
+    world.broker = journey.Broker(dataclasses.replace(world.broker.settings, clients=()), world.tables, world.entra,
+                                  world.psc, keys=world.keys, clock=world.clock, outbox=world.outbox)
+    with caplog.at_level(logging.WARNING, logger="sanscouture.journey"):
+        refused = world.post(journey.confirm, page, action="confirm")
+    assert (refused.status, heading(refused)) == (403, "Service inconnu")
+    assert refusal(caplog) == ("unknown_client", "client removed during the journey")
+    assert [e["reason"] for e in events(world, "login_refused")] == ["unknown_client"]
