@@ -21,6 +21,7 @@ from sanscouture.journeys import JOURNEY_COOKIE_PREFIX
 from sanscouture.journeys import JOURNEY_TTL
 from sanscouture.models import EntraAccount
 from sanscouture.models import PscAuthentication
+from sanscouture.models import UpstreamStart
 from sanscouture.oidc.authorize import MAX_BYTES
 from sanscouture.pages import render as pages
 from sanscouture.web import Request
@@ -400,6 +401,10 @@ class RecordingEntra(FakeEntra):
         super().__init__(clock)
         self.finished: list[tuple[Any, Any]] = []
 
+    def begin(self, **kwargs: Any) -> UpstreamStart:
+        start = super().begin(**kwargs)
+        return dataclasses.replace(start, flow={**start.flow, "attempt": len(self.begun)})
+
     def finish(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> EntraAccount:
         self.finished.append((flow, response))
         return dataclasses.replace(super().finish(flow, response), preferred_username=USERNAME)
@@ -428,7 +433,7 @@ def test_the_upstreams_finish_the_journey_s_own_flow_with_the_callback_s_paramet
     world, entra, psc = recording_world()
     pairing = world.callback(journey.entra_callback, world.authorize())
     [(flow, response)] = entra.finished
-    assert flow == {"state": response["state"]} and response["code"] == "c"
+    assert flow == {"state": response["state"], "attempt": 1} and response["code"] == "c"
     to_psc = world.post(journey.pair, pairing, action="pair")
     world.callback(journey.psc_callback, to_psc)
     [(flow, response)] = psc.finished
@@ -531,3 +536,45 @@ def test_a_client_removed_when_the_pairing_fell_due_on_an_open_page_is_refused_a
     assert (refused.status, heading(refused)) == (403, "Service inconnu")
     assert refusal(caplog) == ("unknown_client", "client removed during the journey")
     assert [e["reason"] for e in events(world, "login_refused")] == ["unknown_client"]
+
+
+def test_a_second_entra_authentication_is_finished_with_its_own_flow() -> None:
+    world, entra, _ = recording_world()
+    entra.auth_time = world.clock.now - 600  # the Windows logon's: asked again before a pairing
+    again = world.callback(journey.entra_callback, world.authorize())
+    entra.auth_time = None
+    world.callback(journey.entra_callback, again)
+    assert [flow["attempt"] for flow, _ in entra.finished] == [1, 2]
+
+
+def test_an_entra_authentication_at_the_edge_of_the_clock_skew_is_fresh_enough_to_pair() -> None:
+    world = World()
+    world.entra.auth_time = world.clock.now - journey.UPSTREAM_CLOCK_SKEW
+    page = world.callback(journey.entra_callback, world.authorize())
+    assert page.status == 200 and "Appairer un compte" in page.body.decode()
+
+
+def test_a_session_exactly_as_old_as_the_re_authentication_limit_is_still_used() -> None:
+    world = World()
+    world.broker = journey.Broker(dataclasses.replace(world.broker.settings, entra_max_auth_age=1200), world.tables,
+                                  world.entra, world.psc, keys=world.keys, clock=world.clock, outbox=world.outbox)
+    assert "code" in landing(world.first_sign_in())
+    world.clock.now += 1200  # within the session's idle timeout
+    assert "code" in landing(world.authorize(prompt="none"))
+    world.clock.now += 1
+    assert landing(world.authorize(prompt="none"))["error_description"] == "no broker session"
+
+
+def test_a_hint_that_names_nobody_puts_no_constraint_on_who_signs_in() -> None:
+    world = World()
+    pairing = world.callback(journey.entra_callback, world.authorize(id_token_hint="not-a-token"))
+    page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
+    assert "code" in landing(world.post(journey.confirm, page, action="confirm"))
+
+
+def test_the_psc_leg_is_a_303_after_a_form_and_the_mire_names_the_service() -> None:
+    world = World()
+    mire = world.authorize(prompt="select_account")
+    assert '<strong class="name">Service</strong>' in mire.body.decode() or ">Service<" in mire.body.decode()
+    to_psc = world.post(journey.choose, mire, choice="psc")
+    assert to_psc.status == 303
