@@ -17,6 +17,7 @@ import pytest
 from sanscouture import journey
 from sanscouture.bindings import BindingStore
 from sanscouture.cookies import SESSION_COOKIE
+from sanscouture.errors import StorageUnavailableError
 from sanscouture.journeys import JOURNEY_COOKIE_PREFIX
 from sanscouture.journeys import JOURNEY_TTL
 from sanscouture.models import EntraAccount
@@ -578,3 +579,32 @@ def test_the_psc_leg_is_a_303_after_a_form_and_the_mire_names_the_service() -> N
     assert '<strong class="name">Service</strong>' in mire.body.decode() or ">Service<" in mire.body.decode()
     to_psc = world.post(journey.choose, mire, choice="psc")
     assert to_psc.status == 303
+
+
+def test_a_storage_outage_after_validation_goes_back_to_the_service_and_is_logged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = signed_in()
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise StorageUnavailableError(detail="bindings: 503")
+
+    monkeypatch.setattr(world.tables["bindings"], "find", unreachable)
+    with caplog.at_level(logging.WARNING, logger="sanscouture.journey"):
+        answer = landing(world.authorize())
+    assert (answer["error"], answer["error_description"], answer["state"], answer["iss"]) == (
+        "temporarily_unavailable", "storage is temporarily unavailable, try again", "st", ISSUER)
+    [record] = caplog.records
+    assert (record.getMessage(), record.error, record.error_detail) == (  # type: ignore[attr-defined]
+        "authorize: request not completed", "temporarily_unavailable", "bindings: 503")
+
+
+def test_a_session_whose_pairing_fell_due_shows_the_re_verification_page() -> None:
+    world = signed_in()
+    row = world.tables["bindings"].find(TENANT, "oid-1")
+    assert row is not None
+    world.tables["bindings"].save(TENANT, "oid-1", {**row.data, "verified_at": int(world.clock()) - 400 * 86400,
+                                                   "paired_at": int(world.clock()) - 400 * 86400}, None)
+    page = world.authorize()
+    assert page.status == 200 and "Vérification périodique" in page.body.decode()
+    assert "tous les 365&nbsp;jours" in page.body.decode()
