@@ -608,3 +608,23 @@ def test_a_session_whose_pairing_fell_due_shows_the_re_verification_page() -> No
     page = world.authorize()
     assert page.status == 200 and "Vérification périodique" in page.body.decode()
     assert "tous les 365&nbsp;jours" in page.body.decode()
+
+
+def test_a_prompt_none_code_holds_the_request_and_the_session_s_sign_in() -> None:
+    world = signed_in()
+    session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert session is not None
+    world.clock.now += 60
+    answer = landing(world.authorize(prompt="none", nonce="n-2"))
+    assert (answer["state"], answer["iss"]) == ("st", ISSUER)
+    stored = grant(world, answer["code"])
+    assert {k: stored[k] for k in ("client_id", "redirect_uri", "code_challenge", "nonce", "acr", "sid", "tid",
+                                   "oid", "auth_time")} == {
+        "client_id": "sn", "redirect_uri": REDIRECT, "code_challenge": CHALLENGE, "nonce": "n-2", "acr": "eidas1",
+        "sid": session.public_sid, "tid": TENANT, "oid": "oid-1", "auth_time": session.auth_time}
+    assert stored["identity"]["sub"] == DOCTOR.sub
+    assert {k: v for k, v in events(world, "login_succeeded")[-1].items() if k != "at"} == {
+        "event": "login_succeeded", "client_id": "sn", "mode": "session", "national_id": "********0001",
+        "auth_mode": "CARD"}
+    touched = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert touched is not None and touched.sid == session.sid and touched.last_seen == int(world.clock())
