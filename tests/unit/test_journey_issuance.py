@@ -446,7 +446,7 @@ def test_the_pairing_and_confirmation_pages_show_the_service_the_account_and_the
     world, _, _ = recording_world()
     pairing = world.callback(journey.entra_callback, world.authorize())
     body = pairing.body.decode()
-    assert "Service" in body and "Dr Claire Martin" in body and USERNAME in body
+    assert '<strong class="name">Service</strong>' in body and "Dr Claire Martin" in body and USERNAME in body
     body = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair")).body.decode()
     assert '<strong class="name">Service</strong>' in body and '<p class="card-title name">Claire MARTIN</p>' in body
     assert '<span class="nowrap">…0001</span>' in body and "<dd>carte CPS</dd>" in body
@@ -629,3 +629,13 @@ def test_a_prompt_none_code_holds_the_request_and_the_session_s_sign_in() -> Non
         "auth_mode": "CARD"}
     touched = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
     assert touched is not None and touched.sid == session.sid and touched.last_seen == int(world.clock())
+
+
+def test_an_entra_that_answers_with_its_old_session_again_logs_why(caplog: pytest.LogCaptureFixture) -> None:
+    world = World()
+    world.entra.auth_time = world.clock.now - 600
+    again = world.callback(journey.entra_callback, world.authorize())
+    with caplog.at_level(logging.WARNING, logger="sanscouture.journey"):
+        refused = world.callback(journey.entra_callback, again)
+    assert (refused.status, heading(refused)) == (403, "Authentification à renouveler")
+    assert refusal(caplog) == ("auth_too_old", "entra: no fresh authentication for a pairing, even with prompt=login")
