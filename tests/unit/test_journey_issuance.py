@@ -272,10 +272,10 @@ def test_an_unknown_client_or_redirect_uri_is_a_400_page_logged_with_its_error(
         foreign = world.authorize(redirect_uri="https://evil.example/cb")
     assert (unknown.status, heading(unknown)) == (400, "Service inconnu")
     assert (foreign.status, heading(foreign)) == (400, "Adresse de retour non autorisée")
-    logged = [(r.getMessage(), r.error) for r in caplog.records]  # type: ignore[attr-defined]
+    logged = [(r.getMessage(), r.error) for r in caplog.records if r.name == "sanscouture.journey"]  # type: ignore[attr-defined]
     assert logged == [("authorization request refused", "invalid_client"),
                       ("authorization request refused", "invalid_request")]
-    assert all(r.error_detail for r in caplog.records)  # type: ignore[attr-defined]
+    assert all(r.error_detail for r in caplog.records if r.name == "sanscouture.journey")  # type: ignore[attr-defined]
 
 
 def test_a_refused_request_to_a_known_redirect_uri_is_logged_and_redirected(caplog: pytest.LogCaptureFixture) -> None:
@@ -283,7 +283,7 @@ def test_a_refused_request_to_a_known_redirect_uri_is_logged_and_redirected(capl
     with caplog.at_level(logging.INFO, logger="sanscouture.journey"):
         answer = landing(world.authorize(scope="profile"))
     assert (answer["error"], answer["state"], answer["iss"]) == ("invalid_scope", "st", ISSUER)
-    [record] = caplog.records
+    [record] = [r for r in caplog.records if r.name == "sanscouture.journey"]
     assert (record.getMessage(), record.error, record.client_id) == (  # type: ignore[attr-defined]
         "authorization request rejected", "invalid_scope", "sn")
 
@@ -300,7 +300,7 @@ def test_an_unknown_request_uri_is_logged_and_shows_its_page(caplog: pytest.LogC
     with caplog.at_level(logging.INFO, logger="sanscouture.journey"):
         page = world.authorize(request_uri="urn:ietf:params:oauth:request_uri:nothing")
     assert (page.status, heading(page)) == (400, "Demande de connexion expirée")
-    [record] = caplog.records
+    [record] = [r for r in caplog.records if r.name == "sanscouture.journey"]
     assert (record.getMessage(), record.error) == (  # type: ignore[attr-defined]
         "pushed authorization request refused", "invalid_request_uri")
     assert record.error_detail  # type: ignore[attr-defined]
@@ -595,7 +595,7 @@ def test_a_storage_outage_after_validation_goes_back_to_the_service_and_is_logge
         answer = landing(world.authorize())
     assert (answer["error"], answer["error_description"], answer["state"], answer["iss"]) == (
         "temporarily_unavailable", "storage is temporarily unavailable, try again", "st", ISSUER)
-    [record] = caplog.records
+    [record] = [r for r in caplog.records if r.name == "sanscouture.journey"]
     assert (record.getMessage(), record.error, record.error_detail) == (  # type: ignore[attr-defined]
         "authorize: request not completed", "temporarily_unavailable", "bindings: 503")
 
