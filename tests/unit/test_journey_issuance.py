@@ -442,19 +442,25 @@ def test_the_upstreams_finish_the_journey_s_own_flow_with_the_callback_s_paramet
     assert flow == {"state": response["state"], "asked_at": int(world.clock())} and response["code"] == "c"
 
 
+DOCTOR_WITH_ROLE = dataclasses.replace(DOCTOR, claims={**DOCTOR.claims, "SubjectRole": ["10^1.2.250.1.213.1.1.5.5"]})
+
+
 def test_the_pairing_and_confirmation_pages_show_the_service_the_account_and_the_identity() -> None:
-    world, _, _ = recording_world()
+    world, _, psc = recording_world()
+    psc.identity = DOCTOR_WITH_ROLE
     pairing = world.callback(journey.entra_callback, world.authorize())
     body = pairing.body.decode()
     assert '<strong class="name">Service</strong>' in body and "Dr Claire Martin" in body and USERNAME in body
     body = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair")).body.decode()
     assert '<strong class="name">Service</strong>' in body and '<p class="card-title name">Claire MARTIN</p>' in body
     assert '<span class="nowrap">…0001</span>' in body and "<dd>carte CPS</dd>" in body
+    assert '<p class="card-subtitle">Médecin</p>' in body
     assert f'<dd class="name">{USERNAME}</dd>' in body
 
 
 def test_the_re_verification_page_shows_the_service_the_identity_and_when_it_was_proven() -> None:
-    world, _, _ = recording_world()
+    world, _, psc = recording_world()
+    psc.identity = DOCTOR_WITH_ROLE
     assert "code" in landing(world.first_sign_in())
     proven = int(world.clock())
     world.clock.now += 365 * 86400
@@ -462,7 +468,7 @@ def test_the_re_verification_page_shows_the_service_the_identity_and_when_it_was
     body = world.callback(journey.entra_callback, world.authorize()).body.decode()
     assert "Vérification périodique" in body and '<strong class="name">Service</strong>' in body
     assert f"vérifié pour la dernière fois le {pages.french_date(proven)}." in body
-    assert "tous les 365&nbsp;jours" in body
+    assert "tous les 365&nbsp;jours" in body and '<p class="card-subtitle">Médecin</p>' in body
     assert '<p class="card-title name">Claire MARTIN</p>' in body and '<span class="nowrap">…0001</span>' in body
     assert f'<dd class="name">{USERNAME}</dd>' in body
 
@@ -639,3 +645,19 @@ def test_an_entra_that_answers_with_its_old_session_again_logs_why(caplog: pytes
         refused = world.callback(journey.entra_callback, again)
     assert (refused.status, heading(refused)) == (403, "Authentification à renouveler")
     assert refusal(caplog) == ("auth_too_old", "entra: no fresh authentication for a pairing, even with prompt=login")
+
+
+def test_a_session_s_back_channel_entry_and_its_ending_are_kept_until_it_would_have_expired() -> None:
+    world = World(backchannel_logout_uri="https://sn.example.fr/bcl")
+    world.first_sign_in()
+    first = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert first is not None
+    expires = world.broker.sessions.expires_at(first)
+    assert expires == int(world.clock()) + 4 * 3600
+    row = world.tables["bindings"].find(TENANT, "oid-1")
+    assert row is not None and row.data[f"bcl_{first.public_sid}"] == {"until": expires, "clients": ["sn"]}
+    world.clock.now += 60
+    page = world.callback(journey.entra_callback, world.authorize(prompt="login"))
+    world.post(journey.confirm, page, action="confirm")  # a newer sign-in ends the first session
+    row = world.tables["bindings"].find(TENANT, "oid-1")
+    assert row is not None and row.data["revoked_sessions"] == {first.public_sid: expires}
