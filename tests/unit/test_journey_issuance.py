@@ -661,3 +661,20 @@ def test_a_session_s_back_channel_entry_and_its_ending_are_kept_until_it_would_h
     world.post(journey.confirm, page, action="confirm")  # a newer sign-in ends the first session
     row = world.tables["bindings"].find(TENANT, "oid-1")
     assert row is not None and row.data["revoked_sessions"] == {first.public_sid: expires}
+
+
+def test_a_hint_of_exactly_the_length_limit_is_read() -> None:
+    world = signed_in()
+    limit = MAX_BYTES["id_token_hint"]
+    hint = ""
+    for pad in range(limit * 3 // 4 - 600, limit * 3 // 4):
+        for extra in ("", "y"):
+            candidate = world.keys.sign({"iss": ISSUER, "sub": OTHER.sub, "aud": "sn", "iat": 1, "exp": 2,
+                                         "pad": "x" * pad, "e": extra})
+            if len(candidate) == limit:
+                hint = candidate
+                break
+        if hint:
+            break
+    assert len(hint.encode()) == limit
+    assert landing(world.authorize(prompt="none", id_token_hint=hint))["error"] == "login_required"
