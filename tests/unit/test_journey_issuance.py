@@ -20,6 +20,7 @@ from sanscouture.cookies import SESSION_COOKIE
 from sanscouture.errors import StorageUnavailableError
 from sanscouture.journeys import JOURNEY_COOKIE_PREFIX
 from sanscouture.journeys import JOURNEY_TTL
+from sanscouture.limits import Limits
 from sanscouture.models import EntraAccount
 from sanscouture.models import PscAuthentication
 from sanscouture.models import UpstreamStart
@@ -678,3 +679,16 @@ def test_a_hint_of_exactly_the_length_limit_is_read() -> None:
             break
     assert len(hint.encode()) == limit
     assert landing(world.authorize(prompt="none", id_token_hint=hint))["error"] == "login_required"
+
+
+def test_the_journey_rate_limit_counts_each_source_apart() -> None:
+    world = World()
+    world.broker = dataclasses.replace(world.broker, limits=Limits.per_minute(1, 10))
+    query = {"client_id": "sn", "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid", "state": "st",
+             "code_challenge": CHALLENGE, "code_challenge_method": "S256"}
+
+    def from_address(address: str) -> int:
+        request = Request(method="GET", url=ISSUER + "/authorize", headers={"x-forwarded-for": address}, query=query)
+        return journey.authorize(world.broker, request).status
+
+    assert [from_address("192.0.2.1"), from_address("192.0.2.1"), from_address("192.0.2.2")] == [302, 429, 302]
