@@ -692,3 +692,14 @@ def test_the_journey_rate_limit_counts_each_source_apart() -> None:
         return journey.authorize(world.broker, request).status
 
     assert [from_address("192.0.2.1"), from_address("192.0.2.1"), from_address("192.0.2.2")] == [302, 429, 302]
+
+
+def test_the_account_page_s_entra_return_is_finished_with_the_callback_s_parameters() -> None:
+    from sanscouture import account
+
+    world, entra, _ = recording_world()
+    start = world.keep_cookies(account.account_page(world.broker, world.request("GET", "/compte")))
+    back = world.callback(journey.entra_callback, start)
+    assert back.status == 303
+    [(_, response)] = entra.finished
+    assert response["code"] == "c" and response["state"]
