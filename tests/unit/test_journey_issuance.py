@@ -21,6 +21,7 @@ from sanscouture.errors import StorageUnavailableError
 from sanscouture.journeys import JOURNEY_COOKIE_PREFIX
 from sanscouture.journeys import JOURNEY_TTL
 from sanscouture.limits import Limits
+from sanscouture.models import Client
 from sanscouture.models import EntraAccount
 from sanscouture.models import PscAuthentication
 from sanscouture.models import UpstreamStart
@@ -703,3 +704,20 @@ def test_the_account_page_s_entra_return_is_finished_with_the_callback_s_paramet
     assert back.status == 303
     [(_, response)] = entra.finished
     assert response["code"] == "c" and response["state"]
+
+
+def test_a_prompt_none_sign_in_to_another_back_channel_client_is_recorded_in_the_session() -> None:
+    world = World(backchannel_logout_uri="https://sn.example.fr/bcl")
+    world.first_sign_in()
+    other = Client(client_id="app2", redirect_uris=("https://app2.example.fr/cb",), client_secret="s",
+                   client_name="App 2", backchannel_logout_uri="https://app2.example.fr/bcl")
+    settings = world.broker.settings
+    world.broker = dataclasses.replace(world.broker, settings=dataclasses.replace(
+        settings, clients=(*settings.clients, other)))
+    answer = world.keep_cookies(world.authorize(prompt="none", client_id="app2",
+                                                redirect_uri="https://app2.example.fr/cb"))
+    assert (answer.header("Location") or "").startswith("https://app2.example.fr/cb?code=")
+    session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert session is not None and session.bcl_clients == ("sn", "app2")
+    row = world.tables["bindings"].find(TENANT, "oid-1")
+    assert row is not None and row.data[f"bcl_{session.public_sid}"]["clients"] == ["sn", "app2"]
