@@ -666,7 +666,7 @@ def test_a_session_s_back_channel_entry_and_its_ending_are_kept_until_it_would_h
 
 
 def test_a_hint_of_exactly_the_length_limit_is_read() -> None:
-    world = signed_in()
+    world = World()
     limit = MAX_BYTES["id_token_hint"]
     hint = ""
     for pad in range(limit * 3 // 4 - 600, limit * 3 // 4):
@@ -679,7 +679,10 @@ def test_a_hint_of_exactly_the_length_limit_is_read() -> None:
         if hint:
             break
     assert len(hint.encode()) == limit
-    assert landing(world.authorize(prompt="none", id_token_hint=hint))["error"] == "login_required"
+    pairing = world.callback(journey.entra_callback, world.authorize(prompt="login", id_token_hint=hint))
+    page = world.callback(journey.psc_callback, world.post(journey.pair, pairing, action="pair"))
+    refused = world.post(journey.confirm, page, action="confirm")  # the hint names another person
+    assert (refused.status, heading(refused)) == (403, "Autre personne que celle attendue")
 
 
 def test_the_journey_rate_limit_counts_each_source_apart() -> None:
