@@ -156,7 +156,7 @@ def _rp_sessions(data: Mapping[str, Any], now: float) -> dict[str, tuple[str, ..
     return sessions
 
 
-def _binding(row: Row, now: float = 0) -> Binding:
+def _binding(row: Row, now: float) -> Binding:
     revoked = row.data.get("revoked_sessions")
     return Binding(
         tid=row.partition,

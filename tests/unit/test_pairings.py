@@ -150,3 +150,19 @@ def test_recording_a_session_never_recreates_a_removed_pairing(tables: Tables, c
     assert bindings.remove(ACCOUNT.tid, ACCOUNT.oid)
     assert not bindings.record_rp_session(ACCOUNT.tid, ACCOUNT.oid, "s", ("rp",), int(clock()) + 60)
     assert bindings.find(ACCOUNT.tid, ACCOUNT.oid) is None
+
+
+def test_a_recorded_relying_party_session_ends_at_its_until_and_only_well_formed_entries_count(
+    tables: Tables, clock: FakeClock
+) -> None:
+    """An entry is alive strictly before its ``until`` (the instant the session itself expires), read
+    against the store's clock; a property with the prefix that is not an entry is ignored."""
+    from sanscouture.bindings import RP_SESSION_PREFIX
+
+    bindings = paired(tables, clock)
+    now = int(clock())
+    assert bindings.record_rp_session(ACCOUNT.tid, ACCOUNT.oid, "ends-now", ("rp-a",), now)
+    assert bindings.record_rp_session(ACCOUNT.tid, ACCOUNT.oid, "ends-next", ("rp-b",), now + 1)
+    tables["bindings"].merge(ACCOUNT.tid, ACCOUNT.oid, {f"{RP_SESSION_PREFIX}junk": "not an entry"})
+    binding = bindings.find(ACCOUNT.tid, ACCOUNT.oid)
+    assert binding is not None and binding.rp_sessions == {"ends-next": ("rp-b",)}

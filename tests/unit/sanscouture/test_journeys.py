@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from sanscouture.cookies import SESSION_COOKIE
+from sanscouture.errors import RequestTooLargeError
+from sanscouture.journeys import MAX_REDIRECT_QUERY_BYTES
 from sanscouture.journeys import Journey
 from sanscouture.journeys import JourneyStore
 from sanscouture.journeys import Step
@@ -186,3 +188,16 @@ def test_a_cross_site_post_that_is_not_utf8_is_redirected_with_replacement_chara
     """Decoded with replacement characters, then percent-encoded: a Location header is ASCII."""
     response = cookieless_post_as_get(post(body=b"client_id=s\xffn"), ISSUER, "/logout")
     assert response is not None and response.header("Location") == f"{ISSUER}/logout?client_id=s%EF%BF%BDn"
+
+
+def test_a_cross_site_post_of_exactly_the_location_limit_is_redirected_one_byte_more_is_413() -> None:
+    """The largest body a Location may carry (24 KiB: a 16 KiB id_token_hint and the rest) is redirected;
+    one byte more is refused, and the refusal logs the size (never the content)."""
+    prefix = b"id_token_hint="
+    at_limit = prefix + b"a" * (MAX_REDIRECT_QUERY_BYTES - len(prefix))
+    response = cookieless_post_as_get(post(body=at_limit), ISSUER, "/logout")
+    assert response is not None and response.status == 303
+    assert response.header("Location") == f"{ISSUER}/logout?{at_limit.decode()}"
+    with pytest.raises(RequestTooLargeError) as raised:
+        cookieless_post_as_get(post(body=at_limit + b"a"), ISSUER, "/logout")
+    assert raised.value.detail == f"cross-site POST of {MAX_REDIRECT_QUERY_BYTES + 1} bytes as a query"
