@@ -73,6 +73,13 @@ def remove_as_administrator(sandbox: Sandbox) -> str:
     return out.getvalue()
 
 
+def the_logout_token(receiver: BackchannelReceiver, sid: str) -> dict[str, Any]:
+    """The one logout token the relying party received (and validated) for the session ``sid``."""
+    assert receiver.wait_for(lambda: bool(receiver.tokens_for(sid)))
+    (token,) = receiver.tokens_for(sid)
+    return token
+
+
 def audit_rows(sandbox: Sandbox, sid: str) -> list[tuple[str, str]]:
     rows = Tables.from_connection_string(sandbox.azurite_connection or "")["audit"].all_rows()
     return sorted((str(r.data["event"]), str(r.data["client_id"])) for r in rows
@@ -86,8 +93,7 @@ def test_rp_initiated_logout_sends_a_valid_logout_token_with_the_sessions_sid_an
     user, claims, id_token = signed_in(sandbox)
     landing = user.go(logout_url(sandbox, id_token), stop_at="https://rp-bcl.example.fr/logged-out")
     assert isinstance(landing, Landing)
-    assert receiver.wait_for(lambda: bool(receiver.tokens_for(claims["sid"])))
-    (token,) = receiver.tokens_for(claims["sid"])
+    token = the_logout_token(receiver, claims["sid"])
     assert (token["sub"], token["aud"], token["iss"]) == (claims["sub"], "rp-bcl", sandbox.broker_url)
     assert token["exp"] - token["iat"] == 120 and "nonce" not in token
     assert all(r.content_type == "application/x-www-form-urlencoded" for r in receiver.received)
@@ -161,8 +167,7 @@ def test_a_pairing_removed_at_compte_is_announced(sandbox: Sandbox, receiver: Ba
     assert isinstance(shown, Page)
     result = user.submit(shown, "remove")
     assert isinstance(result, Page) and result.h1 == "Appairage supprimé"
-    assert receiver.wait_for(lambda: bool(receiver.tokens_for(claims["sid"])))
-    (token,) = receiver.tokens_for(claims["sid"])
+    token = the_logout_token(receiver, claims["sid"])
     assert token["sub"] == claims["sub"]
 
 
@@ -172,8 +177,7 @@ def test_a_pairing_removed_by_the_administrator_tool_is_announced(
     unpair(sandbox, ENTRA)
     _, claims, _ = signed_in(sandbox)
     assert "1 back-channel logout(s) queued" in remove_as_administrator(sandbox)
-    assert receiver.wait_for(lambda: bool(receiver.tokens_for(claims["sid"])))
-    (token,) = receiver.tokens_for(claims["sid"])
+    token = the_logout_token(receiver, claims["sid"])
     assert token["sub"] == claims["sub"]
 
 
@@ -185,8 +189,7 @@ def test_a_session_ended_by_another_persons_sign_in_is_announced(
     user.entra_persona, user.psc_persona = "cpx", "medecin-cps"  # the next person at the shared workstation
     _, second, _ = signed_in(sandbox, user, prompt="login")
     assert second["sid"] != first["sid"] and second["sub"] != first["sub"]
-    assert receiver.wait_for(lambda: bool(receiver.tokens_for(first["sid"])))
-    (token,) = receiver.tokens_for(first["sid"])
+    token = the_logout_token(receiver, first["sid"])
     assert token["sub"] == first["sub"]
     assert receiver.tokens_for(second["sid"]) == []  # the new session lives on
 
