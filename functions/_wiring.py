@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from sanscouture.adapters.client_jwks import ClientJwksFetcher
-from sanscouture.adapters.http import UpstreamSession
-from sanscouture.adapters.tables import Tables
 from sanscouture.backchannel import QUEUE
 from sanscouture.journey import Broker
 from sanscouture.keys import KeyRing
@@ -29,10 +26,13 @@ from sanscouture.ports import KeyStore
 from sanscouture.ports import MessageQueue
 from sanscouture.settings import Settings
 
-if TYPE_CHECKING:  # imported lazily at run time: MSAL is heavy for a cold start
+if TYPE_CHECKING:  # imported lazily at run time: MSAL, the Table SDK and requests are heavy for a cold start
+    from sanscouture.adapters.client_jwks import ClientJwksFetcher
     from sanscouture.adapters.entra import EntraAdapter
+    from sanscouture.adapters.http import UpstreamSession
     from sanscouture.adapters.psc import PscAdapter
     from sanscouture.adapters.queues import Queues
+    from sanscouture.adapters.tables import Tables
 
 
 @dataclass
@@ -45,10 +45,16 @@ class Services:
     @cached_property
     def http(self) -> UpstreamSession:
         """One outbound HTTP session per worker (connection reuse towards Entra and PSC)."""
+        from sanscouture.adapters.http import UpstreamSession  # requests, on first use
+
         return UpstreamSession(self.settings.ca_bundle)
 
     @cached_property
     def tables(self) -> Tables:
+        """The Table Storage tables; the SDK is imported by the first request that needs a row (an
+        unauthenticated ``/authorize``, the discovery and the JWKS need none)."""
+        from sanscouture.adapters.tables import Tables
+
         if self.settings.tables_connection_string:
             return Tables.from_connection_string(self.settings.tables_connection_string)
         from azure.identity import ManagedIdentityCredential  # only in Azure
@@ -87,6 +93,8 @@ class Services:
     @cached_property
     def client_jwks(self) -> ClientJwksFetcher:
         """Relying parties' JWK Sets (``private_key_jwt`` with ``jwks_uri``), cached per worker."""
+        from sanscouture.adapters.client_jwks import ClientJwksFetcher
+
         return ClientJwksFetcher(self.http)
 
     @cached_property

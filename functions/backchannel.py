@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from functions._wiring import Services
 from functions._wiring import services
-from sanscouture.adapters.http import post_form
 from sanscouture.audit import AuditLog
 from sanscouture.backchannel import POISON_QUEUE
 from sanscouture.backchannel import QUEUE
 from sanscouture.backchannel import Outcome
 from sanscouture.backchannel import deliver
 from sanscouture.settings import QUEUES_CONNECTION
+
+if TYPE_CHECKING:
+    import requests
 
 bp = func.Blueprint()
 log = logging.getLogger("sanscouture.backchannel")
@@ -45,9 +49,17 @@ def handle(wired: Services, body: str) -> Outcome:
         body,
         settings=wired.settings,
         sign=wired.key_ring.sign,
-        post=functools.partial(post_form, wired.http),
+        post=functools.partial(_post_form, wired.http),
         outbox=queues[QUEUE],
         poison=queues[POISON_QUEUE],
         audit=AuditLog(wired.tables["audit"], wired.clock),  # not wired.broker: no MSAL for a delivery
         clock=wired.clock,
     )
+
+
+def _post_form(session: requests.Session, url: str, form: Mapping[str, str], timeout: float) -> int:
+    """``sanscouture.adapters.http.post_form``, imported on the first delivery: requests is heavy for a
+    cold start, and this module is imported by every worker, which most often delivers nothing."""
+    from sanscouture.adapters.http import post_form
+
+    return post_form(session, url, form, timeout)

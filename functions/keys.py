@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
@@ -18,9 +19,9 @@ from functions._wiring import Services
 from functions._wiring import services
 from sanscouture.errors import OAuthError
 from sanscouture.ports import Clock
-from sanscouture.rotation import Durations
-from sanscouture.rotation import RotationResult
-from sanscouture.rotation import rotate
+
+if TYPE_CHECKING:  # the rotation is imported when the timer fires, not on every worker's cold start
+    from sanscouture.rotation import RotationResult
 
 bp = func.Blueprint()
 log = logging.getLogger("sanscouture.keys.rotation")
@@ -35,6 +36,9 @@ def rotate_signing_key(timer: func.TimerRequest) -> None:
 
 def run_rotation(wired: Services, clock: Clock = time.time) -> RotationResult | None:
     """Rotate if the setting says so; log what was done. A failure is logged, then raised (a failed run)."""
+    from sanscouture.rotation import Durations
+    from sanscouture.rotation import rotate
+
     settings = wired.settings
     if not settings.key_rotation_enabled:
         log.info("signing key rotation is off (BROKER_KEY_ROTATION_ENABLED=false)")

@@ -7,13 +7,16 @@ Functions host in Azure (the sandbox host serves HTTP functions only; tests call
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from functions._wiring import services
-from sanscouture.adapters.tables import Tables
 from sanscouture.bindings import restore_missing_audit
 from sanscouture.journey import Broker
+
+if TYPE_CHECKING:  # the Table SDK is imported by the first request that needs it
+    from sanscouture.adapters.tables import Tables
 
 bp = func.Blueprint()
 log = logging.getLogger("sanscouture.sweep")

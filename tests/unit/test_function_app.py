@@ -53,6 +53,16 @@ def test_mes_appairages_is_imported_on_first_use_not_on_the_cold_start() -> None
     assert result.stdout.strip() == "[]"
 
 
+def test_the_table_sdk_requests_and_the_key_rotation_are_imported_on_first_use_not_on_the_cold_start() -> None:
+    """The first request of a cold instance is most often an unauthenticated /authorize, which reads no row
+    and calls nobody: the Table SDK and requests (about 12 MiB and a third of the import time) wait for the
+    first request that needs them, the key rotation for its timer (bench/__main__.py prints both figures)."""
+    heavy = ("azure.data.tables", "requests", "urllib3", "sanscouture.adapters.tables", "sanscouture.rotation")
+    code = f"import sys, function_app; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip() == "[]"
+
+
 def test_the_back_channel_logout_queue_trigger_reads_its_queue_on_the_broker_queues_connection() -> None:
     """Its connection is the identity-based BROKER_QUEUES that Bicep sets; the queue SDK is not imported
     on the cold start (only when the worker first sends or delivers)."""
