@@ -1,4 +1,5 @@
-"""Counting Table Storage round trips: the SDK's own transport, counting every HTTP request it sends.
+"""Counting Table Storage round trips: the broker's own transport, counting every HTTP request its session
+sends (through the SDK's pipeline or directly: sanscouture/adapters/tables.py ``LeanSession.exchange``).
 
 Used by ``make bench`` (printed figures) and by tests/e2e/test_round_trips.py (pinned counts: a
 count is deterministic, unlike a time).
@@ -14,25 +15,37 @@ from azure.core.pipeline.transport import RequestsTransport
 from sanscouture.adapters import tables as tables_module
 
 
-class RequestCounter(RequestsTransport):
-    """Counts Table Storage HTTP requests by operation and table (``GET codes``, ``PUT bindings``...)."""
+class CountingSession(tables_module.LeanSession):
+    """The broker's session, counting the requests it sends by operation and table (``GET codes``...)."""
 
     def __init__(self) -> None:
-        # As the broker's own transport (sanscouture/adapters/tables.py: lean_transport).
-        super().__init__(session=tables_module.LeanSession(), use_env_settings=False,
-                         connection_timeout=tables_module._CLIENT_OPTIONS["connection_timeout"],
-                         read_timeout=tables_module._CLIENT_OPTIONS["read_timeout"])
+        super().__init__()
         self.counts: Counter[str] = Counter()
 
-    def send(self, request: Any, **kwargs: Any) -> Any:
-        path = request.url.split("?")[0].rsplit("/", 1)[-1]
+    def exchange(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                 timeout: Any) -> tables_module.Answer:
+        path = url.split("?")[0].rsplit("/", 1)[-1]
         table = path.split("(")[0] or "?"
-        self.counts[f"{request.method} {table}"] += 1
-        return super().send(request, **kwargs)
+        self.counts[f"{method} {table}"] += 1
+        return super().exchange(method, url, headers, body, timeout)
+
+
+class RequestCounter(RequestsTransport):
+    """The broker's transport (sanscouture/adapters/tables.py: ``lean_transport``) on a :class:`CountingSession`."""
+
+    def __init__(self) -> None:
+        self.counting = CountingSession()
+        super().__init__(session=self.counting, use_env_settings=False,
+                         connection_timeout=tables_module._CLIENT_OPTIONS["connection_timeout"],
+                         read_timeout=tables_module._CLIENT_OPTIONS["read_timeout"])
+
+    @property
+    def counts(self) -> Counter[str]:
+        return self.counting.counts
 
     def take(self) -> Counter[str]:
         """The counts since the last take, and start again from zero."""
-        counts, self.counts = self.counts, Counter()
+        counts, self.counting.counts = self.counting.counts, Counter()
         return counts
 
 

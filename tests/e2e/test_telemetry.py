@@ -266,6 +266,14 @@ def test_the_telemetry_of_sign_ins_tokens_and_an_outage_is_complete_and_holds_no
         str(d.get("name")) for d in dependencies}
     for dependency in dependencies:
         assert "?" not in str(dependency.get("data", "")).replace("?[query removed]", ""), dependency
+    # The reads and the If-Match replace sent outside the SDK's pipeline (tables.py: DirectCalls) keep its
+    # network span: a dependency on the storage host, child of the operation's span.
+    operation_ids = {base_data(e)["id"]: base_data(e)["name"] for e in of_kind(envelopes, "dependency")}
+    direct = {(str(base_data(e)["name"]).split(" ")[0], operation_ids.get(e["tags"].get("ai.operation.parentId")))
+              for e in of_kind(envelopes, "dependency")
+              if base_data(e).get("target") == f"127.0.0.1:{observed.storage.port}"
+              and "(PartitionKey=" in str(base_data(e)["name"])}
+    assert {("GET", "TableClient.get_entity"), ("PUT", "TableClient.update_entity")} <= direct
 
     # Audit traces with the dimensions of docs/deploy.md.
     created = audit(envelopes, "pairing_created")
