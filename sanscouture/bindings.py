@@ -6,6 +6,7 @@ one appeared meanwhile: nothing is ever overwritten, and nothing is ever matched
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -40,16 +41,18 @@ class BindingStore:
         that second write fails, :func:`restore_missing_audit` writes it from the row (the sweep).
         """
         now = int(self._clock())
+        pairing_id = secrets.token_urlsafe(16)
         data = {
             **_identity_fields(identity),
             "entra_username": account.preferred_username,
+            "pairing_id": pairing_id,
             "paired_at": now,
             "last_used_at": now,
             "verified_at": now,
             **({"audit": audit.to_dict()} if audit is not None else {}),
         }
         if self._store.insert(account.tid, account.oid, data, expires_in=None):
-            return Binding(account.tid, account.oid, identity, now, now, verified_at=now), True
+            return Binding(account.tid, account.oid, identity, now, now, verified_at=now, pairing_id=pairing_id), True
         existing = self.find(account.tid, account.oid)
         if existing is None:  # removed between our insert and read: report it as not created
             raise LookupError("pairing vanished while being created")
@@ -165,6 +168,7 @@ def _binding(row: Row, now: float) -> Binding:
         paired_at=int(row.data.get("paired_at", 0)),
         last_used_at=int(row.data.get("last_used_at", 0)),
         verified_at=int(row.data.get("verified_at", 0)),
+        pairing_id=str(row.data.get("pairing_id") or ""),
         etag=row.etag,
         revoked_sessions={str(k): int(v) for k, v in revoked.items()} if isinstance(revoked, dict) else {},
         rp_sessions=_rp_sessions(row.data, now),

@@ -207,10 +207,10 @@ def _start(broker: Broker, request: Request, auth_request: AuthorizationRequest,
 
 
 def _session_still_holds(broker: Broker, session: BrokerSession, binding: Binding) -> bool:
-    """The session's pairing still names the same identity and admits the session (not ended, not
-    older than the pairing: a removed pairing's sessions end with it)."""
+    """The session's pairing still names the same identity and admits the session (not ended, opened
+    through this very pairing: a removed pairing's sessions end with it)."""
     return binding.identity.sub == session.sub and binding.admits_session(
-        session.public_sid, session.created_at, broker.clock())
+        session.public_sid, session.created_at, broker.clock(), session.pairing_id)
 
 
 def _at_pairing(broker: Broker, journey: Journey, binding: Binding) -> Journey:
@@ -221,7 +221,8 @@ def _at_pairing(broker: Broker, journey: Journey, binding: Binding) -> Journey:
     days = broker.settings.pairing_reverify_days
     step = Step.REVERIFY if reverification_due(binding, broker.clock(), days) else Step.CONFIRM
     return journey.advance(step=step, shown_sub=binding.identity.sub, shown_etag=binding.etag,
-                           shown_identity=binding.identity, shown_due_at=due_at(binding, days))
+                           shown_pairing_id=binding.pairing_id, shown_identity=binding.identity,
+                           shown_due_at=due_at(binding, days))
 
 
 def _usable_session(broker: Broker, request: Request, auth_request: AuthorizationRequest) -> BrokerSession | None:
@@ -262,7 +263,7 @@ def _sign_in_with_session(broker: Broker, auth_request: AuthorizationRequest, se
     binding = broker.bindings.find(session.account.tid, session.account.oid)
     if binding is None or binding.identity.sub != session.sub:
         return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("pairing no longer valid"))
-    if not binding.admits_session(session.public_sid, session.created_at, broker.clock()):
+    if not binding.admits_session(session.public_sid, session.created_at, broker.clock(), session.pairing_id):
         return error_redirect(auth_request, broker.settings.issuer, LoginRequiredError("the broker session has ended"))
     if reverification_due(binding, broker.clock(), broker.settings.pairing_reverify_days):
         # OIDC Core 3.1.2.6: what is missing is an authentication of the End-User (a CPS / e-CPS
@@ -465,8 +466,11 @@ def _reverified(broker: Broker, request: Request, journey: Journey, identity: Ps
         raise SignInRefused("reverification_refused", detail="PSC proved another identity than the pairing's")
     if not broker.bindings.renew(journey.account.tid, journey.account.oid, journey.shown_etag, identity):
         raise SignInRefused("pairing_failed", detail="pairing removed or replaced during its re-verification")
+    # The session is bound to the pairing the page showed: were the renewal made on a pairing made again
+    # meanwhile (same identity), that session would be refused at its next use, never the other way.
     return _finish_with_code(broker, request, journey, identity, journey.account.auth_time, account=journey.account,
-                             mode="reverified", first_events=(("pairing_reverified", {**account, **_who(identity)}),))
+                             pairing_id=journey.shown_pairing_id, mode="reverified",
+                             first_events=(("pairing_reverified", {**account, **_who(identity)}),))
 
 
 # -- /confirm ------------------------------------------------------------------------------------
@@ -487,13 +491,13 @@ def confirm(broker: Broker, request: Request) -> Response:
         return error_page("stale_step", status=400)
     if journey.shown_due_at and broker.clock() >= journey.shown_due_at:
         return _due_since_shown(broker, journey)
-    identity = _pairing_as_shown(broker, journey)
-    if identity is None:
+    shown = _pairing_as_shown(broker, journey)
+    if shown is None:
         # Removed or replaced while the page was open: never sign in as someone the page did not show.
         return _refuse(broker, journey, SignInRefused("pairing_failed", detail="pairing changed during the journey"))
-    return _finish_with_code(
-        broker, request, journey, identity, journey.account.auth_time, account=journey.account, mode="paired"
-    )
+    identity, pairing_id = shown
+    return _finish_with_code(broker, request, journey, identity, journey.account.auth_time, account=journey.account,
+                             pairing_id=pairing_id, mode="paired")
 
 
 def _due_since_shown(broker: Broker, journey: Journey) -> Response:
@@ -511,8 +515,9 @@ def _due_since_shown(broker: Broker, journey: Journey) -> Response:
     return _pairing_page(broker, journey, binding, client, cookies=(broker.journeys.cookie(journey),))
 
 
-def _pairing_as_shown(broker: Broker, journey: Journey) -> PscIdentity | None:
-    """The identity Confirmer signs in as: the one the page showed, if the pairing still names it.
+def _pairing_as_shown(broker: Broker, journey: Journey) -> tuple[PscIdentity, str] | None:
+    """The identity Confirmer signs in as, with the id of the pairing it signs in through: the one the
+    page showed, if the pairing still names it.
 
     One round trip when the row is the version the page was read from: a write conditional on its
     ETag, which also records the use (``last_used_at``). Otherwise (changed since, or just paired) the
@@ -522,11 +527,11 @@ def _pairing_as_shown(broker: Broker, journey: Journey) -> PscIdentity | None:
     tid, oid = journey.account.tid, journey.account.oid
     if (journey.shown_etag and journey.shown_identity is not None
             and broker.bindings.use_if_unchanged(tid, oid, journey.shown_etag)):
-        return journey.shown_identity
+        return journey.shown_identity, journey.shown_pairing_id
     binding = broker.bindings.find(tid, oid)
     if binding is None or binding.identity.sub != journey.shown_sub:
         return None
-    return binding.identity
+    return binding.identity, binding.pairing_id
 
 
 # -- shared steps --------------------------------------------------------------------------------
@@ -541,6 +546,7 @@ def _finish_with_code(
     *,
     account: EntraAccount | None,
     mode: str,
+    pairing_id: str = "",
     first_events: tuple[tuple[str, Mapping[str, object]], ...] = (),
 ) -> Response:
     """Issue the journey's one code, keep or open the broker session when paired, and end the journey.
@@ -555,7 +561,7 @@ def _finish_with_code(
         return _refuse(broker, journey, SignInRefused(
             "hint_mismatch", detail="id_token_hint names another subject", rp_error="login_required"))
     current = broker.sessions.find(request.cookies.get(SESSION_COOKIE))
-    session = _session_for(broker, current, identity, account, auth_time) if account is not None else None
+    session = _session_for(broker, current, identity, account, auth_time, pairing_id) if account is not None else None
     sid = session.public_sid if session is not None else secrets.token_urlsafe(16)
     # The code is the journey's single use: a replayed or double-submitted form finds it taken.
     code = _issue(broker, journey.request, identity, auth_time, sid, account, journey.grant_id)
@@ -579,19 +585,22 @@ def _finish_with_code(
 
 
 def _session_for(
-    broker: Broker, current: BrokerSession | None, identity: PscIdentity, account: EntraAccount, auth_time: int
+    broker: Broker, current: BrokerSession | None, identity: PscIdentity, account: EntraAccount, auth_time: int,
+    pairing_id: str,
 ) -> BrokerSession:
-    """The browser's session when it is this same sign-in (touched: its 4-hour limit still runs from
-    its creation), else a new one. A confirmation never renews a session's lifetime."""
+    """The browser's session when it is this same sign-in through this same pairing (touched: its 4-hour
+    limit still runs from its creation), else a new one bound to ``pairing_id``. A confirmation never
+    renews a session's lifetime."""
     same = (
         current is not None
         and (current.account.tid, current.account.oid) == (account.tid, account.oid)
         and current.sub == identity.sub
         and current.auth_time == auth_time
+        and current.pairing_id == pairing_id
     )
     if current is not None and same:
         return broker.sessions.touch(current)
-    return broker.sessions.create(account, identity.sub, auth_time, identity.masked_national_id)
+    return broker.sessions.create(account, identity.sub, auth_time, identity.masked_national_id, pairing_id)
 
 
 def _end(broker: Broker, session: BrokerSession) -> None:

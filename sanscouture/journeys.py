@@ -94,6 +94,7 @@ class Journey:
     started_at: int = 0  # when /authorize was called: an authentication "during this journey" is later
     shown_sub: str | None = None  # the PSC sub the confirmation page showed: Confirmer signs in as it only
     shown_etag: str | None = None  # the version of the pairing row that page was read from
+    shown_pairing_id: str = ""  # that pairing's id: the session a Confirmer opens is bound to it
     shown_identity: PscIdentity | None = None  # the identity that page showed, as that row held it
     shown_due_at: int = 0  # when that pairing's re-verification falls due (0: not known, just paired)
     entra_asked_at: int = 0  # when the broker last sent the person to Entra ID
@@ -222,6 +223,7 @@ def _data(journey: Journey) -> dict[str, Any]:
         "started_at": journey.started_at,
         "shown_sub": journey.shown_sub,
         "shown_etag": journey.shown_etag,
+        "shown_pairing_id": journey.shown_pairing_id or None,
         "shown_identity": journey.shown_identity.to_dict() if journey.shown_identity else None,
         "shown_due_at": journey.shown_due_at,
         "entra_asked_at": journey.entra_asked_at,
@@ -243,6 +245,7 @@ def _journey(data: Mapping[str, Any]) -> Journey:
         started_at=int(data.get("started_at") or 0),
         shown_sub=data.get("shown_sub"),
         shown_etag=data.get("shown_etag"),
+        shown_pairing_id=str(data.get("shown_pairing_id") or ""),
         shown_identity=PscIdentity.from_dict(data["shown_identity"]) if data.get("shown_identity") else None,
         shown_due_at=int(data.get("shown_due_at") or 0),
         entra_asked_at=int(data.get("entra_asked_at") or 0),

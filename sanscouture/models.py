@@ -288,6 +288,10 @@ class Binding:
     # When the national identity was last proven through PSC for this pairing: its creation, then
     # each periodic re-verification (sanscouture.reverification). 0: as paired_at (older rows).
     verified_at: int = 0
+    # This pairing's own id, new each time the account is paired: the sessions opened through it carry
+    # it, so that a session of a removed pairing is refused by the next one, however soon it is made.
+    # "" for rows written before it existed.
+    pairing_id: str = ""
     # The row's version when read (a confirmation checks it is unchanged), and the sessions of the
     # account ended before their time (public ``sid`` -> until when): storage state, not the pairing.
     etag: str | None = field(default=None, compare=False)
@@ -301,13 +305,19 @@ class Binding:
         until = self.revoked_sessions.get(public_sid)
         return until is not None and until > now
 
-    def admits_session(self, public_sid: str, created_at: int, now: float) -> bool:
-        """A broker session may sign in through this pairing: it was opened since the pairing was made
+    def admits_session(self, public_sid: str, created_at: int, now: float, pairing_id: str = "") -> bool:
+        """A broker session may sign in through this pairing: it was opened through this very pairing
         (a session of a removed pairing never comes back with a later pairing, even of the same
-        identity) and it was not ended before its time. Both times come from the instances' clocks
-        (NTP-synchronised): a session is opened by a Confirmer click, always later than the pairing
-        it follows by more than their skew."""
-        return created_at >= self.paired_at and not self.session_revoked(public_sid, now)
+        identity) and it was not ended before its time.
+
+        Through this pairing: the pairing id the session carries is this one's. A session or a row from
+        before pairing ids falls back on the times, which come from the instances' clocks (whole
+        seconds): opened since the pairing was made."""
+        if pairing_id and self.pairing_id:
+            opened_through_it = pairing_id == self.pairing_id
+        else:
+            opened_through_it = created_at >= self.paired_at
+        return opened_through_it and not self.session_revoked(public_sid, now)
 
 
 @dataclass(frozen=True)

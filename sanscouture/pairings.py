@@ -8,8 +8,8 @@ the pairing usable, whoever asked for it:
   a pairing made again meanwhile (another browser, the same person re-pairing) is never deleted by a
   page that showed the old one;
 * the broker sessions of the account end with the row: every use of a session reads it and refuses a
-  missing pairing, and a session opened before the pairing it meets was made (a pairing made again
-  later, with the same identity) is refused too (:meth:`Binding.admits_session`);
+  missing pairing, and a session opened through another pairing than the one it meets (a pairing made
+  again, even within the same second, with the same identity) is refused too (:meth:`Binding.admits_session`);
 * the account's grants are deleted from the ``codes`` table: pending codes, and the token families
   (refresh tokens and the access tokens' records, so ``/token`` answers ``invalid_grant`` and
   ``/userinfo`` ``invalid_token``), even if the same identity is paired again later;

@@ -41,6 +41,8 @@ class BrokerSession:
     last_seen: int
     # The relying parties with a back-channel logout URI this session signed in to: told when it ends.
     bcl_clients: tuple[str, ...] = ()
+    # The id of the pairing it was opened through (Binding.pairing_id): no other pairing admits it.
+    pairing_id: str = ""
 
     @property
     def public_sid(self) -> str:
@@ -57,9 +59,12 @@ class SessionStore:
         self._idle = idle_timeout
         self._clock = clock
 
-    def create(self, account: EntraAccount, sub: str, auth_time: int, national_id: str) -> BrokerSession:
+    def create(
+        self, account: EntraAccount, sub: str, auth_time: int, national_id: str, pairing_id: str = "",
+    ) -> BrokerSession:
         now = int(self._clock())
-        return BrokerSession(secrets.token_urlsafe(32), account, sub, national_id, auth_time, now, now)
+        return BrokerSession(secrets.token_urlsafe(32), account, sub, national_id, auth_time, now, now,
+                             pairing_id=pairing_id)
 
     def find(self, value: str | None) -> BrokerSession | None:
         """The live session this cookie holds, or None (absent, forged, over 4 h, or idle too long)."""
@@ -103,6 +108,7 @@ def _data(session: BrokerSession) -> dict[str, Any]:
         "created_at": session.created_at,
         "last_seen": session.last_seen,
         **({"bcl_clients": list(session.bcl_clients)} if session.bcl_clients else {}),
+        **({"pairing_id": session.pairing_id} if session.pairing_id else {}),
     }
 
 
@@ -116,4 +122,5 @@ def _session(data: dict[str, Any]) -> BrokerSession:
         created_at=int(data["created_at"]),
         last_seen=int(data["last_seen"]),
         bcl_clients=tuple(str(client) for client in data.get("bcl_clients") or ()),
+        pairing_id=str(data.get("pairing_id") or ""),
     )

@@ -66,6 +66,31 @@ def test_prompt_none_after_the_pairing_was_removed_or_replaced_is_login_required
     assert landing(world.authorize(prompt="none"))["error_description"] == "pairing no longer valid"
 
 
+def test_a_session_is_bound_to_the_pairing_it_was_opened_through() -> None:
+    world = signed_in()  # the pairing made, then Confirmer (the row read again)
+    binding = world.broker.bindings.find(TENANT, "oid-1")
+    session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert binding is not None and session is not None
+    assert binding.pairing_id and session.pairing_id == binding.pairing_id
+    del world.cookies[SESSION_COOKIE]  # another browser: the Connexion page, Confirmer as of its ETag
+    page = world.callback(journey.entra_callback, world.authorize())
+    assert "code" in landing(world.post(journey.confirm, page, action="confirm"))
+    again = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert again is not None and again.sid != session.sid and again.pairing_id == binding.pairing_id
+
+
+def test_prompt_none_with_a_session_of_a_pairing_removed_then_made_again_in_the_same_second_is_login_required() -> None:
+    """The same identity paired again at once: the session was opened through the removed pairing (its id),
+    and the clock, still in the same second, cannot tell the two pairings apart."""
+    world = signed_in()
+    session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert session is not None and session.pairing_id
+    world.broker.bindings.remove(TENANT, "oid-1")
+    again, created = world.broker.bindings.create(session.account, DOCTOR)
+    assert created and again.paired_at == session.created_at and again.pairing_id != session.pairing_id
+    assert landing(world.authorize(prompt="none"))["error_description"] == "the broker session has ended"
+
+
 def test_prompt_none_after_the_session_was_ended_is_login_required() -> None:
     world = signed_in()
     session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])

@@ -85,6 +85,10 @@ def test_a_pairing_falling_due_while_its_page_is_open_asks_for_the_re_verificati
     again = world.post(journey.confirm, page, action="confirm")
     assert again.status == 200 and REVERIFY in again.body.decode()
     assert "code" in landing(world.callback(journey.psc_callback, world.post(journey.pair, again, action="verify")))
+    session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    binding = world.broker.bindings.find(TENANT, "oid-1")
+    assert session is not None and binding is not None
+    assert session.pairing_id == binding.pairing_id != ""  # the session is bound to the pairing renewed
 
 
 def test_a_pairing_changed_while_its_page_was_open_and_falling_due_is_refused() -> None:

@@ -125,6 +125,36 @@ def test_a_session_opened_before_the_pairing_was_made_is_not_admitted(tables: Ta
     assert not binding.admits_session("sid", int(now) - 1, now)  # a session of a pairing removed before
 
 
+def test_a_session_of_a_removed_pairing_is_not_admitted_by_the_next_one_made_in_the_same_second(
+    tables: Tables, clock: FakeClock,
+) -> None:
+    """The same identity paired again within the second of the removal: the times cannot tell the two
+    pairings apart, their ids do."""
+    first = paired(tables, clock).find(ACCOUNT.tid, ACCOUNT.oid)
+    assert first is not None and first.pairing_id
+    now = clock()
+    assert first.admits_session("old", int(now), now, first.pairing_id)
+    assert remove_pairing(tables, first, by="professional", clock=clock) is not None
+    second = paired(tables, clock).find(ACCOUNT.tid, ACCOUNT.oid)  # same clock: the same second
+    assert second is not None and second.paired_at == first.paired_at and second.identity == first.identity
+    assert second.pairing_id != first.pairing_id
+    assert not second.admits_session("old", int(now), now, first.pairing_id)
+    assert second.admits_session("new", int(now), now, second.pairing_id)
+
+
+def test_a_session_or_a_pairing_from_before_pairing_ids_falls_back_on_the_times(
+    tables: Tables, clock: FakeClock,
+) -> None:
+    binding = paired(tables, clock).find(ACCOUNT.tid, ACCOUNT.oid)
+    assert binding is not None
+    now = clock()
+    assert binding.admits_session("legacy", int(now), now, "")
+    assert not binding.admits_session("legacy", int(now) - 1, now, "")
+    legacy_row = type(binding)(binding.tid, binding.oid, binding.identity, binding.paired_at, binding.paired_at)
+    assert legacy_row.admits_session("sid", int(now), now, "any-id")
+    assert not legacy_row.admits_session("sid", int(now) - 1, now, "any-id")
+
+
 def test_a_removal_announces_the_live_sessions_relying_parties_once_each(tables: Tables, clock: FakeClock) -> None:
     """Back-Channel Logout: each (client, session) recorded in the row and not already ended."""
     from sanscouture.oidc.backchannel import LogoutNotice

@@ -102,10 +102,12 @@ def test_a_pairing_row_keeps_the_identity_and_its_times() -> None:
         "psc_sub": identity.sub, "subject_name_id": identity.subject_name_id, "given_name": identity.given_name,
         "family_name": identity.family_name, "auth_mode": identity.auth_mode, "identity": identity.to_dict(),
         "entra_username": "claire@chu.fr", "paired_at": int(clock()), "last_used_at": int(clock()),
-        "verified_at": int(clock()),
+        "verified_at": int(clock()), "pairing_id": binding.pairing_id,
     }
+    assert len(binding.pairing_id) >= 22  # 128 random bits: the sessions opened through this pairing carry it
     found = bindings.find("t", "o")
     assert found is not None and (found.identity, found.paired_at, found.etag) == (identity, int(clock()), row.etag)
+    assert found.pairing_id == binding.pairing_id
     assert found.revoked_sessions == {}
 
 
