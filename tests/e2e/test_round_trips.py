@@ -1,4 +1,5 @@
-"""Table Storage round trips per step, counted at the SDK's transport and pinned (issue 9, point 3).
+"""Table Storage round trips per step, counted at the broker's HTTP session (sandbox/counting.py: every
+request, through the SDK's pipeline or sent directly) and pinned (issue 9, point 3).
 
 A count is deterministic, unlike a time: each is pinned exactly, so that a change that adds a round
 trip to a sign-in is seen. The budget (docs/architecture.md): an unauthenticated /authorize none, a
