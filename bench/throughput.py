@@ -61,22 +61,27 @@ def peer_version() -> str:
 
 
 @contextmanager
-def running_peer(workdir: Path) -> Iterator[Provider]:
-    """oidc-provider on a free port, with the benchmark's client (``client_secret_basic``, PKCE required)."""
+def running_peer(workdir: Path, tls: Path | None = None) -> Iterator[Provider]:
+    """oidc-provider on a free port, with the benchmark's client (``client_secret_basic``, PKCE required);
+    over HTTPS with the sandbox's certificate when ``tls`` names its folder (the broker's run made it)."""
     from sandbox.servers import free_port
 
     port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PORT": str(port), "CLIENT_ID": CLIENT_ID, "CLIENT_SECRET": CLIENT_SECRET,
            "REDIRECT_URI": REDIRECT_URI, "NODE_ENV": "production"}
+    verify: bool | Path = True
+    if tls is not None:
+        env.update(TLS_CERT=str(tls / "server.pem"), TLS_KEY=str(tls / "server-key.pem"))
+        verify = tls / "bundle.pem"
+    issuer = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     log = (workdir / "peer.log").open("w", encoding="utf-8")
     process = subprocess.Popen(["node", str(PEER_PROVIDER)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for(f"{issuer}/.well-known/openid-configuration", process, workdir / "peer.log", verify=True)
-        yield Provider(f"oidc-provider {peer_version()}", process.pid, load.Settings(
-            issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI,
-            scope="openid", verify=True, timeout_s=30.0,
-        ))
+        _wait_for(f"{issuer}/.well-known/openid-configuration", process, workdir / "peer.log", verify=verify)
+        yield Provider(f"oidc-provider {peer_version()} over {'https' if tls else 'http'}", process.pid,
+                       load.Settings(issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                                     redirect_uri=REDIRECT_URI, scope="openid",
+                                     verify=str(verify) if isinstance(verify, Path) else verify, timeout_s=30.0))
     finally:
         _stop(process)
         log.close()
@@ -210,6 +215,10 @@ def throughput(flows: int = 100, warmup: int = 30, levels: tuple[int, ...] = (1,
         try:
             with running_broker(workdir) as broker:
                 ours = measure(broker, flows, warmup, levels)
+            # Like for like first: the peer over HTTPS with the broker's certificate (TLS 1.3, keep-alive),
+            # then over plain HTTP as in the issue's first measurement (../shared/bench/peer).
+            with running_peer(workdir, tls=workdir / "sandbox" / "tls") as peer_tls:
+                theirs_tls = measure(peer_tls, flows, warmup, levels)
             with running_peer(workdir) as peer:
                 theirs = measure(peer, flows, warmup, levels)
         except Exception:
@@ -218,6 +227,8 @@ def throughput(flows: int = 100, warmup: int = 30, levels: tuple[int, ...] = (1,
                     print(f"--- {log} (last lines) ---\n" + "\n".join(
                         (workdir / log).read_text(encoding="utf-8").splitlines()[-40:]), file=sys.stderr)
             raise
+    report(ours, theirs_tls, peer_tls.name)
+    print(f"  {flows} operations per line after {warmup} warm-up sign-ins; both over https (keep-alive)")
     report(ours, theirs, peer.name)
-    print(f"  {flows} operations per line after {warmup} warm-up sign-ins; the peer over http, the broker over "
-          "https (keep-alive for both)")
+    print("  the same broker figures beside the peer over plain http (the broker over https: it sets Secure "
+          "cookies; in Azure, TLS ends at the platform's front end, not in the worker)")

@@ -5,16 +5,22 @@
 //   PORT=7171 node bench/peer/provider.mjs
 //
 // Environment: PORT (7171), CLIENT_ID (bench-client), CLIENT_SECRET (bench-secret),
-// REDIRECT_URI (http://127.0.0.1:7172/cb), ACCOUNT_ID (bench-user). It listens on 127.0.0.1 only.
+// REDIRECT_URI (http://127.0.0.1:7172/cb), ACCOUNT_ID (bench-user); TLS_CERT and TLS_KEY (PEM files):
+// served over HTTPS with them, as the broker is, else over plain HTTP. It listens on 127.0.0.1 only.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
 
 // Resolved from the repository's node_modules (`npm ci`, run by `make install`).
 import Provider from 'oidc-provider';
 
 const PORT = Number.parseInt(process.env.PORT ?? '7171', 10);
 const HOST = '127.0.0.1';
-const ISSUER = `http://${HOST}:${PORT}`;
+const TLS = process.env.TLS_CERT && process.env.TLS_KEY
+  ? { cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) }
+  : null;
+const ISSUER = `${TLS ? 'https' : 'http'}://${HOST}:${PORT}`;
 const CLIENT_ID = process.env.CLIENT_ID ?? 'bench-client';
 const CLIENT_SECRET = process.env.CLIENT_SECRET ?? 'bench-secret';
 const REDIRECT_URI = process.env.REDIRECT_URI ?? 'http://127.0.0.1:7172/cb';
@@ -175,9 +181,11 @@ provider.use(async (ctx, next) => {
   ctx.redirect(returnTo);
 });
 
-const server = provider.listen(PORT, HOST, () => {
-  console.log(`oidc-provider listening on ${ISSUER} (pid ${process.pid})`);
-});
+const listening = () => console.log(`oidc-provider listening on ${ISSUER} (pid ${process.pid})`);
+// Node.js keeps HTTP/1.1 connections alive by default, over TLS as over plain HTTP.
+const server = TLS
+  ? createServer(TLS, provider.callback()).listen(PORT, HOST, listening)
+  : provider.listen(PORT, HOST, listening);
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
