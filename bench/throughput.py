@@ -216,7 +216,7 @@ def throughput(flows: int = 100, warmup: int = 30, levels: tuple[int, ...] = (1,
             with running_broker(workdir) as broker:
                 ours = measure(broker, flows, warmup, levels)
             # Like for like first: the peer over HTTPS with the broker's certificate (TLS 1.3, keep-alive),
-            # then over plain HTTP as in the first measurement (../shared/bench/peer).
+            # then over plain HTTP as in the first measurement.
             with running_peer(workdir, tls=workdir / "sandbox" / "tls") as peer_tls:
                 theirs_tls = measure(peer_tls, flows, warmup, levels)
             with running_peer(workdir) as peer:

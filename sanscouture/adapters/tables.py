@@ -195,7 +195,7 @@ class TableStore:
         entity = self._entity(current.partition, current.row, data, expires_in)
         with _translate_outage(self.name):
             try:
-                etag = _replace_entity(self._client, entity, current.etag)
+                etag = _update_entity(self._client, entity, current.etag, merge=False)
             except (ResourceNotFoundError, HttpResponseError) as error:
                 if isinstance(error, ResourceNotFoundError) or error.status_code == 412:
                     return None
@@ -208,7 +208,7 @@ class TableStore:
         entity = {**_encode(changes), "PartitionKey": partition, "RowKey": row}
         with _translate_outage(self.name):
             try:
-                return _merge_entity(self._client, entity, etag)
+                return _update_entity(self._client, entity, etag, merge=True)
             except (ResourceNotFoundError, HttpResponseError) as error:
                 if isinstance(error, ResourceNotFoundError) or error.status_code in (404, 412):
                     return None
@@ -220,7 +220,7 @@ class TableStore:
         entity = {**_encode(changes), "PartitionKey": partition, "RowKey": row}
         with _translate_outage(self.name):
             try:
-                _merge_entity(self._client, entity, "*")
+                _update_entity(self._client, entity, "*", merge=True)
             except ResourceNotFoundError:
                 return False
         return True
@@ -486,10 +486,12 @@ def _get_entity(client: TableClient, partition: str, row: str) -> Any:
 
 
 @distributed_trace(name_of_span="TableClient.update_entity")  # the SDK's span name, for the dashboards
-def _replace_entity(client: TableClient, entity: Mapping[str, Any], etag: str) -> str:
-    """REST "Update Entity" with ``If-Match: <etag>``, as ``TableClient.update_entity(mode=REPLACE,
-    match_condition=IfNotModified)`` sends it; the new ETag."""
-    headers, _ = _send(client, "PUT", _entity_url(client, entity["PartitionKey"], entity["RowKey"]), {
+def _update_entity(client: TableClient, entity: Mapping[str, Any], etag: str, *, merge: bool) -> str:
+    """REST "Update Entity" (``PUT``: the entity replaced whole) or "Merge Entity" (``PATCH``: the
+    properties given merged into it) with ``If-Match: <etag>`` (``*``: whatever its version), as
+    ``TableClient.update_entity(mode=REPLACE or MERGE)`` sends it; the new ETag."""
+    url = _entity_url(client, entity["PartitionKey"], entity["RowKey"])
+    headers, _ = _send(client, "PATCH" if merge else "PUT", url, {
         "x-ms-version": client.api_version, "DataServiceVersion": "3.0", "Content-Type": "application/json",
         "Accept": "application/json", "If-Match": etag,
     }, 204, json.dumps(_add_entity_properties(entity)).encode())
@@ -504,17 +506,6 @@ def _create_entity(client: TableClient, entity: Mapping[str, Any]) -> None:
         "x-ms-version": client.api_version, "DataServiceVersion": "3.0", "Content-Type": "application/json",
         "Accept": "application/json;odata=minimalmetadata", "Prefer": "return-no-content",
     }, 204, json.dumps(_add_entity_properties(entity)).encode())
-
-
-@distributed_trace(name_of_span="TableClient.update_entity")  # the SDK's span name, for the dashboards
-def _merge_entity(client: TableClient, entity: Mapping[str, Any], etag: str) -> str:
-    """REST "Merge Entity" with ``If-Match: <etag>`` (``*``: whatever its version), as
-    ``TableClient.update_entity(mode=MERGE)`` sends it; the new ETag."""
-    headers, _ = _send(client, "PATCH", _entity_url(client, entity["PartitionKey"], entity["RowKey"]), {
-        "x-ms-version": client.api_version, "DataServiceVersion": "3.0", "Content-Type": "application/json",
-        "Accept": "application/json", "If-Match": etag,
-    }, 204, json.dumps(_add_entity_properties(entity)).encode())
-    return str(headers["ETag"])
 
 
 @distributed_trace(name_of_span="TableClient.submit_transaction")  # the SDK's span name, for the dashboards
