@@ -54,7 +54,6 @@ from azure.core.pipeline.policies import RedirectPolicy
 from azure.core.pipeline.policies import UserAgentPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
-from azure.core.settings import settings as tracing_settings
 from azure.core.tracing.decorator import distributed_trace
 from azure.data.tables import TableClient
 from azure.data.tables import TableServiceClient
@@ -423,20 +422,20 @@ class DirectCalls:
         request.headers["x-ms-client-request-id"] = str(uuid.uuid4())
         for policy in self._preparers:
             policy.on_request(pipeline_request)
-        traced = self._tracing is not None and (tracing_settings.tracing_enabled()
-                                                or tracing_settings.tracing_implementation() is not None)
-        if traced:
-            self._tracing.on_request(pipeline_request)  # type: ignore[union-attr]
+        # The tracing policy decides itself whether tracing is on (a span only then), as in the pipeline.
+        tracing = self._tracing
+        if tracing is not None:
+            tracing.on_request(pipeline_request)
         try:
             answer = self._session.exchange(request.method, request.url, dict(request.headers), request.content,
                                             self._timeout)
         except requests.RequestException:
-            if traced:
-                self._tracing.on_exception(pipeline_request)  # type: ignore[union-attr]
+            if tracing is not None:
+                tracing.on_exception(pipeline_request)
             return None
-        if traced:
+        if tracing is not None:
             response = _TracedAnswer(answer.status, CaseInsensitiveDict(answer.headers))
-            self._tracing.on_response(  # type: ignore[union-attr]
+            tracing.on_response(
                 pipeline_request, PipelineResponse(request, response, pipeline_request.context))  # type: ignore[arg-type]
         return None if answer.status in _RETRIED_BY_THE_SDK else answer
 
