@@ -64,10 +64,13 @@ class _KeepNothing(msal.TokenCache):
 def claims_request(contexts: tuple[str, ...]) -> str | None:
     """The ``claims`` parameter asking for authentication contexts, in the documented form.
 
-    One context: ``{"id_token":{"acrs":{"essential":true,"value":"c1"}}}``, the form of Microsoft's
-    developer guide to Conditional Access authentication context and of its claims-challenge page
-    (MicrosoftDocs/entra-docs, docs/identity-platform/claims-challenge.md). Several: OIDC Core
-    5.5.1's ``values`` array, the form Microsoft's own services send in their claims challenges.
+    One context: ``{"id_token":{"acrs":{"essential":true,"value":"c1"}}}``, the form Microsoft's web-app
+    sample sends to Entra for an ID token (Azure-Samples/ms-identity-dotnetcore-ca-auth-context-app,
+    TodoListController.CheckForRequiredAuthContext). Microsoft's developer guide to Conditional Access
+    authentication context and its claims-challenge page (MicrosoftDocs/entra-docs,
+    docs/identity-platform/claims-challenge.md) show the same ``acrs`` request under ``access_token``
+    only, for a web API's access token. Several: OIDC Core 5.5.1's ``values`` array, the form
+    Microsoft's own services send in their claims challenges.
     """
     if not contexts:
         return None
@@ -90,9 +93,12 @@ def _aadsts(response: Mapping[str, str]) -> str:
 
 
 def _missing_optional_claim(name: str) -> SignInRefused:
-    """Entra emits auth_time and acrs only when the app registration declares them as optional
-    claims (optional-claims-reference.md): the broker's Bicep declares them from
-    infra/bicep/entra-optional-claims.json."""
+    """Entra emits auth_time only when the app registration declares it as an optional claim
+    (optional-claims-reference.md): without it every sign-in is refused (fail closed). The acrs opt-in
+    only lets Conditional Access add contexts opportunistically; the contexts the broker asks for
+    explicitly are issued without it ("the only way to get an ACRS in the token will be to explicitly
+    ask for it"), and a missing required context is refused by sanscouture/entra_policy.py. Both are
+    declared in infra/bicep/entra-optional-claims.json, read by the Bicep."""
     return SignInRefused(
         "entra_claim_missing",
         detail=f"entra: the ID token has no {name} claim: declare the optional claim {name} of the ID token "

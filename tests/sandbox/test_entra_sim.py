@@ -30,6 +30,7 @@ from sandbox.entra_sim import HOSPITAL_TENANT_ID
 from sandbox.entra_sim import OTHER_TENANT_ID
 from sandbox.entra_sim import switches as entra_switches
 from sandbox.switches import switched
+from sanscouture.adapters.entra import claims_request
 from tests.sandbox.conftest import ENTRA_CLIENT_ID
 from tests.sandbox.conftest import ENTRA_SECRET
 from tests.sandbox.conftest import FIC_CLIENT_ID
@@ -305,6 +306,16 @@ def test_optional_claims_come_only_from_the_app_registration(entra_url: str) -> 
         # Without the opt-in, an explicit request is "the only way to get an ACRS in the token".
         claims = sign_in(app, requests.Session(), login_hint="cpx")["id_token_claims"]
         assert "auth_time" not in claims and "acrs" not in claims
+
+
+def test_without_the_acrs_opt_in_the_brokers_explicit_request_still_gets_its_context(entra_url: str) -> None:
+    """The developer guide: without the optional claim acrs, "the only way to get an ACRS in the token
+    will be to explicitly ask for it", which the broker always does: only auth_time must be declared."""
+    with switched(entra_url, optional_claims=["auth_time"]):
+        result = sign_in(confidential_app(entra_url), requests.Session(), login_hint="cpx",
+                         claims_challenge=claims_request(("c1",)))
+        claims = verify(entra_url, result["id_token"])
+        assert claims["acrs"] == ["c1"] and "auth_time" in claims
 
 
 def test_a_windows_session_signs_in_silently_with_its_old_logon_unless_max_age_asks_again(entra_url: str) -> None:

@@ -5,9 +5,11 @@
 //     token with oid, tid and name; no offline_access, no Graph API permission: sanscouture/adapters/
 //     entra.py), declared (requiredResourceAccess) AND granted tenant-wide (oauth2PermissionGrants,
 //     AllPrincipals): declaring alone grants nothing;
-//   - optional ID-token claims auth_time and acrs (freshness and authentication context checks),
-//     read from ../entra-optional-claims.json: the sandbox's Entra simulator reads the same file, so a
-//     claim removed there is missing from the simulator's ID tokens exactly as it would be from Entra's;
+//   - optional ID-token claims auth_time and acrs, read from ../entra-optional-claims.json (the
+//     sandbox's Entra simulator reads the same file). Without auth_time, Entra's ID tokens have none
+//     and the broker refuses every sign-in (fail closed). Without acrs, sign-ins still work: Entra
+//     issues the contexts the broker requests explicitly without the opt-in, which only adds the
+//     contexts Conditional Access finds already satisfied (opportunistic evaluation);
 //   - the enterprise application requires assignment (appRoleAssignmentRequired) unless told
 //     otherwise: the deployment fails closed, nobody signs in until infra/deploy.sh assigns the
 //     professionals' groups (docs/deploy.md);
