@@ -136,6 +136,38 @@ def test_a_wallet_that_ignores_prompt_login_gets_the_explanatory_page_and_no_pai
     assert isinstance(page, Page) and page.h1 == CONFIRMATION
 
 
+def test_another_identity_with_a_wallet_that_ignores_prompt_login_gets_the_explanatory_page_and_no_code(
+    sandbox: Sandbox,
+) -> None:
+    unpair(sandbox, ENTRA)
+    browser, party = Browser(sandbox, psc_persona="medecin-cps"), rp(sandbox)
+    page = browser.submit(pairing_page(browser, party, Pkce()), "pair", stop_at=party.redirect_uri)
+    assert isinstance(page, Page)
+    assert isinstance(browser.submit(page, "confirm", stop_at=party.redirect_uri), Landing)
+    requests.post(f"{sandbox.psc_url}/_sim/sso-sessions/age", json=600, timeout=10)
+
+    browser.psc_persona = "medecin2-cps"  # a colleague on the same workstation, the wallet still open
+    pkce = Pkce()
+    page = browser.go(party.authorization_url(pkce, login_hint=ENTRA), stop_at=party.redirect_uri)
+    assert isinstance(page, Page) and page.h1 == CONFIRMATION
+    paired = binding_row(sandbox, persona_oid(sandbox, ENTRA))
+    asked_before = len(psc_authorizations(browser, sandbox))
+    with switched(sandbox.psc_url, wallet_ignores_prompt_login=True):
+        page = browser.submit(page, "other", stop_at=party.redirect_uri)
+    assert isinstance(page, Page) and page.status == 403 and page.h1 == STALE
+    assert "peut-être par une autre personne" in page.html and "votre carte CPS ou votre e-CPS" in page.html
+    logout = page.link("Fermer la session Pro Santé Connect")
+    assert logout == f"{sandbox.psc_url}{REALM}/protocol/openid-connect/logout"
+    assert len(psc_authorizations(browser, sandbox)) == asked_before + 1  # never a retry
+    assert binding_row(sandbox, persona_oid(sandbox, ENTRA)) == paired  # the pairing untouched
+    reference = re.search(r'<span class="code">([^<]+)</span>', page.html)
+    assert reference and audit_reasons(sandbox, reference.group(1)) == ["psc_session_stale"]
+
+    landing = browser.go(page.link("Retourner au service"), stop_at=party.redirect_uri)
+    assert isinstance(landing, Landing) and "code" not in landing.params  # no code for the stale identity
+    assert (landing.params["error"], landing.params["state"]) == ("access_denied", pkce.state)
+
+
 # -- point 7: userinfo layouts and the signed userinfo's envelope ---------------------------------
 
 
