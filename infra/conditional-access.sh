@@ -23,6 +23,7 @@
 # context: the last step of the deployment, and what infra/deploy.sh verifies before it assigns groups.
 # --dry-run reads the current state (GET only) and prints the writes it would send; --offline calls
 # nothing and prints the requests of a first creation (for Microsoft Graph PowerShell or the portal).
+# Every az call is bounded by a time-out (AZ_TIMEOUT, as in infra/deploy.sh, which calls --check).
 # Requires Entra ID P1 and the Conditional Access Administrator (or Security Administrator) role.
 set -euo pipefail
 
@@ -54,6 +55,9 @@ INCLUDE_GROUPS=()
 EXCLUDE_GROUPS=()
 STRENGTH_ID=""
 SUB_ARGS=()
+PYTHON="${PYTHON:-python3}"
+# Time-out in seconds of each az call (a Graph request or a read of the deployment), as in deploy.sh.
+AZ_TIMEOUT="${AZ_TIMEOUT:-300}"
 
 usage() {
     cat <<EOF
@@ -109,6 +113,10 @@ Options :
       --offline                  N'appelle rien : affiche les requêtes d'une première création (à
                                  appliquer avec Microsoft Graph PowerShell si Azure CLI est refusé).
   -h, --help                     Affiche cette aide.
+
+Variables d'environnement :
+  AZ_TIMEOUT    Délai maximal de chaque commande az, en secondes (défaut : 300).
+  PYTHON        Interpréteur Python 3 qui applique ce délai (défaut : python3).
 
 Rôle requis : Administrateur de l'accès conditionnel (Conditional Access Administrator) ou
 Administrateur de la sécurité ; lecture seule (--check) : Lecteur de la sécurité suffit.
@@ -213,6 +221,7 @@ validate() {
     [[ "$AUTH_CONTEXT" =~ ^c([1-9]|1[0-9]|2[0-5])$ ]] \
         || die "--auth-context attend un identifiant de contexte d'authentification, c1 à c25 : $AUTH_CONTEXT"
     [[ "$SIGN_IN_FREQUENCY_HOURS" =~ ^[1-9][0-9]*$ ]] || die "--sign-in-frequency attend un nombre d'heures."
+    [[ "$AZ_TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die "AZ_TIMEOUT est un nombre de secondes."
     local group
     # ${a[@]+"${a[@]}"}: empty arrays under set -u, also with the bash 3.2 of macOS.
     for group in ${INCLUDE_GROUPS[@]+"${INCLUDE_GROUPS[@]}"} ${EXCLUDE_GROUPS[@]+"${EXCLUDE_GROUPS[@]}"}; do
@@ -318,8 +327,45 @@ print_offline_requests() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Graph calls
+# az with a time-out; Graph calls
 # ---------------------------------------------------------------------------------------------
+
+# Runs a command in its own process group with no standard input (az then fails instead of
+# prompting) and kills the whole group after the time-out: exit status 124, as timeout(1).
+# The same helper as infra/deploy.sh.
+readonly TIMEOUT_PY='
+import os, signal, subprocess, sys
+seconds, command = float(sys.argv[1]), sys.argv[2:]
+child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+try:
+    sys.exit(child.wait(timeout=seconds))
+except subprocess.TimeoutExpired:
+    os.killpg(child.pid, signal.SIGTERM)
+    try:
+        child.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+    sys.exit(124)
+except KeyboardInterrupt:
+    os.killpg(child.pid, signal.SIGTERM)
+    sys.exit(130)
+'
+
+az_timed() {
+    # az_timed <seconds> <az arguments...>
+    local seconds="$1"
+    shift
+    "$PYTHON" -c "$TIMEOUT_PY" "$seconds" az "$@"
+}
+
+explain_time_out() {
+    # explain_time_out <status>: says so when az was stopped by the time-out.
+    [[ "$1" -eq 124 ]] || return 0
+    say ""
+    say "Délai dépassé : la commande az n'a pas abouti en $AZ_TIMEOUT s et a été interrompue. Relancez"
+    say "le script (rejouable ; les stratégies gardent leur état), au besoin avec un délai plus long"
+    say "(AZ_TIMEOUT=<secondes>)."
+}
 
 explain_graph_failure() {
     local log="$1"
@@ -343,13 +389,14 @@ graph() {
     shift 3 || shift $#
     log=$(mktemp)
     if [[ -n "$body" ]]; then
-        az rest --method "$method" --url "$url" --headers "Content-Type=application/json" \
+        az_timed "$AZ_TIMEOUT" rest --method "$method" --url "$url" --headers "Content-Type=application/json" \
             --body "$body" "$@" 2>"$log" || status=$?
     else
-        az rest --method "$method" --url "$url" "$@" 2>"$log" || status=$?
+        az_timed "$AZ_TIMEOUT" rest --method "$method" --url "$url" "$@" 2>"$log" || status=$?
     fi
     if [[ "$status" -ne 0 ]]; then
         cat "$log" >&2
+        explain_time_out "$status"
         explain_graph_failure "$log"
     fi
     rm -f -- "$log"
@@ -371,9 +418,15 @@ graph_write() {
 
 resolve_app_id() {
     [[ -z "$APP_ID" ]] || return 0
-    APP_ID=$(az deployment group show --resource-group "$RESOURCE_GROUP" --name "$DEPLOYMENT_NAME" \
-        ${SUB_ARGS[@]+"${SUB_ARGS[@]}"} --query properties.outputs.entraClientId.value -o tsv 2>/dev/null) \
-        || die "déploiement $DEPLOYMENT_NAME introuvable dans $RESOURCE_GROUP (--environment, --name ?) : passez --app-id."
+    local status=0
+    APP_ID=$(az_timed "$AZ_TIMEOUT" deployment group show --resource-group "$RESOURCE_GROUP" --name "$DEPLOYMENT_NAME" \
+        ${SUB_ARGS[@]+"${SUB_ARGS[@]}"} --query properties.outputs.entraClientId.value -o tsv 2>/dev/null) || status=$?
+    if [[ "$status" -eq 124 ]]; then
+        explain_time_out "$status"
+        die "lecture du déploiement $DEPLOYMENT_NAME interrompue."
+    elif [[ "$status" -ne 0 ]]; then
+        die "déploiement $DEPLOYMENT_NAME introuvable dans $RESOURCE_GROUP (--environment, --name ?) : passez --app-id."
+    fi
     is_guid "$APP_ID" || die "sortie entraClientId illisible dans $DEPLOYMENT_NAME : passez --app-id."
 }
 
@@ -582,8 +635,15 @@ main() {
     fi
 
     command -v az >/dev/null 2>&1 || die "Azure CLI (az) introuvable."
-    az account show ${SUB_ARGS[@]+"${SUB_ARGS[@]}"} >/dev/null 2>&1 \
-        || die "aucune session Azure CLI : lancez d'abord az login."
+    command -v "$PYTHON" >/dev/null 2>&1 || die "Python introuvable ($PYTHON) : installez Python 3 ou passez PYTHON=<chemin>."
+    local status=0
+    az_timed "$AZ_TIMEOUT" account show ${SUB_ARGS[@]+"${SUB_ARGS[@]}"} >/dev/null 2>&1 || status=$?
+    if [[ "$status" -eq 124 ]]; then
+        explain_time_out "$status"
+        die "az account show interrompu."
+    elif [[ "$status" -ne 0 ]]; then
+        die "aucune session Azure CLI : lancez d'abord az login."
+    fi
 
     if [[ "$MODE" == "check" ]]; then
         check_protection

@@ -672,7 +672,7 @@ contexts_protected() {
             return 1
         fi
         say "Vérification de la protection du contexte $context (conditional-access.sh --check) :"
-        "$SCRIPT_DIR/conditional-access.sh" --check --auth-context "$context" \
+        AZ_TIMEOUT="$AZ_TIMEOUT" PYTHON="$PYTHON" "$SCRIPT_DIR/conditional-access.sh" --check --auth-context "$context" \
             ${SUB_ARGS[@]+"${SUB_ARGS[@]}"} </dev/null >&2 || return 1
     done < <(required_contexts)
 }

@@ -81,7 +81,8 @@ class AzStandin:
         self.world_path.write_text(json.dumps(world, ensure_ascii=False, indent=2), encoding="utf-8")
 
     def graph(self, method: str, path: str, document: dict[str, Any] | None = None, **route: Any) -> None:
-        """Answer `METHOD path` with `document`, or with route options (error=[reason, code, message])."""
+        """Answer `METHOD path` with `document`, or with route options (error=[reason, code, message];
+        hang=True: it never answers, for the time-outs)."""
         world = self.world()
         world["graph"][f"{method} {path}"] = {"json": document, **route}
         self.save(world)

@@ -160,6 +160,8 @@ def rest(world: World, options: dict[str, str]) -> str:
         raise AzError(f"fake az: not a Graph v1.0 URL: {options.get('--url')}", 5)
     path = url.path.removeprefix("/v1.0")
     route = world.graph.get(f"{method} {path}")
+    if route is not None and route.get("hang"):
+        time.sleep(600)
     if route is not None and route.get("error"):
         raise graph_error(*route["error"])
     body = json.loads(options["--body"]) if options.get("--body") else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -440,3 +441,18 @@ def test_the_app_id_is_read_from_this_environment_s_deployment(az: AzStandin) ->
     assert show[show.index("--name") + 1] == "psc-sans-couture-recette"
     assert show[show.index("--subscription") + 1] == "sub-1"
     assert not any(args[:2] == ["account", "set"] for args in az.calls())
+
+
+@pytest.mark.parametrize("hanging", ["account show", "graph"])
+def test_a_hanging_az_call_is_stopped_by_the_time_out(az: AzStandin, hanging: str) -> None:
+    """Every az call is bounded by AZ_TIMEOUT, as in deploy.sh (which runs --check)."""
+    if hanging == "graph":
+        az.graph("GET", POLICIES_PATH, graph_fixture("conditionalAccessPolicies"), hang=True)
+    else:
+        az.arm(hang=[hanging])
+    started = time.monotonic()
+    result = run("bash", CONDITIONAL_ACCESS, "--check", env={**az.env, "AZ_TIMEOUT": "2"})
+    assert time.monotonic() - started < 60
+    assert result.returncode == 1
+    assert "Délai dépassé" in result.stderr and "2 s" in result.stderr and "AZ_TIMEOUT" in result.stderr
+    assert result.stdout == ""  # no verdict: the script stops
