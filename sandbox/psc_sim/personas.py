@@ -1,6 +1,9 @@
 """Pro Santé Connect identities of the simulator, with the userinfo shapes PSC has been seen to return.
 
-Claim names, nesting and value formats follow the samples in the reference (section 1.7); the
+Claim names, nesting and value formats follow public PSC userinfo samples: ANS's proof of concept
+(GitHub prosanteconnect/proof-of-concept: the claims of api-proxy/.../prosanteconnect/UserInfos.java, the
+test data of dam/psc-dam-api/dam-api/src/test/java/fr/ans/psc/util/HelperTest.java) and the other
+samples each layout names (:attr:`UserinfoLayout.source`); docs/design.md lists the personas. The
 people, identifiers and the hospital are fictitious. idNat = ``8`` + RPPS number (11 digits), or an
 EDIT test identity (``ANS`` + a timestamp). Real PSC userinfo has been observed in more than one
 layout (:data:`LAYOUTS`); each persona answers in one of them, so that the broker is tested with all.
@@ -20,7 +23,7 @@ CARD = "CARD"
 """``authMode`` observed for a CPS card login."""
 
 MOBILE = "MOBILE"
-"""``authMode`` for e-CPS: NOT documented in the reference (no e-CPS sample was found); a guess."""
+"""``authMode`` for e-CPS: in none of the public samples above (none is an e-CPS login); a guess."""
 
 ROLE_OID = "1.2.250.1.213.1.1.5.5"
 SECTEUR_OID = "1.2.250.1.71.4.2.4"
