@@ -86,6 +86,23 @@ def test_a_log_record_exception_text_is_scrubbed_before_export(otel_providers: t
     assert exported.log_record.body == "unexpected failure"
 
 
+def test_the_sandbox_configures_the_exporter_with_the_worker_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's app settings (azure-functions-python-worker constants.py): the connection string and
+    ``PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME``, whose default is the root logger ("")."""
+    import azure.monitor.opentelemetry
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(azure.monitor.opentelemetry, "configure_azure_monitor", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(telemetry, "install_scrubbers", lambda: True)
+    monkeypatch.setenv("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions")  # restored after the test
+    connection = "InstrumentationKey=00000000-0000-0000-0000-000000000000"
+    telemetry.configure_like_the_worker({"APPLICATIONINSIGHTS_CONNECTION_STRING": connection,
+                                         "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME": "sanscouture"})
+    telemetry.configure_like_the_worker({"APPLICATIONINSIGHTS_CONNECTION_STRING": connection})
+    assert calls == [{"connection_string": connection, "logger_name": "sanscouture"},
+                     {"connection_string": connection, "logger_name": ""}]
+
+
 def test_without_sdk_providers_nothing_is_installed() -> None:
     assert telemetry.prepend_scrubbers(NoOpTracerProvider(), LoggerProvider()) is False
 
