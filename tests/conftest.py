@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +19,35 @@ from sandbox.servers import serve
 from sanscouture.keys import generate_private_jwk
 from sanscouture.keys import public_jwk
 from tests.e2e.backchannel_receiver import BackchannelReceiver
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+
+@pytest.fixture
+def otel_providers() -> tuple[TracerProvider, InMemorySpanExporter, LoggerProvider, InMemoryLogRecordExporter]:
+    """A real SDK tracer and logger provider of the test's own (never the global ones), whose first
+    processor is an in-memory exporter's, as the worker registers its batch processor before the
+    broker's code runs; then the broker's scrubbers put first, as ``install_scrubbers`` does in the app.
+    (Imported here, not at the top: the other tests import nothing of OpenTelemetry.)"""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from sanscouture.adapters import telemetry
+
+    spans, records = InMemorySpanExporter(), InMemoryLogRecordExporter()
+    tracer_provider, logger_provider = TracerProvider(), LoggerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(records))
+    assert telemetry.prepend_scrubbers(tracer_provider, logger_provider)
+    return tracer_provider, spans, logger_provider, records
 
 
 @pytest.fixture(scope="session")

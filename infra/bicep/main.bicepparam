@@ -20,7 +20,7 @@ param tags = {
   owner: 'dsi@chu-exemple.fr'
 }
 
-// Monitoring: who receives the alerts (docs/deploy.md §5 ter), and their thresholds.
+// Monitoring: who receives the alerts (docs/deploy.md §5 quater), and their thresholds.
 param alertEmail = 'exploitation@chu-exemple.fr'
 param alertRefusalThreshold = 20
 param alertUnavailableRatePercent = 5

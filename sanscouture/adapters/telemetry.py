@@ -3,11 +3,12 @@
 In Azure the Functions Python worker exports telemetry itself: with the app setting
 ``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true`` (and ``"telemetryMode": "OpenTelemetry"`` in
 host.json) it calls ``configure_azure_monitor(connection_string=APPLICATIONINSIGHTS_CONNECTION_STRING,
-logger_name=PYTHON_AZURE_MONITOR_LOGGER_NAME or "")`` once at start-up, before the app is indexed; the
-host records one request per invocation. The broker adds only :func:`install_scrubbers`: processors put
-*first* in the worker's tracer and logger providers, so that no span or log record reaches the
-exporter with a query string, an ``Authorization`` / ``Cookie`` header, a token, a code or a full
-national identifier (:mod:`sanscouture.scrub`).
+logger_name=PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME or "")`` once at start-up, before the app is indexed
+(azure-functions-python-worker ``constants.py``); the host records one request per invocation. The
+broker adds only :func:`install_scrubbers`: processors put *first* in the worker's tracer and logger
+providers, so that no span or log record reaches the exporter with a query string, an
+``Authorization`` / ``Cookie`` header, a token, a code or a full national identifier
+(:mod:`sanscouture.scrub`).
 
 The worker's own set-up cannot run outside Azure, so the sandbox (and only it: never in Azure, where
 the worker already did it) calls :func:`configure_like_the_worker`, the same call with the same
@@ -38,7 +39,7 @@ log = logging.getLogger("sanscouture.telemetry")
 
 ENABLE_SETTING = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
 CONNECTION_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
-LOGGER_NAME_SETTING = "PYTHON_AZURE_MONITOR_LOGGER_NAME"
+LOGGER_NAME_SETTING = "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME"
 
 # Attribute names whose value is a credential whatever it looks like (HTTP headers as instrumentations
 # record them: ``http.request.header.authorization``).

@@ -20,6 +20,9 @@ def test_the_quick_benchmark_prints_cold_start_round_trips_latency_and_throughpu
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = run.stdout
     assert "Cold start (import function_app in a fresh interpreter)" in out
+    # Issue 11: the cold start with telemetry on is printed too, beside the one with it off.
+    assert re.search(r"^Cold start with telemetry on \(configure_azure_monitor, then import function_app\)\n"
+                     r"  median \d+ ms, min \d+ ms over \d+ runs$", out, re.MULTILINE), out
     assert "Table Storage round trips" in out and "Latency of the second sign-in" in out
     # Beside the peer over https (like for like), then over plain http (as the issue's first measurement).
     title = r"Throughput: the broker in the sandbox \(B\) beside oidc-provider 9\.13\.\d+ over (https?) \(P\)"

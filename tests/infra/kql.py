@@ -4,7 +4,8 @@ No Kusto engine runs here, so the checks are what can be decided without one: th
 out as the Application Insights tables the queries read (``requests``, ``traces``, ``exceptions``,
 ``dependencies``, with their column names), and every table, column and custom dimension a query
 names must exist in them; every ``customDimensions.X == "V"`` / ``in (...)`` filter must match
-captured rows, unless its event is one the capture cannot produce (listed by the caller).
+captured rows, unless its event is one the capture cannot produce (listed by the caller); every request
+name a query lists must be a captured one's, after the query's own ``replace_regex`` of ``name`` if any.
 """
 
 from __future__ import annotations
@@ -28,8 +29,25 @@ KQL_WORDS = frozenset(
     {"let", "where", "extend", "project", "summarize", "by", "count", "countif", "distinct", "in", "or", "and",
      "not", "tostring", "toint", "todouble", "iff", "bin", "percentile", "percentiles", "order", "sort", "asc",
      "desc", "render", "timechart", "columnchart", "barchart", "isnotempty", "isempty", "true", "false", "avg",
-     "sum", "dcount", "take", "top", "ago", "now", "union", "join", "kind", "on", "with", "as"}
+     "sum", "dcount", "take", "top", "ago", "now", "union", "join", "kind", "on", "with", "as", "replace_regex"}
 )
+# ``extend X = replace_regex(name, @"regex", @"rewrite")``: a request name normalised by the query.
+NORMALISED_NAME = re.compile(r'\bextend\s+(\w+)\s*=\s*replace_regex\(\s*name\s*,\s*@"([^"]*)"\s*,\s*@"([^"]*)"\s*\)')
+
+
+def replace_regex(source: str, lookup: str, rewrite: str) -> str:
+    """KQL's ``replace_regex``: every match of ``lookup`` (RE2, which Python's re reads alike for these
+    patterns) replaced by ``rewrite``, where ``\\0`` is the match and ``\\1``… its groups."""
+    return re.sub(lookup, rewrite.replace("\\0", "\\g<0>"), source)
+
+
+def request_names(query: Query, requests: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
+    """The values of ``name`` and of each column the query derives from it, over these requests."""
+    names = {str(row["name"]) for row in requests}
+    columns = {"name": names}
+    for column, lookup, rewrite in NORMALISED_NAME.findall(query.text):
+        columns[column] = {replace_regex(name, lookup, rewrite) for name in names}
+    return columns
 
 
 def parse_duration(text: str) -> float:
@@ -124,8 +142,8 @@ def problems(query: Query, tables: dict[str, list[dict[str, Any]]], uncaptured: 
         if not seen & set(values):
             found.append(f"no captured row has {dimension} in {values}")
     if "requests" in query.tables:
-        names = {row["name"] for row in tables["requests"]}
-        for listed in re.findall(r"\bname\s+in\s*\(([^)]*)\)", query.text):
-            found += [f"no captured request is named {name}" for name in re.findall(r'"([^"]*)"', listed)
-                      if name not in names]
+        for column, names in request_names(query, tables["requests"]).items():
+            for listed in re.findall(rf"\b{column}\s+in\s*\(([^)]*)\)", query.text):
+                found += [f"no captured request has {column} {name}" for name in re.findall(r'"([^"]*)"', listed)
+                          if name not in names]
     return found

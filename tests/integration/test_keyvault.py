@@ -8,7 +8,8 @@ version's value ("Operation get is not allowed on a disabled secret", MicrosoftD
 articles/key-vault/secrets/javascript-developer-guide-enable-disable-secret.md) but returns one whose
 ``nbf`` is ahead (articles/key-vault/secrets/about-secrets.md, "Date-time controlled operations"). It
 records every request, so the test can assert what was asked, and that signing and verifying do not ask
-Key Vault anything more.
+Key Vault anything more. With azure-core's OpenTelemetry tracing on, as in Azure, the same calls are the
+Key Vault dependencies Application Insights shows (docs/deploy.md, section 5 quater).
 """
 
 from __future__ import annotations
@@ -17,16 +18,22 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
+import opentelemetry.trace
 import pytest
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest._http_response_impl import HttpResponseImpl
+from azure.core.settings import settings
+from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
 from azure.core.utils import CaseInsensitiveDict
 from azure.keyvault.secrets import SecretClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sanscouture.adapters.keyvault import KeyVaultKeySource
 from sanscouture.adapters.keyvault import from_settings
@@ -253,3 +260,44 @@ def test_without_the_secrets_officer_role_a_rotation_fails_and_says_why(vault: F
     with pytest.raises(TemporarilyUnavailableError) as raised:
         rotate(source_of(vault), Durations().policy(), new_key=generate_private_jwk)
     assert "HttpResponseError (HTTP 403)" in raised.value.detail
+
+
+@pytest.fixture
+def azure_sdk_traced(otel_providers: tuple, monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """azure-core's tracing as ``configure_azure_monitor`` turns it on in the worker (its ``azure_sdk``
+    instrumentation: ``settings.tracing_implementation = OpenTelemetrySpan``), the spans going to the test's
+    providers, whose first processor is the broker's scrubber, instead of the global ones the worker sets."""
+    tracer_provider: TracerProvider = otel_providers[0]
+    monkeypatch.setattr(opentelemetry.trace, "get_tracer_provider", lambda: tracer_provider)
+    previous = settings.tracing_implementation()
+    settings.tracing_implementation = OpenTelemetrySpan
+    try:
+        yield otel_providers[1]
+    finally:
+        if previous is None:
+            settings.tracing_implementation.unset_value()
+        else:
+            settings.tracing_implementation = previous
+
+
+def test_key_vault_calls_are_dependencies_with_the_vault_host_and_no_query_or_secret(
+    vault: FakeVault, azure_sdk_traced: InMemorySpanExporter,
+) -> None:
+    jwk = generate_private_jwk()
+    version = vault.add(jwk, created=NOW - 60)
+    assert [key["kid"] for key in source_of(vault).load()] == [jwk["kid"]]
+
+    spans = azure_sdk_traced.get_finished_spans()
+    operations = {span.name for span in spans if span.name.startswith("SecretClient.")}
+    assert operations == {"SecretClient.list_properties_of_secret_versions", "SecretClient.get_secret"}
+    http = [span for span in spans if span.kind is opentelemetry.trace.SpanKind.CLIENT]
+    host = urlsplit(vault.vault_url).hostname
+    assert http and all(span.name == "GET" for span in http)
+    assert all((span.attributes or {}).get("server.address") == host for span in http)
+    urls = {str((span.attributes or {})["url.full"]) for span in http}
+    assert f"{vault.vault_url}/secrets/{vault.name}/{version}?[query removed]" in urls
+    assert all(url.endswith("?[query removed]") and "api-version" not in url for url in urls)
+    exported = json.dumps([{"name": span.name, "attributes": dict(span.attributes or {}),
+                            "events": [dict(event.attributes or {}) for event in span.events]} for span in spans])
+    assert jwk["d"] not in exported and "fake-access-token" not in exported
+    assert settings.tracing_implementation() is OpenTelemetrySpan  # restored by the fixture afterwards

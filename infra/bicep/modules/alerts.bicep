@@ -1,4 +1,4 @@
-// Alerts and a workbook on the broker's Application Insights telemetry (docs/deploy.md §5 ter).
+// Alerts and a workbook on the broker's Application Insights telemetry (docs/deploy.md §5 quater).
 // Each query is a file of infra/monitoring/, read here with loadTextContent and quoted in docs/deploy.md:
 // tests/infra/test_monitoring.py checks the queries against telemetry captured in the sandbox.
 
@@ -60,7 +60,7 @@ resource refusalsAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-previe
   tags: tags
   properties: {
     displayName: 'PSC sans couture : refus de connexion en hausse'
-    description: 'Refused sign-ins of one reason above the threshold within 15 minutes (docs/deploy.md §5 ter).'
+    description: 'Refused sign-ins of one reason above the threshold within 15 minutes (docs/deploy.md §5 quater).'
     severity: 2
     enabled: true
     scopes: [
@@ -229,7 +229,7 @@ var workbookContent = {
       type: 1
       name: 'title'
       content: {
-        json: '## PSC sans couture : connexions\nConnexions, refus, latence des étapes et appairages (docs/deploy.md §5 ter).'
+        json: '## PSC sans couture : connexions\nConnexions, refus, latence des étapes et appairages (docs/deploy.md §5 quater).'
       }
     }
     {

@@ -1,8 +1,8 @@
 """The telemetry scrubbers: what reaches the exporter from a span or a log record (issue 11).
 
-A real SDK tracer and logger provider of the test's own (never the global ones), whose first processor
-is an in-memory exporter's, as the worker registers its batch processor before the broker's code runs;
-the scrubbers must still act before it.
+``otel_providers`` (tests/conftest.py): a real SDK tracer and logger provider of the test's own (never
+the global ones), whose first processor is an in-memory exporter's, as the worker registers its batch
+processor before the broker's code runs; the scrubbers must still act before it.
 """
 
 from __future__ import annotations
@@ -16,11 +16,6 @@ from pathlib import Path
 import pytest
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider
 from opentelemetry.trace import Status
 from opentelemetry.trace import StatusCode
@@ -31,16 +26,6 @@ ROOT = Path(__file__).resolve().parents[3]
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 IDNAT = "810100000001"
-
-
-@pytest.fixture
-def providers() -> tuple[TracerProvider, InMemorySpanExporter, LoggerProvider, InMemoryLogRecordExporter]:
-    spans, records = InMemorySpanExporter(), InMemoryLogRecordExporter()
-    tracer_provider, logger_provider = TracerProvider(), LoggerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(records))
-    assert telemetry.prepend_scrubbers(tracer_provider, logger_provider)
-    return tracer_provider, spans, logger_provider, records
 
 
 @pytest.mark.parametrize(
@@ -58,8 +43,8 @@ def test_telemetry_is_on_only_with_the_worker_switch_and_a_connection_string(
     assert telemetry.enabled(env) is expected
 
 
-def test_a_span_loses_query_strings_credential_headers_tokens_and_national_identifiers(providers: tuple) -> None:
-    tracer_provider, spans, _, _ = providers
+def test_a_span_loses_query_strings_credential_headers_tokens_and_national_identifiers(otel_providers: tuple) -> None:
+    tracer_provider, spans, _, _ = otel_providers
     tracer = tracer_provider.get_tracer("test")
     with tracer.start_as_current_span("GET /authorize?login_hint=" + IDNAT) as span:
         span.set_attribute("url.full", "https://broker.example.fr/authorize?code=abc&state=xyz")
@@ -80,8 +65,8 @@ def test_a_span_loses_query_strings_credential_headers_tokens_and_national_ident
     assert exported.status.description == "refused [token]"
 
 
-def test_a_log_record_exception_text_is_scrubbed_before_export(providers: tuple) -> None:
-    _, _, logger_provider, records = providers
+def test_a_log_record_exception_text_is_scrubbed_before_export(otel_providers: tuple) -> None:
+    _, _, logger_provider, records = otel_providers
     logger = logging.getLogger("tests.telemetry")
     logger.propagate = False
     handler = LoggingHandler(logger_provider=logger_provider)
@@ -99,6 +84,23 @@ def test_a_log_record_exception_text_is_scrubbed_before_export(providers: tuple)
     assert "code=abc" not in attributes["exception.stacktrace"] and IDNAT not in attributes["exception.stacktrace"]
     assert (attributes["reference"], attributes["hint"]) == ("0a1b2c3d", "login_hint=[removed]")
     assert exported.log_record.body == "unexpected failure"
+
+
+def test_the_sandbox_configures_the_exporter_with_the_worker_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's app settings (azure-functions-python-worker constants.py): the connection string and
+    ``PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME``, whose default is the root logger ("")."""
+    import azure.monitor.opentelemetry
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(azure.monitor.opentelemetry, "configure_azure_monitor", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(telemetry, "install_scrubbers", lambda: True)
+    monkeypatch.setenv("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions")  # restored after the test
+    connection = "InstrumentationKey=00000000-0000-0000-0000-000000000000"
+    telemetry.configure_like_the_worker({"APPLICATIONINSIGHTS_CONNECTION_STRING": connection,
+                                         "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME": "sanscouture"})
+    telemetry.configure_like_the_worker({"APPLICATIONINSIGHTS_CONNECTION_STRING": connection})
+    assert calls == [{"connection_string": connection, "logger_name": "sanscouture"},
+                     {"connection_string": connection, "logger_name": ""}]
 
 
 def test_without_sdk_providers_nothing_is_installed() -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 
 import azure.functions as func
+import pytest
 
 from functions._http import browser_endpoint
 from functions._http import endpoint
@@ -56,6 +59,30 @@ def test_pages_turn_failures_into_french_pages_without_stack_traces() -> None:
         assert response.status_code == status, error
         assert words in page and "secret detail" not in page and "Traceback" not in page
         assert response.headers["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "level", "message"),
+    [
+        (RuntimeError("secret detail"), 500, logging.ERROR, "unexpected failure"),
+        (UpstreamUnavailableError(detail="psc: connection refused"), 503, logging.WARNING, "upstream unavailable"),
+        (StorageUnavailableError(detail="table codes: 503"), 503, logging.WARNING, "dependency unavailable"),
+    ],
+)
+def test_the_reference_a_page_shows_is_the_one_its_log_record_carries_with_the_exception(
+    error: Exception, status: int, level: int, message: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Support finds the record (an Application Insights exception) from the reference a person reads."""
+    caplog.set_level(logging.INFO, logger="sanscouture.http")
+    response = call(browser_endpoint(raising(error)))
+    assert response.status_code == status
+    page = response.get_body().decode()
+    shown = re.findall(r'indiquez cette référence&nbsp;: <span class="code">([^<]*)</span>', page)
+    assert len(shown) == 1 and re.fullmatch(r"[0-9a-f]{8}", shown[0])
+    (record,) = [record for record in caplog.records if record.name == "sanscouture.http"]
+    assert (record.levelno, record.getMessage(), record.route) == (level, message, "handler")
+    assert record.reference == shown[0]
+    assert record.exc_info is not None and record.exc_info[1] is error
 
 
 def test_repeated_query_parameters_are_seen_even_when_the_host_keeps_one() -> None:
