@@ -17,12 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 AXE_SCRIPT = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / ".data" / "screenshots"
 
-# Only these fail a test; "moderate" and "minor" findings are worth reading but not blocking.
+# Only these fail a test by default; "moderate" and "minor" findings are worth reading but not blocking.
 BLOCKING_IMPACTS = frozenset({"serious", "critical"})
+# Every severity axe-core reports: for the pages held to no violation at all.
+EVERY_IMPACT = frozenset({"minor", "moderate", "serious", "critical"})
 
 
-def check_page(page: Page) -> list[dict[str, Any]]:
-    """Run axe-core on the page; return its serious and critical violations (empty when clean)."""
+def check_page(page: Page, impacts: frozenset[str] = BLOCKING_IMPACTS) -> list[dict[str, Any]]:
+    """Run axe-core on the page; return its violations of the given impacts (by default serious and
+    critical; empty when clean)."""
     if not AXE_SCRIPT.is_file():
         raise FileNotFoundError(f"{AXE_SCRIPT} is missing: run `npm ci` (axe-core is in package.json)")
     if not page.evaluate("() => typeof window.axe === 'object'"):
@@ -33,7 +36,7 @@ def check_page(page: Page) -> list[dict[str, Any]]:
                 "could not inject axe-core; create the browser context with bypass_csp=True"
             ) from error
     results = page.evaluate("() => window.axe.run(document, {resultTypes: ['violations']})")
-    return [violation for violation in results["violations"] if violation.get("impact") in BLOCKING_IMPACTS]
+    return [violation for violation in results["violations"] if violation.get("impact") in impacts]
 
 
 def describe(violations: list[dict[str, Any]]) -> str:

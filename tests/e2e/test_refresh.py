@@ -11,6 +11,7 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.requests_client import OAuthError
 
+from sandbox.psc_sim.personas import find_persona
 from sandbox.run import Sandbox
 from sandbox.scripted import Browser
 from sandbox.scripted import Page
@@ -60,11 +61,15 @@ def test_the_demo_service_refreshes_its_tokens_with_authlib(sandbox: Sandbox) ->
         assert isinstance(page, Page)
     home = browser.submit(page, "confirm")
     assert isinstance(home, Page) and "renouvelé 0 fois" in home.html
+    persona = find_persona(PSC_PERSONA)
+    assert persona is not None
     for times in (1, 2):
         home = browser.submit(home, "refresh")
         assert isinstance(home, Page) and "Jetons renouvelés." in home.html, home.html
         assert f"renouvelé {times} fois" in home.html
-        assert "899700" in home.html or "identifiant national" in home.html  # /userinfo answered again
+        # Still signed in, with /userinfo answered for the new access token (a failed refresh or
+        # /userinfo ends the demo's session: its page then offers to sign in again).
+        assert f"identifiant national {persona.id_nat}" in home.html and "Vous êtes connecté(e)" in home.html
 
 
 def test_an_authlib_session_refreshes_and_the_new_access_token_serves_userinfo(

@@ -4,7 +4,7 @@ request, through the SDK's pipeline or sent directly) and pinned (issue 9, point
 A count is deterministic, unlike a time: each is pinned exactly, so that a change that adds a round
 trip to a sign-in is seen. The budget (docs/architecture.md): an unauthenticated /authorize none, a
 warm paired sign-in at most 4 (a re-verification sign-in too), a first sign-in with pairing at most 8,
-/token at most 2, /userinfo at most 1, prompt=none with a session at most 3.
+/token at most 2 (a refresh 3), /userinfo at most 1, prompt=none with a session at most 3.
 """
 
 from __future__ import annotations
@@ -146,3 +146,22 @@ def test_a_client_with_a_back_channel_uri_costs_one_merge_once_per_session(
     silent = browser.go(party.authorization_url(Pkce(), prompt="none"), stop_at=party.redirect_uri)
     assert isinstance(silent, Landing) and "code" in silent.params
     assert counted.take() == Counter({"GET bindings": 1, "POST codes": 1, "PUT audit": 1})
+
+
+def test_a_refresh_costs_three_round_trips(sandbox: Sandbox, counted: RequestCounter) -> None:
+    """grant_type=refresh_token: the family's row, the pairing it must still name (removed, replaced,
+    its session ended or its re-verification due: refused), then the row replaced If-Match (rotation)."""
+    ensure_paired(sandbox, "cpx", "medecin-cps")
+    party, pkce = rp(sandbox, "rp-refresh"), Pkce()
+    landing = sign_in(Browser(sandbox), party, pkce, login_hint="cpx")
+    redeemed = party.redeem(landing.params["code"], pkce)
+    assert redeemed.status_code == 200, redeemed.text
+    refresh_token = redeemed.json()["refresh_token"]
+    for _ in range(2):  # the first refresh and the next: the same count
+        counted.take()
+        refreshed = requests.post(f"{sandbox.broker_url}/token",
+                                  data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                                  auth=(party.client.client_id, party.client.secret or ""), timeout=30)
+        assert refreshed.status_code == 200, refreshed.text
+        assert counted.take() == Counter({"GET codes": 1, "GET bindings": 1, "PUT codes": 1})
+        refresh_token = refreshed.json()["refresh_token"]

@@ -885,3 +885,21 @@ def test_bicepparam_example_clients_are_valid_for_the_broker() -> None:
     for client in clients:
         if client.token_endpoint_auth_method != "private_key_jwt":
             assert re.fullmatch(r"sha256:[0-9a-f]{64}", client.client_secret or ""), "store secrets hashed"
+
+
+def test_deploy_md_documents_every_parameter_with_its_default() -> None:
+    """docs/deploy.md §3: one row per parameter of main.bicep, none other; a required one says so, and a
+    plain number, boolean or string default is the one main.bicep gives (``<env>`` for environmentName)."""
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = text[text.index("## 3. Paramètres"):text.index("### 3 bis.")]
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, re.MULTILINE))
+    params = parse(MAIN)["parameters"]
+    assert sorted(rows) == sorted(params)
+    for name, param in params.items():
+        default = param.get("default")
+        if default is None:
+            assert "obligatoire" in rows[name], name
+        elif isinstance(default, bool):
+            assert rows[name].strip() == f"`{str(default).lower()}`", name
+        elif isinstance(default, int) or (isinstance(default, str) and default and "/" not in default):
+            assert rows[name].strip() == f"`{default}`".replace("${environmentName}", "<env>"), name
