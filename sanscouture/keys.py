@@ -121,6 +121,10 @@ class SigningKey:
     def active(self, now: float) -> bool:
         return self.not_before is None or self.not_before <= now
 
+    def sign(self, claims: Mapping[str, Any], typ: str = "JWT") -> str:
+        """An RS256 JWS of ``claims``, the key's ``kid`` in its header (RFC 7515 4.1.4)."""
+        return jwt.encode(dict(claims), self.private_key, algorithm=SIGNING_ALG, headers={"kid": self.kid, "typ": typ})
+
 
 @dataclass(frozen=True)
 class _Snapshot:
@@ -152,8 +156,12 @@ class KeyRing:
 
     def sign(self, claims: Mapping[str, Any], typ: str = "JWT") -> str:
         """An RS256 JWS of ``claims`` with the newest active key, its ``kid`` in the header (RFC 7515 4.1.4)."""
-        key = self._signing_key()
-        return jwt.encode(dict(claims), key.private_key, algorithm=SIGNING_ALG, headers={"kid": key.kid, "typ": typ})
+        return self._signing_key().sign(claims, typ)
+
+    def current(self) -> SigningKey:
+        """The key that signs now, loaded if need be: whatever can fail (Key Vault) fails here, so that a
+        caller can resolve it before a step that cannot be undone and sign afterwards."""
+        return self._signing_key()
 
     def public_jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public JWK Set of every enabled key, newest first (RFC 7517 5)."""

@@ -34,7 +34,6 @@ from sanscouture.models import Client
 from sanscouture.models import CodeGrant
 from sanscouture.oidc.codes import GRANT_ROW
 from sanscouture.oidc.codes import REDEEMED_STATE
-from sanscouture.oidc.id_token import build_id_token_claims
 from sanscouture.ports import RowStore
 from sanscouture.reverification import reverification_due
 from sanscouture.settings import Settings
@@ -61,10 +60,10 @@ def new_refresh_token(grant_id: str, grant: CodeGrant, settings: Settings, now: 
 
 def exchange_refresh_token(request: Request, client: Client, endpoint: TokenEndpoint) -> IssuedTokens:
     """RFC 6749 6, one check per line: the family's current token, still valid, then rotation."""
-    from sanscouture.oidc.token import ACCESS_TOKEN_TYP
     from sanscouture.oidc.token import IssuedTokens
     from sanscouture.oidc.token import build_access_token_claims
     from sanscouture.oidc.token import grant_record
+    from sanscouture.oidc.token import start_signing
 
     check_client_may_refresh(client)
     grant_id, secret = check_refresh_token_form(request.form)
@@ -92,11 +91,9 @@ def exchange_refresh_token(request: Request, client: Client, endpoint: TokenEndp
     scope = narrowed_scope(request.form.get("scope"), grant.scope)
     jti = secrets.token_urlsafe(16)
     issued = replace(grant, scope=scope, nonce=None)  # OIDC Core 12.2: no nonce in a refreshed ID token
-    access_token = endpoint.signer.sign(
-        build_access_token_claims(issued, issuer=settings.issuer, grant_id=grant_id, jti=jti, now=now,
-                                  ttl=settings.access_token_ttl),
-        typ=ACCESS_TOKEN_TYP,
-    )
+    signed = start_signing(endpoint, build_access_token_claims(
+        issued, issuer=settings.issuer, grant_id=grant_id, jti=jti, now=now, ttl=settings.access_token_ttl
+    ), issued, now)
     refresh_token, fields = new_refresh_token(grant_id, grant, settings, now)
     access = {key: value for key, value in _access(row.data).items() if value > now}
     access[jti] = now + settings.access_token_ttl
@@ -108,8 +105,7 @@ def exchange_refresh_token(request: Request, client: Client, endpoint: TokenEndp
     if codes.replace(row, record, expires_in=lifetime) is None:
         codes.delete(grant_id, GRANT_ROW)  # two uses of one refresh token at once: treated as a reuse
         raise InvalidGrantError(REFUSED, detail="concurrent use of one refresh token: the family is revoked")
-    id_token = endpoint.signer.sign(build_id_token_claims(issued, issuer=settings.issuer, access_token=access_token,
-                                                          now=now))
+    access_token, id_token = signed.result()
     return IssuedTokens(access_token, id_token, settings.access_token_ttl, " ".join(scope), refresh_token)
 
 

@@ -10,8 +10,11 @@ A client registered for the ``refresh_token`` grant gets a refresh token with a 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
@@ -46,6 +49,8 @@ ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - RFC 9068 2.1 media type, not a secre
 AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type name
 BASIC_CHALLENGE = 'Basic realm="sans-couture"'
+SIGNING_THREADS = 4
+"""Redemptions signing at once on a worker; more wait their turn (signing is CPU: more threads buy nothing)."""
 # The parameters a repeated-parameter error may name (/token, and /par which shares the check).
 _PARAMETER_NAMES = frozenset({
     "grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "client_id",
@@ -53,10 +58,18 @@ _PARAMETER_NAMES = frozenset({
 })
 
 
+class Key(Protocol):
+    """One signing key (``sanscouture.keys.SigningKey``): signing with it can no longer fail on I/O."""
+
+    def sign(self, claims: Mapping[str, Any], typ: str = "JWT") -> str: ...
+
+
 class Signer(Protocol):
     """Signs claims as a JWS with the broker's current key (``sanscouture.keys.KeyRing``)."""
 
     def sign(self, claims: Mapping[str, Any], typ: str = "JWT") -> str: ...
+
+    def current(self) -> Key: ...
 
 
 @dataclass(frozen=True)
@@ -215,7 +228,7 @@ def redeem(
     claims = build_access_token_claims(
         grant, issuer=settings.issuer, grant_id=found.grant_id, jti=jti, now=now, ttl=settings.access_token_ttl
     )
-    access_token = endpoint.signer.sign(claims, typ=ACCESS_TOKEN_TYP)
+    signed = start_signing(endpoint, claims, grant, now)
     # The record keeps the code's secret hash: a replayed code still finds it, and revokes it.
     record = {**grant_record(grant, {jti: now + settings.access_token_ttl}),
               "secret_sha256": found.row.data["secret_sha256"]}
@@ -230,10 +243,38 @@ def redeem(
         codes.delete(found.grant_id, GRANT_ROW)
         raise InvalidGrantError("the authorization code is invalid, expired or was already used",
                                 detail="concurrent redemption: the grant's tokens were revoked")
-    id_token = endpoint.signer.sign(
-        build_id_token_claims(grant, issuer=settings.issuer, access_token=access_token, now=now)
-    )
+    access_token, id_token = signed.result()
     return IssuedTokens(access_token, id_token, settings.access_token_ttl, " ".join(grant.scope), refresh_token)
+
+
+def start_signing(
+    endpoint: TokenEndpoint, access_claims: Mapping[str, Any], grant: CodeGrant, now: int
+) -> Future[tuple[str, str]]:
+    """The access token and the ID token, signed on another thread while the caller writes the grant's
+    row: the two RS256 signatures (a millisecond each, the interpreter released) and the storage round
+    trip overlap, and the response waits for the slower of them, not for their sum. The key is resolved
+    here, first: what can fail (Key Vault) fails before the code or refresh token is used."""
+    key = endpoint.signer.current()
+    return _signing_threads().submit(_sign_tokens, key, access_claims, grant, endpoint.settings.issuer, now)
+
+
+def _sign_tokens(key: Key, claims: Mapping[str, Any], grant: CodeGrant, issuer: str, now: int) -> tuple[str, str]:
+    """The access token, then the ID token whose ``at_hash`` names it (OIDC Core 3.1.3.6)."""
+    access_token = key.sign(claims, typ=ACCESS_TOKEN_TYP)
+    return access_token, key.sign(build_id_token_claims(grant, issuer=issuer, access_token=access_token, now=now))
+
+
+_signing_pool: ThreadPoolExecutor | None = None
+_signing_pool_lock = threading.Lock()
+
+
+def _signing_threads() -> ThreadPoolExecutor:
+    """The worker's signing threads, started on the first redemption (none at import: cold start)."""
+    global _signing_pool
+    with _signing_pool_lock:
+        if _signing_pool is None:
+            _signing_pool = ThreadPoolExecutor(max_workers=SIGNING_THREADS, thread_name_prefix="token-signing")
+        return _signing_pool
 
 
 def build_access_token_claims(

@@ -153,6 +153,24 @@ def test_next_key_is_published_before_it_signs() -> None:
     assert jwt.get_unverified_header(keys.sign(claims()))["kid"] == upcoming["kid"]
 
 
+def test_the_current_key_signs_as_the_ring_does_and_is_resolved_when_asked() -> None:
+    """``current()`` is where the ring may fail (its source is loaded then); signing with the key it gives
+    needs nothing more, so a redemption can resolve it before using the code and sign afterwards."""
+    clock = FakeClock()
+    current, upcoming = generate_private_jwk(), {**generate_private_jwk(), "nbf": NOW + 60}
+    source = FakeKeySource([upcoming, current])
+    keys = ring(source, clock)
+    key = keys.current()
+    assert (key.kid, source.loads) == (current["kid"], 1)
+    clock.now = NOW + 60  # the upcoming key is active now, the key resolved before still signs as itself
+    token = key.sign(claims(), typ="at+jwt")
+    assert jwt.get_unverified_header(token) == {"alg": "RS256", "kid": current["kid"], "typ": "at+jwt"}
+    assert keys.decode(token, issuer=ISSUER, audience=ISSUER, typ="at+jwt")["sub"] == "s"
+    assert keys.current().kid == upcoming["kid"]
+    with pytest.raises(KeysUnavailableError):
+        ring(FakeKeySource([])).current()
+
+
 def test_a_failed_reload_keeps_serving_the_cached_keys_and_backs_off() -> None:
     clock = FakeClock()
     source = FakeKeySource()

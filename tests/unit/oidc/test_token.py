@@ -19,6 +19,7 @@ from sanscouture.errors import OAuthError
 from sanscouture.errors import StorageUnavailableError
 from sanscouture.errors import UnsupportedGrantTypeError
 from sanscouture.keys import KeyRing
+from sanscouture.keys import KeysUnavailableError
 from sanscouture.keys import public_jwk
 from sanscouture.limits import RateLimiter
 from sanscouture.limits import SlowDownError
@@ -40,6 +41,7 @@ from tests.unit.oidc.fakes import PSC_USERINFO
 from tests.unit.oidc.fakes import SHARED_BROKER_KEY
 from tests.unit.oidc.fakes import VERIFIER
 from tests.unit.oidc.fakes import FakeClock
+from tests.unit.oidc.fakes import FakeKeySource
 from tests.unit.oidc.fakes import FakeTables
 from tests.unit.oidc.fakes import make_grant
 from tests.unit.oidc.fakes import make_settings
@@ -278,6 +280,22 @@ def test_storage_outage_is_temporarily_unavailable(world: World) -> None:
     with pytest.raises(StorageUnavailableError) as raised:
         exchange_code(basic_request(code_form(code)), world.endpoint)
     assert (raised.value.status, raised.value.error) == (503, "temporarily_unavailable")
+
+
+def test_signing_keys_out_of_reach_answer_temporarily_unavailable_before_the_code_is_used(world: World) -> None:
+    """The key is resolved before the code's row is replaced (the signatures run beside that write): a
+    Key Vault outage costs the client a retry, not its code."""
+    source = FakeKeySource([dict(SHARED_BROKER_KEY)])
+    source.fail = KeysUnavailableError(detail="key source: HTTP 503")
+    endpoint = dataclasses.replace(world.endpoint, signer=KeyRing(source, clock=world.clock))
+    code = world.code()
+    with pytest.raises(KeysUnavailableError) as raised:
+        exchange_code(basic_request(code_form(code)), endpoint)
+    assert (raised.value.status, raised.value.error) == (503, "temporarily_unavailable")
+    source.fail = None
+    world.clock.now += 31  # the ring tries its source again after 30 s
+    tokens = exchange_code(basic_request(code_form(code)), endpoint)
+    assert world.keys.decode(tokens.id_token, issuer=ISSUER, audience="rp-basic")["sub"] == PSC_USERINFO["sub"]
 
 
 def test_two_concurrent_redemptions_of_one_code_revoke_every_token_of_the_grant(world: World) -> None:
