@@ -111,7 +111,7 @@ class Broker:
     outbox: MessageQueue | None = None
 
     def spend_journey(self, request: Request) -> None:
-        """A new journey row for this source, within BROKER_LIMIT_JOURNEYS_PER_MINUTE (else SlowDownError)."""
+        """A new journey for this source, within BROKER_LIMIT_JOURNEYS_PER_MINUTE (else SlowDownError)."""
         if self.limits is not None:
             self.limits.journeys.spend(source_of(request))
 

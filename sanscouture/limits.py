@@ -2,9 +2,10 @@
 
 Each worker keeps a token bucket per source (the client address the platform's front end appends to
 ``X-Forwarded-For``): ``limit`` events a minute, refilled continuously. This is a cache-like guard,
-per instance, that bounds what one source can make the broker write (a journey row per sign-in
-started, expiring in 15 minutes) and how fast it can guess client secrets; it is not a quota shared
-across instances. The number of sources remembered is bounded too, least recently seen first out.
+per instance, that bounds how many sign-ins one source can start (each a journey sealed in the
+browser's cookie and a trip to Entra ID or PSC on the broker's registrations; /authorize writes nothing
+to storage) and how fast it can guess client secrets; it is not a quota shared across instances. The
+number of sources remembered is bounded too, least recently seen first out.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ class DependencyStatus:
 
 @dataclass(frozen=True)
 class AuthorizationRequest:
-    """A validated RP authorization request (OIDC Core 3.1.2.1), kept in the journey row."""
+    """A validated RP authorization request (OIDC Core 3.1.2.1), sealed in the journey cookie."""
 
     client_id: str
     redirect_uri: str

@@ -1,7 +1,7 @@
 """Entra ID through MSAL's auth code flow, with the broker's own ID token verification.
 
 MSAL builds the authorization URL (PKCE S256, nonce, state) and redeems the code; the flow dict it
-returns is kept in the journey row, never in a URL. MSAL 1.38+ does not verify the ID token, so
+returns is sealed in the journey cookie, never in a URL. MSAL 1.38+ does not verify the ID token, so
 :meth:`EntraAdapter.finish` verifies it against Entra's JWKS (key rollover handled by
 :class:`JwksCache`), with the tenant-specific issuer of the token's ``tid``.
 

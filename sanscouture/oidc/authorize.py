@@ -136,7 +136,7 @@ def check_max_age(params: Mapping[str, str]) -> int | None:
 
 
 def check_lengths(params: Mapping[str, str]) -> None:
-    """Bound, in encoded bytes, what is stored in the journey row or passed upstream in a URL."""
+    """Bound, in encoded bytes, what is sealed in the journey cookie or passed upstream in a URL."""
     for name, limit in MAX_BYTES.items():
         if len(params.get(name, "").encode("utf-8")) > limit:
             raise InvalidRequestError(f"{name} is too long")

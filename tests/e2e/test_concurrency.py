@@ -1,10 +1,12 @@
 """What happens between two requests of one person, over HTTPS against the sandbox: another browser pairing
-the same Entra account at the same instant, an administrator removing the pairing while a session is live.
+the same Entra account at the same instant, an administrator removing the pairing while a session is live,
+a session left idle past its 30 minutes.
 
 docs/architecture.md "State without transactions": a pairing is inserted, never upserted, and a broker
 session signs in silently only while the pairing it was opened with still exists (``tools.pairings``:
-"Live broker sessions end at their next use"). The idle and 4-hour limits of sessions need a controlled
-clock: tests/integration/test_sessions.py; the store-level race: tests/integration/test_bindings.py.
+"Live broker sessions end at their next use"). The idle limit is tested here with the sandbox's clocks
+moved ahead (``Sandbox.time_travel``); the idle and 4-hour limits of sessions in detail, with a controlled
+clock: tests/unit/sanscouture/test_sessions.py; the store-level race: tests/integration/test_bindings.py.
 """
 
 from __future__ import annotations
@@ -91,6 +93,21 @@ def test_two_browsers_returning_from_psc_at_the_same_instant_pair_the_account_on
     oid = persona_oid(sandbox, PERSONA)
     events = sorted(row["event"] for row in audit_since(sandbox, since) if row.get("oid") == oid)
     assert events == ["pairing_created", "pairing_existing"]
+
+
+def test_prompt_none_after_31_minutes_idle_is_login_required(sandbox: Sandbox) -> None:
+    browser = Browser(sandbox, psc_persona="medecin2-cps")
+    sign_in(browser, rp(sandbox, "rp-basic"), Pkce(), login_hint=PERSONA)  # paired, with a broker session
+    other = rp(sandbox, "rp-post")
+    with sandbox.time_travel(29 * 60):  # used within its 30 minutes: signs in, and its idle clock restarts
+        silent = browser.go(other.authorization_url(Pkce(), prompt="none"), stop_at=other.redirect_uri)
+        assert isinstance(silent, Landing) and "code" in silent.params
+    pkce = Pkce()
+    with sandbox.time_travel(29 * 60 + 31 * 60):  # then left idle 31 minutes, well within its 4 hours
+        landing = browser.go(other.authorization_url(pkce, prompt="none"), stop_at=other.redirect_uri)
+    assert isinstance(landing, Landing)
+    assert landing.params == {"error": "login_required", "error_description": "no broker session",
+                              "state": pkce.state, "iss": sandbox.broker_url}
 
 
 def test_prompt_none_after_an_administrator_removed_the_pairing_is_login_required(sandbox: Sandbox) -> None:

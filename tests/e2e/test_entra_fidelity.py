@@ -47,6 +47,17 @@ def test_every_entra_request_asks_for_c1_in_the_documented_form_and_for_max_age(
     assert second["max_age"] == "600"
 
 
+def test_the_broker_asks_entra_for_openid_and_profile_only(sandbox: Sandbox) -> None:
+    # Issue 8, point 5: no offline_access (MSAL adds it unless excluded) nor User.Read, so Entra issues
+    # the broker no refresh token and no Graph access token to keep.
+    browser, party = Browser(sandbox), rp(sandbox)
+    start(browser, party, Pkce(), login_hint="cpx")
+    start(browser, party, Pkce(), login_hint="cpx", prompt="login")
+    requests_seen = entra_requests(browser, sandbox)
+    assert len(requests_seen) == 2
+    assert [sorted(request["scope"].split()) for request in requests_seen] == [["openid", "profile"]] * 2
+
+
 def test_with_the_policy_enforced_a_password_sign_in_is_stepped_up_at_entra_then_refused(
     sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -9,10 +9,17 @@ from sandbox.scripted import Browser
 from sandbox.scripted import Landing
 from sandbox.scripted import Page
 from sandbox.scripted import Pkce
+from sandbox.scripted import sign_in
 from tests.e2e.test_journey import CONFIRMATION
 from tests.e2e.test_journey import ensure_paired
 from tests.e2e.test_journey import rp
 from tests.e2e.test_journey import start
+from tests.e2e.test_logout import logout_url
+from tests.e2e.test_logout import signed_in
+from tests.e2e.test_logout import silent
+
+# Neither decodes: an ellipsis and an accent, and a JWT-looking string whose signature ends in "é".
+NON_ASCII_HINTS = ("é…", "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiLDqSJ9.c2lnbmF0dXJl-é")
 
 
 def test_a_non_ascii_csrf_token_is_a_refused_form_not_a_crash(sandbox: Sandbox) -> None:
@@ -25,6 +32,39 @@ def test_a_non_ascii_csrf_token_is_a_refused_form_not_a_crash(sandbox: Sandbox) 
                                     data={**form.fields, "csrf_token": "jeton-forgé-é", name: value},
                                     allow_redirects=False, timeout=10)
     assert response.status_code == 403 and "Formulaire expiré" in response.text
+
+
+def test_a_non_ascii_id_token_hint_at_authorize_names_no_one_a_refused_silent_sign_in_not_a_crash(
+    sandbox: Sandbox,
+) -> None:
+    ensure_paired(sandbox, "cpx", "medecin-cps")
+    browser, party, first = Browser(sandbox), rp(sandbox), Pkce()
+    landing = sign_in(browser, party, first, login_hint="cpx")  # a broker session, and an ID token about it
+    id_token = party.redeem(landing.params["code"], first).json()["id_token"]
+    assert "code" in silent(browser, party)  # the session signs in silently without a hint
+    for hint in (*NON_ASCII_HINTS, id_token + "é"):
+        pkce = Pkce()
+        # An unreadable hint is no hint about the signed-in person: the broker session is not used.
+        landing = start(browser, party, pkce, prompt="none", id_token_hint=hint)
+        assert isinstance(landing, Landing)
+        assert landing.params == {"error": "login_required", "error_description": "no broker session",
+                                  "state": pkce.state, "iss": sandbox.broker_url}
+        # It names no one either: the interactive sign-in goes on as without a hint.
+        page = start(browser, party, Pkce(), login_hint="cpx", id_token_hint=hint)
+        assert isinstance(page, Page) and page.status == 200 and page.h1 == CONFIRMATION
+        landing = browser.submit(page, "confirm", stop_at=party.redirect_uri)
+        assert isinstance(landing, Landing) and "code" in landing.params
+
+
+def test_a_non_ascii_id_token_hint_at_logout_is_an_invalid_request_page_not_a_crash(sandbox: Sandbox) -> None:
+    browser, party, id_token = signed_in(sandbox)
+    target = party.client.post_logout_redirect_uris[0]
+    for hint in (*NON_ASCII_HINTS, id_token + "é"):
+        response = browser.session.get(logout_url(sandbox, id_token_hint=hint, post_logout_redirect_uri=target),
+                                       allow_redirects=False, timeout=10)
+        assert response.status_code == 400 and "Location" not in response.headers
+        assert 'lang="fr"' in response.text and "Demande de déconnexion invalide" in response.text
+    assert "code" in silent(browser, party)  # nobody was logged out
 
 
 def test_a_body_beyond_64_kib_is_413_invalid_request(sandbox: Sandbox) -> None:

@@ -91,6 +91,53 @@ def test_prompt_none_with_a_session_of_a_pairing_removed_then_made_again_in_the_
     assert landing(world.authorize(prompt="none"))["error_description"] == "the broker session has ended"
 
 
+def test_a_session_of_a_pairing_removed_then_made_again_in_the_same_second_does_not_skip_entra() -> None:
+    """Without prompt=none as with it: the Connexion page is not shown from the old pairing's session,
+    Entra ID is asked again."""
+    world = signed_in()
+    session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert session is not None
+    world.broker.bindings.remove(TENANT, "oid-1")
+    again, created = world.broker.bindings.create(session.account, DOCTOR)
+    assert created and again.paired_at == session.created_at and again.pairing_id != session.pairing_id
+    asked = len(world.entra.begun)
+    answer = world.authorize()
+    assert answer.status == 302 and (answer.header("Location") or "").startswith("https://entra.test/authorize?")
+    assert len(world.entra.begun) == asked + 1
+
+
+def with_a_session_from_before_pairing_ids(world: World) -> None:
+    """The browser's session cookie as sealed before pairing ids existed: the same session, no pairing id."""
+    session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert session is not None and session.pairing_id
+    set_cookie = world.broker.sessions.cookie(dataclasses.replace(session, pairing_id=""))
+    world.cookies[SESSION_COOKIE] = set_cookie.split("=", 1)[1].split(";", 1)[0]
+    legacy = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert legacy is not None and (legacy.sid, legacy.pairing_id) == (session.sid, "")
+
+
+def test_a_session_from_before_pairing_ids_is_admitted_when_opened_since_the_pairing_was_made() -> None:
+    world = signed_in()
+    with_a_session_from_before_pairing_ids(world)
+    asked = len(world.entra.begun)
+    assert world.authorize().status == 200  # the Connexion page, from the session
+    assert len(world.entra.begun) == asked  # Entra ID not asked again
+    assert "code" in landing(world.authorize(prompt="none"))
+
+
+def test_a_session_from_before_pairing_ids_is_not_admitted_by_a_pairing_made_after_it() -> None:
+    world = signed_in()
+    with_a_session_from_before_pairing_ids(world)
+    session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])
+    assert session is not None
+    world.broker.bindings.remove(TENANT, "oid-1")
+    world.clock.now += 1  # the next second: the times tell the two pairings apart
+    again, created = world.broker.bindings.create(session.account, DOCTOR)
+    assert created and again.paired_at == session.created_at + 1
+    assert landing(world.authorize(prompt="none"))["error_description"] == "the broker session has ended"
+    assert world.authorize().status == 302  # to Entra ID, not the Connexion page
+
+
 def test_prompt_none_after_the_session_was_ended_is_login_required() -> None:
     world = signed_in()
     session = world.broker.sessions.find(world.cookies[SESSION_COOKIE])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from sanscouture.audit import AuditLog
 from sanscouture.bindings import BindingStore
 from sanscouture.bindings import restore_missing_audit
@@ -104,11 +106,25 @@ def test_a_pairing_row_keeps_the_identity_and_its_times() -> None:
         "entra_username": "claire@chu.fr", "paired_at": int(clock()), "last_used_at": int(clock()),
         "verified_at": int(clock()), "pairing_id": binding.pairing_id,
     }
-    assert len(binding.pairing_id) >= 22  # 128 random bits: the sessions opened through this pairing carry it
+    # 128 random bits (16 bytes, 22 base64url characters): the sessions opened through this pairing carry it.
+    assert len(binding.pairing_id) == 22
+    assert len(base64.urlsafe_b64decode(binding.pairing_id + "==")) == 16
     found = bindings.find("t", "o")
     assert found is not None and (found.identity, found.paired_at, found.etag) == (identity, int(clock()), row.etag)
     assert found.pairing_id == binding.pairing_id
     assert found.revoked_sessions == {}
+
+
+def test_a_row_from_before_pairing_ids_has_none_and_admits_sessions_by_their_times() -> None:
+    bindings, rows, clock = store()
+    bindings.create(ACCOUNT, make_identity())
+    row = rows.rows[("t", "o")]
+    rows.save("t", "o", {k: v for k, v in row.data.items() if k != "pairing_id"}, None)
+    found = bindings.find("t", "o")
+    assert found is not None and found.pairing_id == ""
+    now = clock()
+    assert found.admits_session("sid", int(now), now, "a-session-s-pairing-id")  # opened since it was paired
+    assert not found.admits_session("sid", int(now) - 1, now, "a-session-s-pairing-id")
 
 
 def test_a_second_pairing_of_one_account_returns_the_first_untouched() -> None:

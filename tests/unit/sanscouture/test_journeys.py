@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from typing import Any
@@ -162,6 +163,21 @@ def test_at_most_five_journeys_live_in_a_browser_the_oldest_dropped() -> None:
     seventh = journeys.started(jar, journeys.new(Step.ENTRA, None))
     assert seventh[1].startswith(f"{started[3].cookie_name}=;")
     assert journeys.ended(sixth) == f"{sixth.cookie_name}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"
+
+
+def test_the_journey_dropped_is_the_oldest_by_its_start_whatever_its_cookie_name() -> None:
+    """Cookie names are random: the oldest journey is the one started first, read from its sealed cookie."""
+    journeys, clock = store()
+    jar: dict[str, str] = {}
+    started: list[Journey] = []
+    for letter in "edcba":  # each journey's cookie name sorts before those of the journeys started earlier
+        journey = dataclasses.replace(journeys.new(Step.ENTRA, None), id=letter * 43)
+        started.append(journey)
+        jar.update(cookie_jar(*journeys.started(jar, journey)))
+        clock.now += 1
+    newest = dataclasses.replace(journeys.new(Step.ENTRA, None), id="f" * 43)
+    assert journeys.started(jar, newest)[1:] == (
+        f"{started[0].cookie_name}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0",)
 
 
 def post(cookie: str = "", body: bytes = b"client_id=sn&state=x", form: dict[str, Any] | None = None,
