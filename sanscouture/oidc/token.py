@@ -9,6 +9,7 @@ A client registered for the ``refresh_token`` grant gets a refresh token with a 
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -275,6 +276,16 @@ def _signing_threads() -> ThreadPoolExecutor:
         if _signing_pool is None:
             _signing_pool = ThreadPoolExecutor(max_workers=SIGNING_THREADS, thread_name_prefix="token-signing")
         return _signing_pool
+
+
+def _forget_signing_threads() -> None:
+    """In a forked child: the parent's threads do not exist there, yet its executor would count them and
+    start none, and every redemption would wait forever. The child starts its own."""
+    global _signing_pool, _signing_pool_lock
+    _signing_pool, _signing_pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_signing_threads)
 
 
 def build_access_token_claims(

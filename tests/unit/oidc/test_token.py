@@ -6,6 +6,9 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
+import select
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -296,6 +299,31 @@ def test_signing_keys_out_of_reach_answer_temporarily_unavailable_before_the_cod
     world.clock.now += 31  # the ring tries its source again after 30 s
     tokens = exchange_code(basic_request(code_form(code)), endpoint)
     assert world.keys.decode(tokens.id_token, issuer=ISSUER, audience="rp-basic")["sub"] == PSC_USERINFO["sub"]
+
+
+def test_a_forked_worker_redeems_with_signing_threads_of_its_own(world: World) -> None:
+    """The signing threads are the process's own: a child forked after a redemption (a worker model that
+    forks, a test runner) does not wait on threads that exist only in its parent."""
+    exchange_code(basic_request(code_form(world.code())), world.endpoint)  # the parent's threads run now
+    code = world.code()
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child, which reports through the pipe
+        try:
+            tokens = exchange_code(basic_request(code_form(code)), world.endpoint)
+            os.write(write_end, b"signed" if tokens.id_token.count(".") == 2 else b"unsigned")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 30)
+        answer = os.read(read_end, 16) if ready else b"still waiting after 30 s"
+    finally:
+        os.close(read_end)
+        if not ready:
+            os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    assert answer == b"signed"
 
 
 def test_two_concurrent_redemptions_of_one_code_revoke_every_token_of_the_grant(world: World) -> None:
