@@ -91,6 +91,35 @@ class PhaseResult:
     op_cpu_ms_per_op: float | None
     client_cpu_ms_per_op: float
     error_samples: list[str] = field(default_factory=list)
+    latencies_s: tuple[float, ...] = field(default=(), repr=False)
+
+
+def combined(parts: Sequence[PhaseResult]) -> PhaseResult:
+    """One result from the rounds of one phase: counts and times added, median and p95 over every call,
+    CPU per operation over all of them."""
+    first = parts[0]
+    attempted = sum(part.attempted for part in parts)
+    ok = sum(part.ok for part in parts)
+    wall_s = sum(part.wall_s for part in parts)
+    latencies = sorted(latency for part in parts for latency in part.latencies_s)
+    op_cpu = None
+    if all(part.op_cpu_ms_per_op is not None for part in parts):
+        op_cpu = sum((part.op_cpu_ms_per_op or 0.0) * part.attempted for part in parts) / max(attempted, 1)
+    return PhaseResult(
+        phase=first.phase,
+        concurrency=first.concurrency,
+        attempted=attempted,
+        ok=ok,
+        errors=sum(part.errors for part in parts),
+        wall_s=wall_s,
+        rate_per_s=ok / wall_s if wall_s else 0.0,
+        median_ms=1000 * statistics.median(latencies) if latencies else math.nan,
+        p95_ms=1000 * percentile(latencies, 0.95) if latencies else math.nan,
+        op_cpu_ms_per_op=op_cpu,
+        client_cpu_ms_per_op=sum(part.client_cpu_ms_per_op * part.attempted for part in parts) / max(attempted, 1),
+        error_samples=[sample for part in parts for sample in part.error_samples][:5],
+        latencies_s=tuple(latencies),
+    )
 
 
 def b64url(data: bytes) -> str:
@@ -176,6 +205,11 @@ class RelyingParty:
 
     def close(self) -> None:
         self.http.close()
+
+    def connect(self) -> None:
+        """Open this party's kept-alive connection to the provider (its JWK Set, untimed), as a service
+        already connected does: a phase's timing then holds no TCP or TLS set-up to the provider."""
+        self.http.get(self.metadata["jwks_uri"], timeout=self.settings.timeout_s).raise_for_status()
 
     def authorize(self, *, silent: bool = False) -> Code:
         """Front channel: authorization request to code, as a new browser session; ``silent``: with
@@ -395,6 +429,7 @@ def run_phase(
         op_cpu_ms_per_op=op_cpu,
         client_cpu_ms_per_op=1000 * (client_cpu_after - client_cpu_before) / done,
         error_samples=errors[:5],
+        latencies_s=tuple(ordered),
     )
     return result, outputs
 

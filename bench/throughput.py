@@ -6,6 +6,12 @@ memory); the peer is oidc-provider pinned in package.json (``bench/peer/provider
 (:mod:`bench.load`) runs in this process, so that the CPU time read from ``/proc/<pid>/stat`` is the
 provider's alone. For each operation and concurrency it prints requests/s, median and p95 latency, the
 provider's CPU ms per operation, for both, and their ratios.
+
+The providers run side by side but are loaded in turn, in alternating rounds: each line is measured in
+:data:`ROUNDS` parts, the broker's and the peer's one after the other, their order swapped every round.
+A shared machine's speed drifts by tens of percent within a minute (other jobs on the same CPUs); measured
+one after the other, a minute apart, the broker and the peer met different machines and their ratio
+moved with the drift. Interleaved, both see the same drift, and the ratio holds.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ CLIENT_SECRET = "bench-secret-" + "0" * 20
 ENTRA_PERSONA = "cpx"
 PSC_PERSONA = "medecin-cps"
 START_TIMEOUT_S = 120.0
+ROUNDS = 4
+"""Parts of each line, alternated between the providers."""
 
 
 @dataclass(frozen=True)
@@ -74,10 +82,11 @@ def running_peer(workdir: Path, tls: Path | None = None) -> Iterator[Provider]:
         env.update(TLS_CERT=str(tls / "server.pem"), TLS_KEY=str(tls / "server-key.pem"))
         verify = tls / "bundle.pem"
     issuer = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    log = (workdir / "peer.log").open("w", encoding="utf-8")
+    log_path = workdir / f"peer-{'https' if tls else 'http'}.log"
+    log = log_path.open("w", encoding="utf-8")
     process = subprocess.Popen(["node", str(PEER_PROVIDER)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for(f"{issuer}/.well-known/openid-configuration", process, workdir / "peer.log", verify=verify)
+        _wait_for(f"{issuer}/.well-known/openid-configuration", process, log_path, verify=verify)
         yield Provider(f"oidc-provider {peer_version()} over {'https' if tls else 'http'}", process.pid,
                        load.Settings(issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                                      redirect_uri=REDIRECT_URI, scope="openid",
@@ -157,32 +166,64 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def measure(provider: Provider, flows: int, warmup: int, levels: tuple[int, ...]) -> list[Figures]:
-    """Warm-up flows, then each operation at each concurrency level."""
+@dataclass(frozen=True)
+class Subject:
+    """A provider ready to be loaded: its CPU probe and a factory of warmed-up relying parties."""
+
+    provider: Provider
+    probe: load.ProcessProbe
+    new_party: Callable[[], load.RelyingParty]
+
+
+def prepare(provider: Provider, warmup: int, concurrency: int) -> Subject:
+    """Discovery, the provider's keys, then warm-up sign-ins (first calls, caches, the pairing)."""
     probe = load.ProcessProbe(provider.pid)
     metadata = load.discover(provider.settings)
     keys = load.SigningKeys(metadata["jwks_uri"], provider.settings)
 
     def new_party() -> load.RelyingParty:
-        return load.RelyingParty(provider.settings, metadata, keys)
+        party = load.RelyingParty(provider.settings, metadata, keys)
+        party.connect()  # each round makes new parties: none times a handshake with the provider
+        return party
 
-    warm, _ = load.run_phase("warm-up", max(levels), range(warmup), load.RelyingParty.full_flow, new_party, probe)
+    warm, _ = load.run_phase("warm-up", concurrency, range(warmup), load.RelyingParty.full_flow, new_party, probe)
     if warm.errors:
         raise RuntimeError(f"{provider.name}: warm-up failed: {warm.error_samples[0]}")
-    figures: list[Figures] = []
-    for level in levels:
-        _, redeemed = load.token_phase(level, flows, new_party, probe)
-        figures.append(Figures("POST /token", level, redeemed))
-    for level in levels:
-        signed_in, _ = load.run_phase("full sign-in", level, range(flows), load.RelyingParty.full_flow, new_party,
-                                      probe)
-        figures.append(Figures("full sign-in", level, signed_in))
-    for level in levels:
-        figures.append(Figures("prompt=none", level, load.silent_phase(level, flows, new_party, probe)))
-    for figure in figures:
-        if figure.result.errors:
-            raise RuntimeError(f"{provider.name} {figure.operation} C={figure.concurrency}: "
-                               f"{figure.result.errors} errors, e.g. {figure.result.error_samples[:2]}")
+    return Subject(provider, probe, new_party)
+
+
+def run_operation(operation: str, subject: Subject, level: int, flows: int) -> load.PhaseResult:
+    """``flows`` operations at concurrency ``level``: only the operation itself is timed."""
+    if operation == "POST /token":
+        return load.token_phase(level, flows, subject.new_party, subject.probe)[1]
+    if operation == "full sign-in":
+        return load.run_phase(operation, level, range(flows), load.RelyingParty.full_flow, subject.new_party,
+                              subject.probe)[0]
+    return load.silent_phase(level, flows, subject.new_party, subject.probe)
+
+
+OPERATIONS = ("POST /token", "full sign-in", "prompt=none")
+
+
+def measure(subjects: list[Subject], flows: int, levels: tuple[int, ...], rounds: int = ROUNDS) -> list[list[Figures]]:
+    """Each operation at each concurrency for every subject, in alternating rounds (module docstring);
+    one list of figures per subject, in the order of ``subjects``."""
+    rounds = max(1, min(rounds, flows))
+    shares = [flows // rounds + (1 if part < flows % rounds else 0) for part in range(rounds)]
+    figures: list[list[Figures]] = [[] for _ in subjects]
+    for operation in OPERATIONS:
+        for level in levels:
+            parts: list[list[load.PhaseResult]] = [[] for _ in subjects]
+            for part, share in enumerate(shares):
+                order = range(len(subjects)) if part % 2 == 0 else reversed(range(len(subjects)))
+                for index in order:
+                    parts[index].append(run_operation(operation, subjects[index], level, share))
+            for index, subject in enumerate(subjects):
+                result = load.combined(parts[index])
+                if result.errors:
+                    raise RuntimeError(f"{subject.provider.name} {operation} C={level}: {result.errors} errors, "
+                                       f"e.g. {result.error_samples[:2]}")
+                figures[index].append(Figures(operation, level, result))
     return figures
 
 
@@ -209,26 +250,25 @@ def _cpu(result: load.PhaseResult) -> str:
 
 
 def throughput(flows: int = 100, warmup: int = 30, levels: tuple[int, ...] = (1, 4)) -> None:
-    """Measure the broker, then the peer (one at a time: they share the machine's CPUs), and print both."""
+    """Start the broker and the peer (over HTTPS with the broker's certificate, like for like, and over
+    plain HTTP as in the issue's first measurement), measure them in alternating rounds, print both tables."""
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as folder:
         workdir = Path(folder)
         try:
-            with running_broker(workdir) as broker:
-                ours = measure(broker, flows, warmup, levels)
-            # Like for like first: the peer over HTTPS with the broker's certificate (TLS 1.3, keep-alive),
-            # then over plain HTTP as in the issue's first measurement.
-            with running_peer(workdir, tls=workdir / "sandbox" / "tls") as peer_tls:
-                theirs_tls = measure(peer_tls, flows, warmup, levels)
-            with running_peer(workdir) as peer:
-                theirs = measure(peer, flows, warmup, levels)
+            with (running_broker(workdir) as broker,
+                  running_peer(workdir, tls=workdir / "sandbox" / "tls") as peer_tls,
+                  running_peer(workdir) as peer):
+                subjects = [prepare(provider, warmup, max(levels)) for provider in (broker, peer_tls, peer)]
+                ours, theirs_tls, theirs = measure(subjects, flows, levels)
         except Exception:
-            for log in ("sandbox.log", "peer.log"):
+            for log in ("sandbox.log", "peer-https.log", "peer-http.log"):
                 if (workdir / log).exists():
                     print(f"--- {log} (last lines) ---\n" + "\n".join(
                         (workdir / log).read_text(encoding="utf-8").splitlines()[-40:]), file=sys.stderr)
             raise
     report(ours, theirs_tls, peer_tls.name)
-    print(f"  {flows} operations per line after {warmup} warm-up sign-ins; both over https (keep-alive)")
+    print(f"  {flows} operations per line after {warmup} warm-up sign-ins, in {min(ROUNDS, flows)} rounds alternated "
+          "between the providers; all over https (keep-alive)")
     report(ours, theirs, peer.name)
     print("  the same broker figures beside the peer over plain http (the broker over https: it sets Secure "
           "cookies; in Azure, TLS ends at the platform's front end, not in the worker)")
