@@ -27,6 +27,7 @@
 # Requires Entra ID P1 and the Conditional Access Administrator (or Security Administrator) role.
 set -euo pipefail
 
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 readonly GRAPH="https://graph.microsoft.com/v1.0"
 readonly STRENGTHS_URL="$GRAPH/policies/authenticationStrengthPolicies"
 readonly CONTEXTS_URL="$GRAPH/identity/conditionalAccess/authenticationContextClassReferences"
@@ -330,32 +331,13 @@ print_offline_requests() {
 # az with a time-out; Graph calls
 # ---------------------------------------------------------------------------------------------
 
-# Runs a command in its own process group with no standard input (az then fails instead of
-# prompting) and kills the whole group after the time-out: exit status 124, as timeout(1).
-# The same helper as infra/deploy.sh.
-readonly TIMEOUT_PY='
-import os, signal, subprocess, sys
-seconds, command = float(sys.argv[1]), sys.argv[2:]
-child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
-try:
-    sys.exit(child.wait(timeout=seconds))
-except subprocess.TimeoutExpired:
-    os.killpg(child.pid, signal.SIGTERM)
-    try:
-        child.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-    sys.exit(124)
-except KeyboardInterrupt:
-    os.killpg(child.pid, signal.SIGTERM)
-    sys.exit(130)
-'
-
 az_timed() {
     # az_timed <seconds> <az arguments...>
     local seconds="$1"
     shift
-    "$PYTHON" -c "$TIMEOUT_PY" "$seconds" az "$@"
+    # No standard input (az fails instead of prompting); the whole process group killed after the
+    # time-out, exit status 124 as timeout(1).
+    "$PYTHON" "$SCRIPT_DIR/run_with_timeout.py" "$seconds" az "$@"
 }
 
 explain_time_out() {

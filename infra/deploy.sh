@@ -239,31 +239,13 @@ services numériques (docs/deploy.md, section 3), puis relancez."
 # az with a time-out, the subscription, and readable errors for missing roles and permissions
 # ---------------------------------------------------------------------------------------------
 
-# Runs a command in its own process group with no standard input (az then fails instead of
-# prompting) and kills the whole group after the time-out: exit status 124, as timeout(1).
-readonly TIMEOUT_PY='
-import os, signal, subprocess, sys
-seconds, command = float(sys.argv[1]), sys.argv[2:]
-child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
-try:
-    sys.exit(child.wait(timeout=seconds))
-except subprocess.TimeoutExpired:
-    os.killpg(child.pid, signal.SIGTERM)
-    try:
-        child.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-    sys.exit(124)
-except KeyboardInterrupt:
-    os.killpg(child.pid, signal.SIGTERM)
-    sys.exit(130)
-'
-
 az_timed() {
     # az_timed <seconds> <az arguments...>
     local seconds="$1"
     shift
-    "$PYTHON" -c "$TIMEOUT_PY" "$seconds" az "$@"
+    # No standard input (az fails instead of prompting); the whole process group killed after the
+    # time-out, exit status 124 as timeout(1).
+    "$PYTHON" "$SCRIPT_DIR/run_with_timeout.py" "$seconds" az "$@"
 }
 
 explain_failure() {
