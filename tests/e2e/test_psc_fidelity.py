@@ -68,6 +68,33 @@ def audit_reasons(sandbox: Sandbox, reference: str) -> list[str]:
     return [str(row.data.get("reason")) for row in rows if row.data.get("reference") == reference]
 
 
+def colleague_at_the_confirmation_page(sandbox: Sandbox) -> tuple[Browser, RelyingParty, Pkce, Page]:
+    """ENTRA paired with medecin-cps and signed in, their PSC session 10 minutes old; then a colleague
+    (medecin2-cps) at the same workstation reaches the confirmation page of ENTRA's account."""
+    unpair(sandbox, ENTRA)
+    browser, party = Browser(sandbox, psc_persona="medecin-cps"), rp(sandbox)
+    page = browser.submit(pairing_page(browser, party, Pkce()), "pair", stop_at=party.redirect_uri)
+    assert isinstance(page, Page)
+    assert isinstance(browser.submit(page, "confirm", stop_at=party.redirect_uri), Landing)
+    requests.post(f"{sandbox.psc_url}/_sim/sso-sessions/age", json=600, timeout=10)
+    browser.psc_persona = "medecin2-cps"
+    pkce = Pkce()
+    page = browser.go(party.authorization_url(pkce, login_hint=ENTRA), stop_at=party.redirect_uri)
+    assert isinstance(page, Page) and page.h1 == CONFIRMATION
+    return browser, party, pkce, page
+
+
+def assert_stale_session_page(sandbox: Sandbox, page: Page | Landing) -> Page:
+    """The explanatory page of a PSC session the wallet would not end, its audit reason, its logout link."""
+    assert isinstance(page, Page) and page.status == 403 and page.h1 == STALE
+    assert "peut-être par une autre personne" in page.html and "votre carte CPS ou votre e-CPS" in page.html
+    logout = f"{sandbox.psc_url}{REALM}/protocol/openid-connect/logout"
+    assert page.link("Fermer la session Pro Santé Connect") == logout
+    reference = re.search(r'<span class="code">([^<]+)</span>', page.html)
+    assert reference and audit_reasons(sandbox, reference.group(1)) == ["psc_session_stale"]
+    return page
+
+
 # -- point 6: the PSC SSO session ----------------------------------------------------------------
 
 
@@ -88,17 +115,7 @@ def test_a_live_psc_session_makes_pairing_ask_for_the_card_again(sandbox: Sandbo
 def test_another_identity_gets_a_fresh_psc_authentication_whose_auth_time_reaches_the_relying_party(
     sandbox: Sandbox,
 ) -> None:
-    unpair(sandbox, ENTRA)
-    browser, party = Browser(sandbox, psc_persona="medecin-cps"), rp(sandbox)
-    page = browser.submit(pairing_page(browser, party, Pkce()), "pair", stop_at=party.redirect_uri)
-    assert isinstance(page, Page)
-    assert isinstance(browser.submit(page, "confirm", stop_at=party.redirect_uri), Landing)
-    requests.post(f"{sandbox.psc_url}/_sim/sso-sessions/age", json=600, timeout=10)
-
-    browser.psc_persona = "medecin2-cps"  # a colleague on the same workstation
-    pkce = Pkce()
-    page = browser.go(party.authorization_url(pkce, login_hint=ENTRA), stop_at=party.redirect_uri)
-    assert isinstance(page, Page) and page.h1 == CONFIRMATION
+    browser, party, pkce, page = colleague_at_the_confirmation_page(sandbox)
     asked_at = time.time()
     landing = browser.submit(page, "other", stop_at=party.redirect_uri)
     assert isinstance(landing, Landing) and "code" in landing.params, landing
@@ -114,20 +131,16 @@ def test_a_wallet_that_ignores_prompt_login_gets_the_explanatory_page_and_no_pai
 
     with switched(sandbox.psc_url, wallet_ignores_prompt_login=True):
         page = browser.submit(pairing_page(browser, party, pkce), "pair", stop_at=party.redirect_uri)
-    assert isinstance(page, Page) and page.status == 403 and page.h1 == STALE
-    assert "peut-être par une autre personne" in page.html and "votre carte CPS ou votre e-CPS" in page.html
-    logout = page.link("Fermer la session Pro Santé Connect")
-    assert logout == f"{sandbox.psc_url}{REALM}/protocol/openid-connect/logout"
+    page = assert_stale_session_page(sandbox, page)
     assert binding_row(sandbox, persona_oid(sandbox, ENTRA)) is None  # never a pairing
     assert len(psc_authorizations(browser, sandbox)) == 1  # never a retry
-    reference = re.search(r'<span class="code">([^<]+)</span>', page.html)
-    assert reference and audit_reasons(sandbox, reference.group(1)) == ["psc_session_stale"]
 
     landing = browser.go(page.link("Retourner au service"), stop_at=party.redirect_uri)
     assert isinstance(landing, Landing)
     assert (landing.params["error"], landing.params["state"]) == ("access_denied", pkce.state)
 
     # Doing what the page says: close the PSC session, then sign in again from the service.
+    logout = page.link("Fermer la session Pro Santé Connect")
     confirmation = browser.session.get(logout, timeout=10)
     code = re.search(r'name="session_code" value="([^"]+)"', confirmation.text)
     assert code and "Vous êtes déconnecté" in browser.session.post(logout, data={"session_code": code.group(1)}).text
@@ -139,29 +152,13 @@ def test_a_wallet_that_ignores_prompt_login_gets_the_explanatory_page_and_no_pai
 def test_another_identity_with_a_wallet_that_ignores_prompt_login_gets_the_explanatory_page_and_no_code(
     sandbox: Sandbox,
 ) -> None:
-    unpair(sandbox, ENTRA)
-    browser, party = Browser(sandbox, psc_persona="medecin-cps"), rp(sandbox)
-    page = browser.submit(pairing_page(browser, party, Pkce()), "pair", stop_at=party.redirect_uri)
-    assert isinstance(page, Page)
-    assert isinstance(browser.submit(page, "confirm", stop_at=party.redirect_uri), Landing)
-    requests.post(f"{sandbox.psc_url}/_sim/sso-sessions/age", json=600, timeout=10)
-
-    browser.psc_persona = "medecin2-cps"  # a colleague on the same workstation, the wallet still open
-    pkce = Pkce()
-    page = browser.go(party.authorization_url(pkce, login_hint=ENTRA), stop_at=party.redirect_uri)
-    assert isinstance(page, Page) and page.h1 == CONFIRMATION
+    browser, party, pkce, page = colleague_at_the_confirmation_page(sandbox)  # the wallet still open
     paired = binding_row(sandbox, persona_oid(sandbox, ENTRA))
     asked_before = len(psc_authorizations(browser, sandbox))
     with switched(sandbox.psc_url, wallet_ignores_prompt_login=True):
-        page = browser.submit(page, "other", stop_at=party.redirect_uri)
-    assert isinstance(page, Page) and page.status == 403 and page.h1 == STALE
-    assert "peut-être par une autre personne" in page.html and "votre carte CPS ou votre e-CPS" in page.html
-    logout = page.link("Fermer la session Pro Santé Connect")
-    assert logout == f"{sandbox.psc_url}{REALM}/protocol/openid-connect/logout"
+        page = assert_stale_session_page(sandbox, browser.submit(page, "other", stop_at=party.redirect_uri))
     assert len(psc_authorizations(browser, sandbox)) == asked_before + 1  # never a retry
     assert binding_row(sandbox, persona_oid(sandbox, ENTRA)) == paired  # the pairing untouched
-    reference = re.search(r'<span class="code">([^<]+)</span>', page.html)
-    assert reference and audit_reasons(sandbox, reference.group(1)) == ["psc_session_stale"]
 
     landing = browser.go(page.link("Retourner au service"), stop_at=party.redirect_uri)
     assert isinstance(landing, Landing) and "code" not in landing.params  # no code for the stale identity
