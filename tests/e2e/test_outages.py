@@ -24,14 +24,20 @@ from tests.e2e.test_journey import ensure_paired
 
 @pytest.fixture
 def storage_down(sandbox: Sandbox) -> Iterator[None]:
-    """Point the running broker at a storage endpoint where nothing listens, then restore it."""
+    """Point the running broker at an Azurite of its own, answering, then really stop that Azurite (its
+    process ends: the broker's kept-alive connections and new ones fail as in an outage); restore after."""
     wired = _wiring.services()
     saved = {name: wired.__dict__.get(name) for name in ("tables", "broker")}
-    wired.__dict__["tables"] = Tables.from_connection_string(azurite.connection_string(free_port()))
-    wired.__dict__.pop("broker", None)
+    storage = azurite.start(free_port())
+    tables = Tables.from_connection_string(storage.connection_string)
     try:
+        tables["codes"].find("any", "row")  # it answered: a connection to it is kept alive now
+        wired.__dict__["tables"] = tables
+        wired.__dict__.pop("broker", None)
+        storage.stop()
         yield
     finally:
+        storage.stop()
         for name, value in saved.items():
             if value is None:
                 wired.__dict__.pop(name, None)
