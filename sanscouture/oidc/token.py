@@ -66,9 +66,7 @@ class Key(Protocol):
 
 
 class Signer(Protocol):
-    """Signs claims as a JWS with the broker's current key (``sanscouture.keys.KeyRing``)."""
-
-    def sign(self, claims: Mapping[str, Any], typ: str = "JWT") -> str: ...
+    """The broker's signing keys (``sanscouture.keys.KeyRing``): the key that signs now."""
 
     def current(self) -> Key: ...
 
